@@ -1,0 +1,88 @@
+// Loads the native addon. node-gyp-build finds prebuilds/<platform>-<arch>/ or build/Release; bundlers and
+// Electron asar archives can point at the .node file explicitly (configureBinding or FLTMGR_BINDING).
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+
+/** What one native batch carries per event: kind, slot, hresult, extra. */
+export const enum EventKind {
+  Message = 0,
+  ReplyDone = 1,
+  Error = 2,
+  Disconnected = 3,
+  Stopped = 4,
+}
+
+export interface NativeMessage {
+  replyLength: number;
+  id: bigint;
+  data: Buffer;
+}
+
+export interface NativePort {
+  send(input: Uint8Array | undefined, outputSize: number): Promise<{ hresult: number; output?: Buffer }>;
+  startReceiving(
+    concurrency: number,
+    bufferSize: number,
+    maxBufferSize: number,
+    onBatch: (batch: Array<number | NativeMessage | undefined>) => void,
+  ): void;
+  stopReceiving(): boolean;
+  reply(slot: number, status: number, data: Uint8Array | undefined): number;
+  release(slot: number): number;
+  close(): Promise<void>;
+  ref(): void;
+  unref(): void;
+}
+
+export interface NativeConnectOptions {
+  backend: 'system' | 'simulator';
+  endpoint?: string;
+  context?: Uint8Array;
+  syncHandle?: boolean;
+}
+
+export interface PeerCredentials {
+  uid: number;
+  gid: number;
+  pid?: number;
+}
+
+export interface Binding {
+  connect(name: string, options: NativeConnectOptions): Promise<{ hresult: number; port?: NativePort }>;
+  info(): { systemFilterManager: boolean; platform: 'win32' | 'posix' };
+  peerCredentials(fd: number): PeerCredentials | undefined;
+}
+
+let explicitPath: string | undefined;
+let loaded: Binding | undefined;
+
+/**
+ * Use this .node file instead of searching (for bundlers, or Electron's app.asar.unpacked). Call before the
+ * first connect. FLTMGR_BINDING in the environment does the same.
+ */
+export function configureBinding(options: { path: string }): void {
+  if (loaded !== undefined) throw new Error('the fltmgr native binding is already loaded; configure it before first use');
+  explicitPath = path.resolve(options.path);
+}
+
+/** The package root whether running from dist/lib (published) or lib/ (tests run the sources). */
+function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'binding.gyp')) || fs.existsSync(path.join(dir, 'prebuilds'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..', '..');
+}
+
+export function loadBinding(): Binding {
+  if (loaded !== undefined) return loaded;
+  const override = explicitPath ?? process.env['FLTMGR_BINDING'];
+  if (override !== undefined && override !== '') {
+    loaded = require(path.resolve(override)) as Binding;
+  } else {
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    loaded = load(packageRoot()) as Binding;
+  }
+  return loaded;
+}

@@ -1,0 +1,138 @@
+// Typed errors. FilterError carries what Windows (or the simulator) said: the HRESULT, its symbolic name, the
+// call that failed, and a message that says what to do about it. Misuse of the API gets Node-style errors
+// with a `code` (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_PORT_CLOSED, ...).
+import { hex32, nameOfHresult, win32FromHresult, Win32, HResult } from './status';
+
+export type FilterSyscall =
+  | 'FilterConnectCommunicationPort'
+  | 'FilterSendMessage'
+  | 'FilterGetMessage'
+  | 'FilterReplyMessage'
+  | 'CreateIoCompletionPort'
+  | 'GetQueuedCompletionStatusEx';
+
+const hints = new Map<number, (syscall: FilterSyscall, subject: string) => string>([
+  [
+    0x80070002,
+    (_s, subject) =>
+      `no communication port ${subject}: is the minifilter loaded (fltmc filters) and is the port name right? ` +
+      'In simulator mode: is the simulator running (FLTMGR_SIMULATOR) and does it host this port?',
+  ],
+  [
+    0x80070005,
+    () =>
+      "access denied by the port's security descriptor: by default only Administrators and SYSTEM may connect " +
+      '(run elevated, or have the minifilter grant your group access)',
+  ],
+  [0x800704d6, () => 'the port accepts no more connections (its MaxConnections is reached)'],
+  [
+    0x80070006,
+    () => 'the connection is gone: the minifilter closed it (unloaded, or called FltCloseClientPort), or the port was closed',
+  ],
+  [
+    0x801f0020,
+    () =>
+      'nobody is waiting for this reply: the minifilter stopped waiting (its FltSendMessage timed out), ' +
+      'the message expected no reply, or it was already answered',
+  ],
+  [
+    0x8007007a,
+    (s) =>
+      s === 'FilterGetMessage'
+        ? 'a message larger than maxBufferSize arrived: raise maxBufferSize'
+        : 'the buffer is too small for what the minifilter returned',
+  ],
+  [0x800703e3, () => 'the operation was cancelled'],
+  [0x80070032, () => 'the minifilter does not accept FilterSendMessage on this port (no MessageNotify callback)'],
+]);
+
+/** An error reported by Filter Manager (or the simulator playing it). */
+export class FilterError extends Error {
+  override readonly name = 'FilterError';
+  /** The HRESULT as an unsigned 32-bit number, e.g. 0x80070002. */
+  readonly hresult: number;
+  /** Symbolic name: 'ERROR_FILE_NOT_FOUND', 'ERROR_FLT_NO_WAITER_FOR_REPLY', 'E_INVALIDARG', or the hex value. */
+  readonly code: string;
+  /** The Win32 error inside a FACILITY_WIN32 HRESULT, if any. */
+  readonly win32: number | undefined;
+  /** The fltlib call that failed. */
+  readonly syscall: FilterSyscall;
+
+  constructor(hresult: number, syscall: FilterSyscall, subject = '') {
+    const hr = hresult >>> 0;
+    const code = nameOfHresult(hr) ?? hex32(hr);
+    const hint = hints.get(hr)?.(syscall, subject);
+    super(`${syscall} failed: ${code} (${hex32(hr)})${hint ? `: ${hint}` : ''}`);
+    this.hresult = hr;
+    this.code = code;
+    this.win32 = win32FromHresult(hr);
+    this.syscall = syscall;
+  }
+
+  /** True when the error means the kernel side ended the connection (driver unloaded, port closed). */
+  get disconnected(): boolean {
+    return this.hresult === HResult.E_HANDLE || this.hresult === (0x80070000 | Win32.ERROR_BROKEN_PIPE) >>> 0;
+  }
+}
+
+export type FltmgrErrorCode =
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_OUT_OF_RANGE'
+  | 'ERR_PORT_CLOSED'
+  | 'ERR_ALREADY_RECEIVING'
+  | 'ERR_SYNC_HANDLE'
+  | 'ERR_MESSAGE_SETTLED'
+  | 'ERR_NO_REPLY_EXPECTED'
+  | 'ERR_REPLY_TOO_LARGE'
+  | 'ERR_SIMULATOR_NOT_CONFIGURED'
+  | 'ERR_BACKEND_UNAVAILABLE';
+
+/** Misuse of the API or an operation in the wrong state. */
+export class FltmgrError extends Error {
+  override readonly name = 'FltmgrError';
+  constructor(
+    readonly code: FltmgrErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function invalidArgType(what: string, expected: string, value: unknown): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
+  const error = new TypeError(`${what} must be ${expected}, got ${describe(value)}`) as TypeError & {
+    code: 'ERR_INVALID_ARG_TYPE';
+  };
+  error.code = 'ERR_INVALID_ARG_TYPE';
+  return error;
+}
+
+export function outOfRange(what: string, range: string, value: unknown): RangeError & { code: 'ERR_OUT_OF_RANGE' } {
+  const error = new RangeError(`${what} must be ${range}, got ${describe(value)}`) as RangeError & {
+    code: 'ERR_OUT_OF_RANGE';
+  };
+  error.code = 'ERR_OUT_OF_RANGE';
+  return error;
+}
+
+export function invalidArgValue(what: string, why: string): TypeError & { code: 'ERR_INVALID_ARG_VALUE' } {
+  const error = new TypeError(`${what} ${why}`) as TypeError & { code: 'ERR_INVALID_ARG_VALUE' };
+  error.code = 'ERR_INVALID_ARG_VALUE';
+  return error;
+}
+
+/** Like the DOMException Node's own APIs reject with on abort. */
+export function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
+  error.name = 'AbortError';
+  error.code = 'ABORT_ERR';
+  return error;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  return typeof value;
+}

@@ -1,0 +1,17 @@
+// fltmgr: Node.js access to Windows Filter Manager communication ports.
+export {
+  FilterPort,
+  FilterMessage,
+  MAX_CONCURRENCY,
+  MAX_CONTEXT_SIZE,
+  MAX_PORT_NAME_LENGTH,
+  type ConnectOptions,
+  type MessageHandler,
+  type ReceiveOptions,
+  type ReplyOptions,
+  type SendOptions,
+  type ServeOptions,
+} from './port';
+export { FilterError, FltmgrError, type FltmgrErrorCode, type FilterSyscall } from './errors';
+export { configureBinding } from './binding';
+export { HResult, NtStatus, Win32, hresultFromNtStatus, hresultFromWin32, nameOfHresult, nameOfNtStatus } from './status';

@@ -1,0 +1,167 @@
+// The subset of Win32 + fltlib that the fltmgr core uses, for hosts that are not Windows.
+//
+// Semantics follow Windows' documentation (and docs/fltmgr-facts.md in shared/); the communication calls talk
+// to the Filter Manager simulator over docs/wire-protocol.md. Only what the core calls is here. Handles
+// are pointers to reference-counted objects; nothing in this layer is a per-process global except the
+// thread-local last-error value, which is per-thread on Windows too.
+#pragma once
+#if defined(_WIN32)
+#error "win32_compat.h is for non-Windows hosts; Windows uses <windows.h> and <fltuser.h>"
+#endif
+
+#include <cstddef>
+#include <cstdint>
+
+typedef int32_t BOOL;
+typedef uint8_t BYTE;
+typedef uint16_t WORD;
+typedef uint32_t DWORD;
+typedef uint32_t ULONG;
+typedef int32_t LONG;
+typedef uint64_t ULONGLONG;
+typedef uintptr_t ULONG_PTR;
+typedef int32_t HRESULT;
+typedef int32_t NTSTATUS;
+typedef void* HANDLE;
+typedef void* LPVOID;
+typedef const void* LPCVOID;
+typedef DWORD* LPDWORD;
+typedef char16_t WCHAR;  // UTF-16 code unit, as on Windows
+typedef const WCHAR* LPCWSTR;
+
+#ifndef TRUE
+#define TRUE 1
+#define FALSE 0
+#endif
+#define WINAPI
+#define INVALID_HANDLE_VALUE (reinterpret_cast<HANDLE>(static_cast<intptr_t>(-1)))
+#define INFINITE 0xFFFFFFFFu
+
+#define S_OK static_cast<HRESULT>(0)
+#define E_INVALIDARG static_cast<HRESULT>(0x80070057)
+#define E_OUTOFMEMORY static_cast<HRESULT>(0x8007000E)
+#define E_HANDLE static_cast<HRESULT>(0x80070006)
+#define SUCCEEDED(hr) (static_cast<HRESULT>(hr) >= 0)
+#define FAILED(hr) (static_cast<HRESULT>(hr) < 0)
+#define HRESULT_FROM_WIN32(x) \
+  (static_cast<HRESULT>(x) <= 0 ? static_cast<HRESULT>(x) \
+                                : static_cast<HRESULT>(((x)&0x0000FFFFu) | (7u << 16) | 0x80000000u))
+
+// Win32 error codes used by the core and this layer.
+#define ERROR_SUCCESS 0u
+#define ERROR_FILE_NOT_FOUND 2u
+#define ERROR_ACCESS_DENIED 5u
+#define ERROR_INVALID_HANDLE 6u
+#define ERROR_NOT_ENOUGH_MEMORY 8u
+#define ERROR_NOT_SUPPORTED 50u
+#define ERROR_INVALID_PARAMETER 87u
+#define ERROR_BROKEN_PIPE 109u
+#define ERROR_INSUFFICIENT_BUFFER 122u
+#define ERROR_MORE_DATA 234u
+#define ERROR_NO_MORE_ITEMS 259u
+#define WAIT_TIMEOUT 258u
+#define ERROR_ABANDONED_WAIT_0 735u
+#define ERROR_OPERATION_ABORTED 995u
+#define ERROR_IO_INCOMPLETE 996u
+#define ERROR_IO_PENDING 997u
+#define ERROR_NOT_FOUND 1168u
+#define ERROR_CONNECTION_COUNT_LIMIT 1238u
+#define ERROR_FLT_NO_WAITER_FOR_REPLY_HR static_cast<HRESULT>(0x801F0020)
+
+// NTSTATUS values that appear in OVERLAPPED.Internal.
+#define STATUS_SUCCESS static_cast<NTSTATUS>(0)
+#define STATUS_PENDING static_cast<NTSTATUS>(0x00000103)
+#define STATUS_BUFFER_TOO_SMALL static_cast<NTSTATUS>(0xC0000023)
+#define STATUS_CANCELLED static_cast<NTSTATUS>(0xC0000120)
+#define STATUS_PORT_DISCONNECTED static_cast<NTSTATUS>(0xC0000037)
+#define STATUS_INVALID_HANDLE static_cast<NTSTATUS>(0xC0000008)
+#define STATUS_PIPE_BROKEN static_cast<NTSTATUS>(0xC000014B)
+
+typedef struct _OVERLAPPED {
+  ULONG_PTR Internal;      // NTSTATUS of the completed operation (STATUS_PENDING while in flight)
+  ULONG_PTR InternalHigh;  // bytes transferred
+  union {
+    struct {
+      DWORD Offset;
+      DWORD OffsetHigh;
+    } s;
+    void* Pointer;
+  } u;
+  HANDLE hEvent;
+} OVERLAPPED, *LPOVERLAPPED;
+
+typedef struct _OVERLAPPED_ENTRY {
+  ULONG_PTR lpCompletionKey;
+  LPOVERLAPPED lpOverlapped;
+  ULONG_PTR Internal;
+  DWORD dwNumberOfBytesTransferred;
+} OVERLAPPED_ENTRY, *LPOVERLAPPED_ENTRY;
+
+typedef struct _SECURITY_ATTRIBUTES {
+  DWORD nLength;
+  LPVOID lpSecurityDescriptor;
+  BOOL bInheritHandle;
+} SECURITY_ATTRIBUTES, *LPSECURITY_ATTRIBUTES;
+
+// fltuser.h layouts (MSVC: 16 bytes each, 4 bytes of padding after the first field).
+typedef struct _FILTER_MESSAGE_HEADER {
+  ULONG ReplyLength;
+  ULONGLONG MessageId;
+} FILTER_MESSAGE_HEADER, *PFILTER_MESSAGE_HEADER;
+
+typedef struct _FILTER_REPLY_HEADER {
+  NTSTATUS Status;
+  ULONGLONG MessageId;
+} FILTER_REPLY_HEADER, *PFILTER_REPLY_HEADER;
+
+static_assert(sizeof(FILTER_MESSAGE_HEADER) == 16, "FILTER_MESSAGE_HEADER must match MSVC");
+static_assert(sizeof(FILTER_REPLY_HEADER) == 16, "FILTER_REPLY_HEADER must match MSVC");
+
+#define FLT_PORT_FLAG_SYNC_HANDLE 0x00000001u
+
+// --- kernel32 subset ------------------------------------------------------------------------------
+DWORD GetLastError();
+void SetLastError(DWORD error);
+
+// Create a completion queue (FileHandle == INVALID_HANDLE_VALUE) or associate a port handle with one.
+// Associating returns ExistingCompletionPort. A handle may be associated once (as on Windows).
+HANDLE CreateIoCompletionPort(HANDLE FileHandle, HANDLE ExistingCompletionPort, ULONG_PTR CompletionKey,
+                              DWORD NumberOfConcurrentThreads);
+// Dequeues up to ulCount entries; waits up to dwMilliseconds for the first. FALSE + WAIT_TIMEOUT on
+// time-out; FALSE + ERROR_ABANDONED_WAIT_0 if the port is closed while (or before) waiting.
+// Entry.Internal is the NTSTATUS of the operation. fAlertable is ignored (no APCs here).
+BOOL GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTRY lpCompletionPortEntries,
+                                 ULONG ulCount, ULONG* ulNumEntriesRemoved, DWORD dwMilliseconds,
+                                 BOOL fAlertable);
+BOOL PostQueuedCompletionStatus(HANDLE CompletionPort, DWORD dwNumberOfBytesTransferred,
+                                ULONG_PTR dwCompletionKey, LPOVERLAPPED lpOverlapped);
+// Cancels the handle's pending overlapped gets (all of them when lpOverlapped is NULL). Each cancelled get
+// completes through the completion port with STATUS_CANCELLED. FALSE + ERROR_NOT_FOUND if none was found.
+// Cancellation is asynchronous: a get may still complete with a message that was already on its way.
+BOOL CancelIoEx(HANDLE hFile, LPOVERLAPPED lpOverlapped);
+// Non-waiting form only (bWait must be FALSE): maps lpOverlapped->Internal to a Win32 error the way
+// Windows does (STATUS_CANCELLED -> ERROR_OPERATION_ABORTED, STATUS_BUFFER_TOO_SMALL ->
+// ERROR_INSUFFICIENT_BUFFER, STATUS_PORT_DISCONNECTED -> ERROR_INVALID_HANDLE, ...).
+BOOL GetOverlappedResult(HANDLE hFile, LPOVERLAPPED lpOverlapped, LPDWORD lpNumberOfBytesTransferred,
+                         BOOL bWait);
+// Closing a port handle disconnects it: pending gets complete with STATUS_CANCELLED, the stream closes.
+// Closing a completion port wakes its waiters with ERROR_ABANDONED_WAIT_0. Memory is released when the
+// last internal reference goes, so a call racing with CloseHandle never touches freed memory.
+BOOL CloseHandle(HANDLE hObject);
+
+// --- fltlib communication subset (simulator-backed) -----------------------------------------------
+// Endpoint taken from the FLTMGR_SIMULATOR environment variable (read at call time with getenv).
+HRESULT FilterConnectCommunicationPort(LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
+                                       WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes,
+                                       HANDLE* hPort);
+HRESULT FilterGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
+                         LPOVERLAPPED lpOverlapped);
+HRESULT FilterReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWORD dwReplyBufferSize);
+HRESULT FilterSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize, LPVOID lpOutBuffer,
+                          DWORD dwOutBufferSize, LPDWORD lpBytesReturned);
+
+// The same as FilterConnectCommunicationPort with an explicit endpoint (docs/wire-protocol.md); nullptr or
+// "" = FLTMGR_SIMULATOR. Missing endpoint: HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND) (as if no driver).
+HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
+                                       LPCVOID lpContext, WORD wSizeOfContext,
+                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);

@@ -1,0 +1,129 @@
+// Addon entry: per-environment instance data, connect(), and small helpers.
+#include "addon.h"
+
+#include <string>
+#include <vector>
+
+#include "fltapi.h"
+#include "port.h"
+
+namespace fltmgr {
+namespace {
+
+class ConnectWorker : public Napi::AsyncWorker {
+ public:
+  ConnectWorker(Napi::Env env, const FilterApi* api, std::u16string name, std::vector<uint8_t> context,
+                DWORD options, bool hasEndpoint, std::string endpoint)
+      : Napi::AsyncWorker(env, "fltmgr.connect"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        api_(api),
+        name_(std::move(name)),
+        context_(std::move(context)),
+        options_(options),
+        hasEndpoint_(hasEndpoint),
+        endpoint_(std::move(endpoint)) {}
+  ~ConnectWorker() override {
+    // Connected but never handed to JS (env torn down before OnOK): do not leak the connection.
+    if (handle_ != nullptr && !handedOver_) api_->closeHandle(handle_);
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  // Off the JS thread: the connect callback of a minifilter (or the simulator) may take its time.
+  void Execute() override {
+    HANDLE handle = INVALID_HANDLE_VALUE;
+    hr_ = api_->connect(hasEndpoint_ ? endpoint_.c_str() : nullptr, reinterpret_cast<LPCWSTR>(name_.c_str()),
+                        options_, context_.empty() ? nullptr : context_.data(),
+                        static_cast<WORD>(context_.size()), &handle);
+    if (SUCCEEDED(hr_) && handle != INVALID_HANDLE_VALUE) handle_ = handle;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("hresult", Napi::Number::New(env, static_cast<uint32_t>(hr_)));
+    if (handle_ != nullptr) {
+      handedOver_ = true;
+      const bool sync = (options_ & FLT_PORT_FLAG_SYNC_HANDLE) != 0;
+      result.Set("port", NativePort::NewInstance(env, std::make_shared<PortHandle>(handle_, api_, sync)));
+    }
+    deferred_.Resolve(result);
+  }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  const FilterApi* api_;
+  std::u16string name_;
+  std::vector<uint8_t> context_;
+  DWORD options_;
+  bool hasEndpoint_;
+  std::string endpoint_;
+  HRESULT hr_ = S_OK;
+  HANDLE handle_ = nullptr;
+  bool handedOver_ = false;
+};
+
+}  // namespace
+
+Addon::Addon(Napi::Env env, Napi::Object exports) {
+  portConstructor = Napi::Persistent(NativePort::DefineClass(env));
+  DefineAddon(exports, {
+                           InstanceMethod<&Addon::Connect>("connect"),
+                           InstanceMethod<&Addon::Info>("info"),
+                       });
+  exports.Set("peerCredentials", Napi::Function::New<PeerCredentials>(env, "peerCredentials"));
+}
+
+// connect(name: string, options: { backend: 'system'|'simulator', endpoint?: string, context?: Uint8Array,
+//                                  syncHandle?: boolean }) -> Promise<{ hresult, port? }>
+Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "name must be a string");
+  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
+  Napi::Object options = info[1].As<Napi::Object>();
+  std::u16string name = info[0].As<Napi::String>().Utf16Value();
+
+  const FilterApi* api = SimulatorFilterApi();
+  Napi::Value backend = options.Get("backend");
+  if (backend.IsString() && backend.As<Napi::String>().Utf8Value() == "system") api = SystemFilterApi();
+  if (api == nullptr) throw Napi::Error::New(env, "the system Filter Manager is not available on this platform");
+
+  std::vector<uint8_t> context;
+  Napi::Value contextValue = options.Get("context");
+  if (!contextValue.IsUndefined() && !contextValue.IsNull()) {
+    if (!contextValue.IsTypedArray() || contextValue.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      throw Napi::TypeError::New(env, "context must be a Uint8Array");
+    }
+    Napi::Uint8Array bytes = contextValue.As<Napi::Uint8Array>();
+    if (bytes.ByteLength() > 0xFFFF) throw Napi::RangeError::New(env, "context too large");
+    context.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
+  }
+  DWORD flags = 0;
+  if (options.Get("syncHandle").ToBoolean()) flags |= FLT_PORT_FLAG_SYNC_HANDLE;
+  Napi::Value endpointValue = options.Get("endpoint");
+  const bool hasEndpoint = endpointValue.IsString();
+  std::string endpoint = hasEndpoint ? endpointValue.As<Napi::String>().Utf8Value() : std::string();
+
+  auto* worker = new ConnectWorker(env, api, std::move(name), std::move(context), flags, hasEndpoint,
+                                   std::move(endpoint));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Addon::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("systemFilterManager", Napi::Boolean::New(env, SystemFilterApi() != nullptr));
+#if defined(_WIN32)
+  result.Set("platform", Napi::String::New(env, "win32"));
+#else
+  result.Set("platform", Napi::String::New(env, "posix"));
+#endif
+  return result;
+}
+
+}  // namespace fltmgr
+
+// The macro pastes its argument into an identifier, so it needs an unqualified name.
+using FltmgrAddon = fltmgr::Addon;
+NODE_API_ADDON(FltmgrAddon)

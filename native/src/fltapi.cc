@@ -1,0 +1,44 @@
+#include "fltapi.h"
+
+#if defined(_WIN32)
+#include "../compat/win/sim_fltlib.h"
+#endif
+
+namespace fltmgr {
+namespace {
+
+#if defined(_WIN32)
+HRESULT SystemConnect(const char* /*simulatorEndpoint*/, LPCWSTR name, DWORD options, LPCVOID context,
+                      WORD contextSize, HANDLE* port) {
+  return FilterConnectCommunicationPort(name, options, context, contextSize, nullptr, port);
+}
+BOOL SystemClose(HANDLE port) { return CloseHandle(port); }
+
+const FilterApi kSystemApi = {"fltlib",           SystemConnect,      FilterGetMessage,
+                              FilterReplyMessage, FilterSendMessage,  SystemClose};
+const FilterApi kSimulatorApi = {"simulator",          FltSimConnect,        FltSimGetMessage,
+                                 FltSimReplyMessage,   FltSimSendMessage,    FltSimClose};
+#else
+HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, LPCVOID context,
+                   WORD contextSize, HANDLE* port) {
+  return FltSimConnectCommunicationPort(simulatorEndpoint, name, options, context, contextSize, nullptr, port);
+}
+BOOL SimClose(HANDLE port) { return CloseHandle(port); }
+
+const FilterApi kSimulatorApi = {"simulator",        SimConnect,         FilterGetMessage,
+                                 FilterReplyMessage, FilterSendMessage,  SimClose};
+#endif
+
+}  // namespace
+
+const FilterApi* SystemFilterApi() {
+#if defined(_WIN32)
+  return &kSystemApi;
+#else
+  return nullptr;
+#endif
+}
+
+const FilterApi* SimulatorFilterApi() { return &kSimulatorApi; }
+
+}  // namespace fltmgr

@@ -1,0 +1,236 @@
+#include "port.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "addon.h"
+#include "errors.h"
+
+namespace fltmgr {
+namespace {
+
+// Copies a Uint8Array's bytes into 8-byte-aligned storage (Filter Manager does not align-check buffers, so
+// the kernel side may read structs from them directly). Copying also means JS may reuse its buffer at once.
+std::vector<uint64_t> CopyAligned(const Napi::Value& value, size_t* size) {
+  *size = 0;
+  if (value.IsUndefined() || value.IsNull()) return {};
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(value.Env(), "expected a Uint8Array");
+  }
+  Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
+  *size = bytes.ByteLength();
+  std::vector<uint64_t> storage((*size + 7) / 8);
+  if (*size > 0) std::memcpy(storage.data(), bytes.Data(), *size);
+  return storage;
+}
+
+uint32_t ToUint32(const Napi::Value& value, const char* what) {
+  if (!value.IsNumber()) throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0 && number <= 4294967295.0) || number != static_cast<double>(static_cast<uint64_t>(number))) {
+    throw Napi::RangeError::New(value.Env(), std::string(what) + " must be an integer from 0 to 2^32-1");
+  }
+  return static_cast<uint32_t>(number);
+}
+
+Napi::Object Result(Napi::Env env, HRESULT hr) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("hresult", Napi::Number::New(env, static_cast<uint32_t>(hr)));
+  return result;
+}
+
+class SendWorker : public Napi::AsyncWorker {
+ public:
+  SendWorker(Napi::Env env, std::shared_ptr<PortHandle> port, std::vector<uint64_t> input, size_t inputSize,
+             uint32_t outputSize)
+      : Napi::AsyncWorker(env, "fltmgr.send"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        port_(std::move(port)),
+        input_(std::move(input)),
+        inputSize_(inputSize),
+        output_((outputSize + 7) / 8),
+        outputSize_(outputSize) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    PortUse use(port_);
+    if (!use) {
+      hr_ = HresultFromWin32(ERROR_INVALID_HANDLE);
+      return;
+    }
+    DWORD returned = 0;
+    hr_ = port_->api()->sendMessage(port_->handle(), inputSize_ ? input_.data() : nullptr,
+                                    static_cast<DWORD>(inputSize_), outputSize_ ? output_.data() : nullptr,
+                                    outputSize_, &returned);
+    returned_ = returned;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object result = Result(env, hr_);
+    if (SUCCEEDED(hr_)) {
+      const size_t size = returned_ < outputSize_ ? returned_ : outputSize_;
+      result.Set("output", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(output_.data()), size));
+    }
+    deferred_.Resolve(result);
+  }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<PortHandle> port_;
+  std::vector<uint64_t> input_;
+  size_t inputSize_;
+  std::vector<uint64_t> output_;
+  uint32_t outputSize_;
+  HRESULT hr_ = S_OK;
+  DWORD returned_ = 0;
+};
+
+class CloseWorker : public Napi::AsyncWorker {
+ public:
+  CloseWorker(Napi::Env env, std::shared_ptr<PortHandle> port)
+      : Napi::AsyncWorker(env, "fltmgr.close"), deferred_(Napi::Promise::Deferred::New(env)), port_(std::move(port)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  // Off the JS thread: closing runs the minifilter's DisconnectNotify, and in simulator mode waits for a
+  // reader thread to finish.
+  void Execute() override { port_->RequestClose(); }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<PortHandle> port_;
+};
+
+}  // namespace
+
+Napi::Function NativePort::DefineClass(Napi::Env env) {
+  return ObjectWrap<NativePort>::DefineClass(
+      env, "NativePort",
+      {
+          InstanceMethod<&NativePort::Send>("send"),
+          InstanceMethod<&NativePort::StartReceiving>("startReceiving"),
+          InstanceMethod<&NativePort::StopReceiving>("stopReceiving"),
+          InstanceMethod<&NativePort::Reply>("reply"),
+          InstanceMethod<&NativePort::ReleaseMessage>("release"),
+          InstanceMethod<&NativePort::Close>("close"),
+          InstanceMethod<&NativePort::Ref>("ref"),
+          InstanceMethod<&NativePort::Unref>("unref"),
+      });
+}
+
+Napi::Object NativePort::NewInstance(Napi::Env env, std::shared_ptr<PortHandle> handle) {
+  Napi::Object object = env.GetInstanceData<Addon>()->portConstructor.New({});
+  NativePort* port = NativePort::Unwrap(object);
+  port->handle_ = std::move(handle);
+  return object;
+}
+
+NativePort::NativePort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePort>(info), env_(info.Env()) {
+  // Env teardown (process or worker exit) closes the handle so that the kernel side sees the disconnect.
+  napi_add_env_cleanup_hook(env_, CleanupHook, this);
+  cleanupHookAdded_ = true;
+}
+
+NativePort::~NativePort() {
+  if (cleanupHookAdded_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+  CloseHandleNow();
+}
+
+void NativePort::CleanupHook(void* arg) {
+  auto* self = static_cast<NativePort*>(arg);
+  self->cleanupHookAdded_ = false;
+  self->CloseHandleNow();
+}
+
+void NativePort::CloseHandleNow() {
+  // The receiver's own cleanup hook (or close()) has stopped and joined its thread by now; if not, stop it.
+  if (receiver_) {
+    receiver_->Stop();
+    receiver_->Join();
+  }
+  if (handle_) handle_->RequestClose();
+}
+
+Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t inputSize = 0;
+  std::vector<uint64_t> input = CopyAligned(info[0], &inputSize);
+  if (inputSize > 0xFFFFFFFFu) throw Napi::RangeError::New(env, "input too large");
+  const uint32_t outputSize = ToUint32(info[1], "outputSize");
+  auto* worker = new SendWorker(env, handle_, std::move(input), inputSize, outputSize);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value NativePort::StartReceiving(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (receiver_ && receiver_->running()) throw Napi::Error::New(env, "already receiving");
+  if (handle_->syncHandle()) throw Napi::Error::New(env, "a synchronous handle cannot receive messages");
+  ReceiverOptions options{};
+  options.concurrency = ToUint32(info[0], "concurrency");
+  options.bufferSize = ToUint32(info[1], "bufferSize");
+  options.maxBufferSize = ToUint32(info[2], "maxBufferSize");
+  if (options.concurrency < 1 || options.concurrency > 4096) throw Napi::RangeError::New(env, "concurrency out of range");
+  if (options.bufferSize < sizeof(FILTER_MESSAGE_HEADER) || options.maxBufferSize < options.bufferSize) {
+    throw Napi::RangeError::New(env, "bufferSize out of range");
+  }
+  if (!info[3].IsFunction()) throw Napi::TypeError::New(env, "onBatch must be a function");
+  if (!iocp_) iocp_ = Receiver::Associate(env, handle_);
+  receiver_ = Receiver::Start(env, handle_, iocp_, options, info[3].As<Napi::Function>(), refed_);
+  return env.Undefined();
+}
+
+Napi::Value NativePort::StopReceiving(const Napi::CallbackInfo& info) {
+  const bool running = receiver_ && receiver_->running();
+  if (running) receiver_->Stop();
+  return Napi::Boolean::New(info.Env(), running);
+}
+
+Napi::Value NativePort::Reply(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!receiver_) throw Napi::Error::New(env, "not receiving");
+  const uint32_t slot = ToUint32(info[0], "slot");
+  if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "status must be a number");
+  const NTSTATUS status = info[1].As<Napi::Number>().Int32Value();
+  size_t size = 0;
+  std::vector<uint64_t> data = CopyAligned(info[2], &size);
+  const HRESULT hr = receiver_->Reply(slot, status, reinterpret_cast<const uint8_t*>(data.data()), size);
+  return Napi::Number::New(env, static_cast<uint32_t>(hr));
+}
+
+Napi::Value NativePort::ReleaseMessage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!receiver_) throw Napi::Error::New(env, "not receiving");
+  const HRESULT hr = receiver_->Release(ToUint32(info[0], "slot"));
+  return Napi::Number::New(env, static_cast<uint32_t>(hr));
+}
+
+Napi::Value NativePort::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (receiver_ && receiver_->running()) throw Napi::Error::New(env, "stop receiving before closing");
+  if (cleanupHookAdded_) {
+    cleanupHookAdded_ = false;
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+  }
+  auto* worker = new CloseWorker(env, handle_);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value NativePort::Ref(const Napi::CallbackInfo& info) {
+  refed_ = true;
+  if (receiver_) receiver_->Ref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value NativePort::Unref(const Napi::CallbackInfo& info) {
+  refed_ = false;
+  if (receiver_) receiver_->Unref(info.Env());
+  return info.Env().Undefined();
+}
+
+}  // namespace fltmgr

@@ -1,0 +1,40 @@
+// NativePort: the JS object behind FilterPort. Thin: validation of user input and all error messages live
+// in TypeScript; this class checks only what keeps native memory safe.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "port_handle.h"
+#include "receiver.h"
+
+namespace fltmgr {
+
+class NativePort : public Napi::ObjectWrap<NativePort> {
+ public:
+  static Napi::Function DefineClass(Napi::Env env);
+  static Napi::Object NewInstance(Napi::Env env, std::shared_ptr<PortHandle> handle);
+  explicit NativePort(const Napi::CallbackInfo& info);
+  ~NativePort() override;
+
+ private:
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value StartReceiving(const Napi::CallbackInfo& info);
+  Napi::Value StopReceiving(const Napi::CallbackInfo& info);
+  Napi::Value Reply(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseMessage(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+  static void CleanupHook(void* arg);
+  void CloseHandleNow();
+
+  std::shared_ptr<PortHandle> handle_;
+  std::shared_ptr<CompletionPort> iocp_;  // created on first receive; one association per handle
+  std::shared_ptr<Receiver> receiver_;
+  Napi::Env env_ = Napi::Env(nullptr);
+  bool refed_ = true;
+  bool cleanupHookAdded_ = false;
+};
+
+}  // namespace fltmgr

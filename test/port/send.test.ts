@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FilterPort } from '../../lib';
+import { NtStatusError } from '../../lib/simulator';
+import { NtStatus } from '../../lib/status';
+import { PORT_NAME, startSimulator } from '../helpers/sim';
+
+test('send runs MessageNotify and resolves its output', async () => {
+  const t = await startSimulator({
+    message: (_client, input, capacity) => Buffer.concat([Buffer.from('echo:'), input]).subarray(0, capacity),
+  });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const out = await port.send(Buffer.from('hello'), { outputSize: 64 });
+    assert.equal(out.toString(), 'echo:hello');
+    // Output is limited to outputSize, and no output buffer means an empty result.
+    assert.equal((await port.send(Buffer.from('hello'), { outputSize: 4 })).toString(), 'echo');
+    assert.equal((await port.send(Buffer.from('x'))).length, 0);
+    await port.close();
+  } finally {
+    await t.close();
+  }
+});
+
+test('zero-length and absent input reach MessageNotify as an empty buffer', async () => {
+  const sizes: number[] = [];
+  const t = await startSimulator({ message: (_c, input) => void sizes.push(input.length) });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    await port.send(Buffer.alloc(0));
+    await port.send(undefined);
+    await port.send(null);
+    assert.deepEqual(sizes, [0, 0, 0]);
+    await port.close();
+  } finally {
+    await t.close();
+  }
+});
+
+test('many concurrent sends each get their own answer', async () => {
+  const t = await startSimulator({
+    message: async (_c, input) => {
+      await new Promise((r) => setTimeout(r, input[0]! % 5));
+      return Buffer.from([input[0]!, input[0]! ^ 0xff]);
+    },
+  });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => port.send(Buffer.from([i]), { outputSize: 2 })));
+    results.forEach((out, i) => assert.deepEqual([...out], [i, i ^ 0xff]));
+    await port.close();
+  } finally {
+    await t.close();
+  }
+});
+
+test('MessageNotify failures reject with FilterError; a port without MessageNotify rejects sends', async () => {
+  const t = await startSimulator({
+    message: () => {
+      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER);
+    },
+  });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    await assert.rejects(port.send(Buffer.from('x')), { name: 'FilterError', hresult: 0x80070057, syscall: 'FilterSendMessage' });
+    await port.close();
+    t.filter.createCommunicationPort('\\NoMessageNotify', { maxConnections: 1 });
+    const bare = await FilterPort.connect('\\NoMessageNotify', { simulator: t.endpoint });
+    await assert.rejects(bare.send(Buffer.from('x')), { name: 'FilterError', hresult: 0x80070032 });
+    await bare.close();
+  } finally {
+    await t.close();
+  }
+});
+
+test('bad send arguments are refused with typed errors', async () => {
+  const t = await startSimulator({ message: () => undefined });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    await assert.rejects(port.send('text' as unknown as Uint8Array), { code: 'ERR_INVALID_ARG_TYPE' });
+    await assert.rejects(port.send(Buffer.alloc(1), { outputSize: -1 }), { code: 'ERR_OUT_OF_RANGE' });
+    await assert.rejects(port.send(Buffer.alloc(1), { outputSize: 1.5 }), { code: 'ERR_OUT_OF_RANGE' });
+    await assert.rejects(port.send(Buffer.alloc(1), { signal: 'no' as unknown as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' });
+    const detached = new Uint8Array(16);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    await assert.rejects(port.send(detached), { code: 'ERR_INVALID_ARG_VALUE' });
+    await port.close();
+    await assert.rejects(port.send(Buffer.alloc(1)), { code: 'ERR_PORT_CLOSED' });
+  } finally {
+    await t.close();
+  }
+});
+
+test('send honours an AbortSignal', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const t = await startSimulator({ message: () => gate.then(() => Buffer.from('late')) });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    await assert.rejects(port.send(Buffer.alloc(1), { signal: AbortSignal.abort() }), { name: 'AbortError' });
+    const controller = new AbortController();
+    const pending = port.send(Buffer.alloc(1), { outputSize: 8, signal: controller.signal });
+    controller.abort();
+    await assert.rejects(pending, { name: 'AbortError' });
+    release();
+    await port.close();
+  } finally {
+    release();
+    await t.close();
+  }
+});
+
+test('the input buffer may be reused as soon as send() returns', async () => {
+  const seen: string[] = [];
+  const t = await startSimulator({
+    message: async (_c, input) => {
+      await new Promise((r) => setTimeout(r, 5));
+      seen.push(input.toString());
+    },
+  });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const buffer = Buffer.from('first');
+    const pending = port.send(buffer);
+    buffer.write('XXXXX');
+    await pending;
+    assert.deepEqual(seen, ['first']);
+    await port.close();
+  } finally {
+    await t.close();
+  }
+});
