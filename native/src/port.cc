@@ -34,58 +34,9 @@ uint32_t ToUint32(const Napi::Value& value, const char* what) {
   return static_cast<uint32_t>(number);
 }
 
-Napi::Object Result(Napi::Env env, HRESULT hr) {
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("hresult", Napi::Number::New(env, static_cast<uint32_t>(hr)));
-  return result;
-}
-
-class SendWorker : public Napi::AsyncWorker {
- public:
-  SendWorker(Napi::Env env, std::shared_ptr<PortHandle> port, std::vector<uint64_t> input, size_t inputSize,
-             uint32_t outputSize)
-      : Napi::AsyncWorker(env, "fltmgr.send"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        port_(std::move(port)),
-        input_(std::move(input)),
-        inputSize_(inputSize),
-        output_((outputSize + 7) / 8),
-        outputSize_(outputSize) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
-  void Execute() override {
-    PortUse use(port_);
-    if (!use) {
-      hr_ = HresultFromWin32(ERROR_INVALID_HANDLE);
-      return;
-    }
-    DWORD returned = 0;
-    hr_ = port_->api()->sendMessage(port_->handle(), inputSize_ ? input_.data() : nullptr,
-                                    static_cast<DWORD>(inputSize_), outputSize_ ? output_.data() : nullptr,
-                                    outputSize_, &returned);
-    returned_ = returned;
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object result = Result(env, hr_);
-    if (SUCCEEDED(hr_)) {
-      const size_t size = returned_ < outputSize_ ? returned_ : outputSize_;
-      result.Set("output", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(output_.data()), size));
-    }
-    deferred_.Resolve(result);
-  }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<PortHandle> port_;
-  std::vector<uint64_t> input_;
-  size_t inputSize_;
-  std::vector<uint64_t> output_;
-  uint32_t outputSize_;
-  HRESULT hr_ = S_OK;
-  DWORD returned_ = 0;
-};
+// Sends in parallel per port; each is synchronous, so this is also how many MessageNotify calls one port
+// can have running at once.
+constexpr uint32_t kMaxSendThreads = 4;
 
 class CloseWorker : public Napi::AsyncWorker {
  public:
@@ -150,6 +101,7 @@ void NativePort::CloseHandleNow() {
     receiver_->Stop();
     receiver_->Join();
   }
+  if (sendPool_) sendPool_->Shutdown(false);
   if (handle_) handle_->RequestClose();
 }
 
@@ -159,10 +111,8 @@ Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {
   std::vector<uint64_t> input = CopyAligned(info[0], &inputSize);
   if (inputSize > 0xFFFFFFFFu) throw Napi::RangeError::New(env, "input too large");
   const uint32_t outputSize = ToUint32(info[1], "outputSize");
-  auto* worker = new SendWorker(env, handle_, std::move(input), inputSize, outputSize);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  if (!sendPool_) sendPool_ = SendPool::Create(env, handle_, kMaxSendThreads);
+  return sendPool_->Submit(env, std::move(input), inputSize, outputSize);
 }
 
 Napi::Value NativePort::StartReceiving(const Napi::CallbackInfo& info) {
@@ -211,6 +161,7 @@ Napi::Value NativePort::ReleaseMessage(const Napi::CallbackInfo& info) {
 Napi::Value NativePort::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (receiver_ && receiver_->running()) throw Napi::Error::New(env, "stop receiving before closing");
+  if (sendPool_) sendPool_->Shutdown(true);  // JS awaited every send, so the threads are idle
   if (cleanupHookAdded_) {
     cleanupHookAdded_ = false;
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);

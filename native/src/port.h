@@ -7,6 +7,7 @@
 
 #include "port_handle.h"
 #include "receiver.h"
+#include "send_pool.h"
 
 namespace fltmgr {
 
@@ -32,6 +33,7 @@ class NativePort : public Napi::ObjectWrap<NativePort> {
   std::shared_ptr<PortHandle> handle_;
   std::shared_ptr<CompletionPort> iocp_;  // created on first receive; one association per handle
   std::shared_ptr<Receiver> receiver_;
+  std::shared_ptr<SendPool> sendPool_;
   Napi::Env env_ = Napi::Env(nullptr);
   bool refed_ = true;
   bool cleanupHookAdded_ = false;

@@ -369,8 +369,15 @@ Napi::Value Receiver::TakeBatch(Napi::Env env) {
 
 void CallJsWithBatch(Napi::Env env, Napi::Function callback, ReceiverContext* context, void* /*data*/) {
   if (env == nullptr || callback.IsEmpty()) return;  // torn down
-  Napi::Value batch = context->receiver->TakeBatch(env);
-  callback.Call({batch});
+  // Called from a C callback: no C++ exception may escape. A JS exception thrown by the callback goes back
+  // to JS (an uncaught exception, as for any callback); while a worker terminates JS cannot run at all
+  // and the error carries no value, so there is nothing to report.
+  try {
+    Napi::Value batch = context->receiver->TakeBatch(env);
+    callback.Call({batch});
+  } catch (const Napi::Error& error) {
+    if (!error.Value().IsEmpty()) napi_throw(env, error.Value());
+  }
 }
 
 }  // namespace fltmgr

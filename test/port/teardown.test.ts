@@ -1,0 +1,208 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { FilterError, FilterPort, type FilterMessage } from '../../lib';
+import { NtStatus } from '../../lib/status';
+import { register } from '../fixtures/echo-filter';
+import { FilterManagerSimulator } from '../../lib/simulator';
+import { PORT_NAME, startSimulator, until } from '../helpers/sim';
+import { tsWorker } from '../helpers/worker';
+
+const fixtures = path.join(__dirname, '..', 'fixtures');
+
+async function echoSimulator(): Promise<{ sim: FilterManagerSimulator; endpoint: string }> {
+  const sim = new FilterManagerSimulator();
+  const endpoint = await sim.listen();
+  register(sim);
+  return { sim, endpoint };
+}
+
+test('close() mid-stream: resolves, the iterator ends, the kernel side sees the disconnect', async () => {
+  let disconnected = 0;
+  const t = await startSimulator({ disconnect: () => void disconnected++ });
+  try {
+    const clientPromise = t.nextClient();
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const client = await clientPromise;
+    const iterator = port.messages({ concurrency: 4 });
+    const kernelSends = Array.from({ length: 10 }, (_, i) =>
+      t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: 10_000 }),
+    );
+    const first = (await iterator.next()).value as FilterMessage;
+    await port.close();
+    // Messages delivered but not yet handed out are abandoned; the iterator is done.
+    assert.deepEqual(await iterator.next(), { done: true, value: undefined });
+    await assert.rejects(first.reply(Buffer.from([1])), { code: 'ERR_PORT_CLOSED' });
+    const results = await Promise.all(kernelSends);
+    for (const r of results) assert.equal(r.status, NtStatus.STATUS_PORT_DISCONNECTED);
+    await until(() => disconnected === 1, 'DisconnectNotify');
+    assert.equal(t.port.connections.size, 0);
+    await port.close(); // twice is fine
+    assert.equal(port.closed, true);
+  } finally {
+    await t.close();
+  }
+});
+
+test('minifilter unload mid-stream: iterator and in-flight operations fail with a disconnect error, nothing hangs', async () => {
+  let release!: () => void;
+  const hang = new Promise<void>((resolve) => (release = resolve));
+  const t = await startSimulator({ message: () => hang.then(() => undefined) });
+  try {
+    const clientPromise = t.nextClient();
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const client = await clientPromise;
+    const disconnects: FilterError[] = [];
+    port.on('disconnect', (error) => disconnects.push(error));
+    const iterator = port.messages({ concurrency: 2 });
+    void t.filter.sendMessage(client, Buffer.from('m'), { replyLength: 1, timeout: 10_000 });
+    const held = (await iterator.next()).value as FilterMessage;
+    const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), { name: 'FilterError', hresult: 0x80070006 });
+    const pendingNext = assert.rejects(iterator.next(), (error: unknown) => {
+      assert.ok(error instanceof FilterError);
+      assert.equal(error.hresult, 0x80070006);
+      assert.equal(error.disconnected, true);
+      return true;
+    });
+    await t.filter.unload();
+    await Promise.all([pendingNext, pendingSend]);
+    await assert.rejects(held.reply(Buffer.from([1])));
+    await assert.rejects(port.send(Buffer.from('after')), { hresult: 0x80070006 });
+    assert.equal(disconnects.length, 1);
+    assert.throws(() => port.messages(), { hresult: 0x80070006 });
+    await port.close();
+  } finally {
+    release();
+    await t.close();
+  }
+});
+
+test('FltCloseClientPort from the kernel side ends the connection the same way', async () => {
+  const t = await startSimulator();
+  try {
+    const clientPromise = t.nextClient();
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const client = await clientPromise;
+    const serving = port.serve(() => undefined);
+    client.close();
+    await assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 });
+    await port.close();
+  } finally {
+    await t.close();
+  }
+});
+
+test('the simulator process dying mid-stream rejects in-flight work and ends receiving', async () => {
+  const cli = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'lib', 'simulator', 'cli.ts'), '--filter', path.join(fixtures, 'echo-filter.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const [line] = (await once(cli.stdout!, 'data', { signal: AbortSignal.timeout(20_000) })) as [Buffer];
+    const { endpoint } = JSON.parse(line.toString().split('\n')[0]!) as { endpoint: string };
+    const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
+    let handled = 0;
+    const serving = port.serve(async (m) => {
+      handled++;
+      await new Promise((r) => setTimeout(r, 1));
+      return m.data;
+    });
+    await port.send(Buffer.from('flood:200'), { outputSize: 2 });
+    const hanging = port.send(Buffer.from('hang'));
+    await until(() => handled >= 10, 'messages to flow');
+    cli.kill('SIGKILL');
+    await Promise.all([
+      assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 }),
+      assert.rejects(hanging, { name: 'FilterError', hresult: 0x80070006 }),
+    ]);
+    await port.close();
+  } finally {
+    cli.kill('SIGKILL');
+  }
+});
+
+test('several worker threads, each with its own connection, run round trips and exit cleanly', async () => {
+  const { sim, endpoint } = await echoSimulator();
+  try {
+    const workers = Array.from({ length: 3 }, () =>
+      tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'clean', count: 50 } }),
+    );
+    const results = await Promise.all(
+      workers.map(async (worker) => {
+        const [message] = (await once(worker, 'message', { signal: AbortSignal.timeout(60_000) })) as [Record<string, unknown>];
+        const [code] = (await once(worker, 'exit')) as [number];
+        return { message, code };
+      }),
+    );
+    for (const { message, code } of results) {
+      assert.deepEqual(message, { replied: 50, echoOk: true });
+      assert.equal(code, 0);
+    }
+  } finally {
+    await sim.close();
+  }
+});
+
+test('terminating a worker mid-stream neither crashes nor hangs, and the kernel side sees the disconnect', async () => {
+  const { sim, endpoint } = await echoSimulator();
+  try {
+    let disconnects = 0;
+    sim.on('disconnect', () => void disconnects++);
+    const worker = tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'abandon', count: 500 } });
+    const [message] = (await once(worker, 'message', { signal: AbortSignal.timeout(30_000) })) as [Record<string, unknown>];
+    assert.deepEqual(message, { flowing: true });
+    await worker.terminate();
+    await until(() => disconnects === 1, 'the disconnect');
+    // The simulator still serves new clients.
+    const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
+    assert.equal((await port.send(Buffer.from('hi'), { outputSize: 2 })).toString(), 'hi');
+    await port.close();
+  } finally {
+    await sim.close();
+  }
+});
+
+function runChild(scenario: string, endpoint: string, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(fixtures, 'child-agent.ts'), scenario], {
+    env: { ...process.env, FLTMGR_SIMULATOR: endpoint },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs ?? 30_000);
+  return new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+test('process.exit() while messages flow and a send hangs: exits promptly with its own code', async () => {
+  const { sim, endpoint } = await echoSimulator();
+  try {
+    const result = await runChild('exit-while-receiving', endpoint);
+    assert.equal(result.signal, null, `child was killed (hung?): ${result.stderr}`);
+    assert.equal(result.code, 0, result.stderr);
+  } finally {
+    await sim.close();
+  }
+});
+
+test('unref(): a receiving port does not keep the process alive; by default it does', async () => {
+  const { sim, endpoint } = await echoSimulator();
+  try {
+    const unrefd = await runChild('unref-receiving', endpoint);
+    assert.equal(unrefd.signal, null, `unref'd child did not exit by itself: ${unrefd.stderr}`);
+    assert.equal(unrefd.code, 0, unrefd.stderr);
+    assert.equal(unrefd.stdout, 'receiving\n');
+    const refd = await runChild('ref-receiving', endpoint, 1500);
+    assert.equal(refd.signal, 'SIGKILL', 'a ref\'d receiving port should keep the process alive');
+    assert.equal(refd.stdout, 'receiving\n');
+  } finally {
+    await sim.close();
+  }
+});
