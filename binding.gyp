@@ -13,6 +13,7 @@
         "native/src/errors.cc",
         "native/src/fltapi.cc",
         "native/src/port.cc",
+        "native/src/receive_loop.cc",
         "native/src/receiver.cc",
         "native/src/send_pool.cc",
         "native/src/peercred.cc"

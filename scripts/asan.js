@@ -16,13 +16,14 @@ if (process.platform !== 'linux') {
   console.error('the sanitizer lane runs on Linux (gcc): skipped on', process.platform);
   process.exit(1);
 }
-const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
+// Through npm, so node-gyp sees npm's configuration (e.g. nodedir for local Node headers).
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 // node-gyp has one build folder: build the sanitized addon, keep a copy, then restore the normal build.
-run(process.execPath, [nodeGyp, 'rebuild'], { FLTMGR_SANITIZE: '1' });
+run(npm, ['run', '--silent', 'build:native'], { FLTMGR_SANITIZE: '1' });
 const out = path.join(root, 'build-asan', 'fltmgr-asan.node');
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.copyFileSync(path.join(root, 'build', 'Release', 'fltmgr.node'), out);
-run(process.execPath, [nodeGyp, 'rebuild'], { FLTMGR_SANITIZE: '0' });
+run(npm, ['run', '--silent', 'build:native'], { FLTMGR_SANITIZE: '0' });
 
 const libasan = execFileSync('gcc', ['-print-file-name=libasan.so']).toString().trim();
 const files = process.argv.slice(2);

@@ -119,7 +119,7 @@ Napi::Value NativePort::StartReceiving(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (receiver_ && receiver_->running()) throw Napi::Error::New(env, "already receiving");
   if (handle_->syncHandle()) throw Napi::Error::New(env, "a synchronous handle cannot receive messages");
-  ReceiverOptions options{};
+  ReceiveOptions options{};
   options.concurrency = ToUint32(info[0], "concurrency");
   options.bufferSize = ToUint32(info[1], "bufferSize");
   options.maxBufferSize = ToUint32(info[2], "maxBufferSize");

@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+// fltmgr-simulator: runs the Filter Manager simulator with one simulated minifilter as its own process.
+// Prints {"endpoint":"..."} on one stdout line when ready; logs to stderr; exits 0 on SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import { loadFilterModule } from './load-module';
+import { FilterManagerSimulator, type ListenTarget } from './server';
+
+const USAGE = `usage: fltmgr-simulator --filter <module.js> [--listen <unix socket path> | --tcp [port]]
+                        [--option key=value ...]
+  --filter   CommonJS module exporting register(simulator, options)
+  --listen   Unix socket path (default: a fresh socket in a private temp directory)
+  --tcp      listen on 127.0.0.1 (port 0 = any) with a per-run secret in the endpoint
+  --option   passed to register() as options[key] = value (strings); repeatable`;
+
+class UsageError extends Error {}
+
+export interface CliConfig {
+  filter: string;
+  listen: ListenTarget;
+  options: Record<string, string>;
+}
+
+export function parseCli(argv: readonly string[]): CliConfig | 'help' {
+  // `--tcp` takes an optional port, which parseArgs cannot express: rewrite it first.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const eq = /^--tcp=(.*)$/.exec(a);
+    if (eq) args.push('--tcp', '--tcp-port', eq[1] ?? '');
+    else if (a === '--tcp' && /^\d+$/.test(argv[i + 1] ?? '')) {
+      args.push('--tcp', '--tcp-port', argv[i + 1] as string);
+      i++;
+    } else args.push(a);
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        filter: { type: 'string' },
+        listen: { type: 'string' },
+        tcp: { type: 'boolean' },
+        'tcp-port': { type: 'string' },
+        option: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (!v.filter) throw new UsageError('--filter is required');
+  if (v.listen !== undefined && v.tcp) throw new UsageError('--listen and --tcp are exclusive');
+  let listen: ListenTarget = {};
+  if (v.tcp) {
+    const portText = v['tcp-port'] ?? '0';
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`bad --tcp port: ${portText}`);
+    listen = { tcp: { host: '127.0.0.1', port } };
+  } else if (v['tcp-port'] !== undefined) {
+    throw new UsageError('--tcp-port needs --tcp');
+  } else if (v.listen !== undefined) {
+    listen = { path: v.listen };
+  }
+  const options: Record<string, string> = {};
+  for (const kv of v.option ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new UsageError(`--option wants key=value, got: ${kv}`);
+    options[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return { filter: v.filter, listen, options };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let config: CliConfig | 'help';
+  try {
+    config = parseCli(argv);
+  } catch (err) {
+    process.stderr.write(`fltmgr-simulator: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  if (config === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const log = (line: string): void => {
+    process.stderr.write(`[fltmgr-simulator] ${line}\n`);
+  };
+  const sim = new FilterManagerSimulator({ log });
+  sim.on('connect', (c) => log(`connect: port ${c.portName}, client ${c.id}, pid ${c.processId ?? '?'}`));
+  sim.on('disconnect', (c) => log(`disconnect: port ${c.portName}, client ${c.id}`));
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: closing`);
+    sim.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log(`close failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  try {
+    await loadFilterModule(config.filter).register(sim, config.options);
+    const endpoint = await sim.listen(config.listen);
+    process.stdout.write(`${JSON.stringify({ endpoint })}\n`);
+  } catch (err) {
+    log(`start failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await sim.close();
+    return 1;
+  }
+  return -1; // keep running until a signal
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (err: unknown) => {
+      process.stderr.write(`fltmgr-simulator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

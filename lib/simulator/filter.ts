@@ -1,0 +1,485 @@
+// Kernel-side objects of the simulator: filters, server ports, client ports (one per connection) and the
+// per-connection message queue that FltSendMessage / FilterGetMessage / FilterReplyMessage go through.
+import { NtStatus, Win32, hresultFromNtStatus, hresultFromWin32, ntSuccess } from '../status';
+import {
+  FILTER_MESSAGE_HEADER_BYTES,
+  FILTER_REPLY_HEADER_BYTES,
+  FrameType,
+  MAX_PAYLOAD,
+  MAX_PENDING_GETS,
+  ProtocolError,
+  encodeGetComplete,
+  encodeI32,
+} from './wire';
+import {
+  NtStatusError,
+  type ClientPort,
+  type CommunicationPortOptions,
+  type PeerIdentity,
+  type PortSecurity,
+  type SendMessageOptions,
+  type SendMessageResult,
+  type ServerPort,
+} from './types';
+
+/** What the kernel objects need from the simulator that owns them. */
+export interface SimulatorCore {
+  log(line: string): void;
+  nextMessageId(): bigint;
+  nextClientId(): number;
+  registerPortName(port: ServerPortImpl): void;
+  unregisterPortName(port: ServerPortImpl): void;
+  notify(event: 'connect' | 'disconnect', client: ClientPort): void;
+  filterUnloaded(filter: SimulatedFilter): void;
+}
+
+/** The stream under a connection, as the kernel objects see it. */
+export interface StreamLink {
+  readonly open: boolean;
+  send(type: number, id: number, payload: Buffer): void;
+  /** Flush, then close the stream. */
+  end(): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+const MAX_PORT_NAME_CHARS = 0x7fff; // the CONNECT frame carries the name's byte length in a u16
+const MAX_MESSAGE_DATA = MAX_PAYLOAD - FILTER_MESSAGE_HEADER_BYTES;
+const MAX_REPLY_LENGTH = 0xffffffff - FILTER_REPLY_HEADER_BYTES;
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** The status a callback failure stands for; non-NtStatusError throws and success codes become STATUS_UNSUCCESSFUL. */
+function failureStatus(err: unknown, core: SimulatorCore, what: string): number {
+  if (err instanceof NtStatusError && !ntSuccess(err.status)) return err.status;
+  core.log(`${what} failed with ${describe(err)}; reporting STATUS_UNSUCCESSFUL`);
+  return NtStatus.STATUS_UNSUCCESSFUL;
+}
+
+function validateSecurity(security: unknown): PortSecurity {
+  if (security === undefined || security === 'admins') return 'admins';
+  if (typeof security !== 'object' || security === null) {
+    throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, "security must be 'admins' or an object");
+  }
+  const s = security as { allowUids?: unknown; allowGids?: unknown; includeAdmins?: unknown };
+  const ids = (v: unknown, what: string): number[] | undefined => {
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && (x as number) >= 0)) {
+      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, `security.${what} must be an array of ids`);
+    }
+    return [...(v as number[])];
+  };
+  if (s.includeAdmins !== undefined && typeof s.includeAdmins !== 'boolean') {
+    throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, 'security.includeAdmins must be a boolean');
+  }
+  const out: { allowUids?: number[]; allowGids?: number[]; includeAdmins?: boolean } = {};
+  const uids = ids(s.allowUids, 'allowUids');
+  const gids = ids(s.allowGids, 'allowGids');
+  if (uids) out.allowUids = uids;
+  if (gids) out.allowGids = gids;
+  if (s.includeAdmins !== undefined) out.includeAdmins = s.includeAdmins;
+  return out;
+}
+
+interface PendingMessage {
+  readonly id: bigint;
+  readonly data: Buffer;
+  readonly replyLength: number | undefined;
+  state: 'queued' | 'delivered' | 'done';
+  timer?: NodeJS.Timeout;
+  detachAbort?: () => void;
+  resolve(result: SendMessageResult): void;
+  reject(reason: unknown): void;
+}
+
+export class ClientPortImpl implements ClientPort {
+  readonly id: number;
+  readonly portName: string;
+  readonly serverPort: ServerPortImpl;
+  readonly context: Buffer;
+  readonly identity: PeerIdentity;
+  readonly processId: number | undefined;
+  /** Resolves when the connection is over and its disconnect callback (if any) has finished. */
+  readonly settled: Promise<void>;
+
+  private state: 'connecting' | 'connected' | 'closed' = 'connecting';
+  private connectionCookie: unknown = undefined;
+  private closeRequested = false;
+  private streamGone = false;
+  private readonly gets = new Map<number, number>(); // getId -> capacity, in GET order
+  private readonly queue: PendingMessage[] = [];
+  private readonly awaiting = new Map<bigint, PendingMessage>();
+  private resolveSettled!: () => void;
+
+  constructor(
+    private readonly core: SimulatorCore,
+    private readonly link: StreamLink,
+    port: ServerPortImpl,
+    context: Buffer,
+    identity: PeerIdentity,
+    processId: number | undefined,
+  ) {
+    this.id = core.nextClientId();
+    this.serverPort = port;
+    this.portName = port.name;
+    this.context = context;
+    this.identity = Object.freeze({ ...identity });
+    this.processId = processId;
+    this.settled = new Promise<void>((resolve) => {
+      this.resolveSettled = resolve;
+    });
+  }
+
+  get cookie(): unknown {
+    return this.connectionCookie;
+  }
+
+  get connected(): boolean {
+    return this.state === 'connected';
+  }
+
+  /** Runs ConnectNotify; returns the HRESULT for CONNECT_RESULT. */
+  async runConnect(): Promise<number> {
+    const port = this.serverPort;
+    let cookie: unknown;
+    try {
+      cookie = port.options.connect ? await port.options.connect(this, this.context) : undefined;
+    } catch (err) {
+      port.connecting.delete(this);
+      this.state = 'closed';
+      this.resolveSettled();
+      return hresultFromNtStatus(failureStatus(err, this.core, `connect callback of port ${port.name}`));
+    }
+    port.connecting.delete(this);
+    this.connectionCookie = cookie;
+    this.state = 'connected';
+    port.connections.add(this);
+    if (this.streamGone) this.teardown();
+    return 0;
+  }
+
+  /** Called after CONNECT_RESULT S_OK went out: applies a kernel close that arrived during ConnectNotify. */
+  completeConnect(): void {
+    if (this.state !== 'connected') return;
+    this.core.notify('connect', this);
+    if (this.closeRequested) this.close();
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'connecting') {
+      this.closeRequested = true;
+      return;
+    }
+    if (this.link.open) {
+      this.link.send(FrameType.DISCONNECT, 0, encodeI32(NtStatus.STATUS_PORT_DISCONNECTED));
+      this.link.end();
+    }
+    this.teardown();
+  }
+
+  /** The user's handle is gone (stream closed, protocol error). */
+  onStreamClosed(): void {
+    if (this.state === 'connecting') this.streamGone = true;
+    else this.teardown();
+  }
+
+  private teardown(): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    this.serverPort.connections.delete(this);
+    this.serverPort.connecting.delete(this);
+    this.gets.clear();
+    for (const m of [...this.queue, ...this.awaiting.values()]) {
+      this.finish(m, { status: NtStatus.STATUS_PORT_DISCONNECTED });
+    }
+    if (!wasConnected) {
+      this.resolveSettled();
+      return;
+    }
+    const disconnect = this.serverPort.options.disconnect;
+    void (async () => {
+      try {
+        if (disconnect) await disconnect(this);
+      } catch (err) {
+        this.core.log(`disconnect callback of port ${this.portName} failed with ${describe(err)}`);
+      }
+      this.resolveSettled();
+    })();
+    this.core.notify('disconnect', this);
+  }
+
+  // ---- kernel -> user messages ------------------------------------------------------------------------
+
+  sendMessage(data: Buffer, options: SendMessageOptions): Promise<SendMessageResult> {
+    if (this.state !== 'connected' || !this.link.open) {
+      return Promise.resolve({ status: NtStatus.STATUS_PORT_DISCONNECTED });
+    }
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<SendMessageResult>((resolve, reject) => {
+      const m: PendingMessage = {
+        id: this.core.nextMessageId(),
+        data,
+        replyLength: options.replyLength,
+        state: 'queued',
+        resolve,
+        reject,
+      };
+      if (signal) {
+        const onAbort = (): void => this.withdraw(m, undefined, signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        m.detachAbort = () => signal.removeEventListener('abort', onAbort);
+      }
+      if (options.timeout !== undefined) {
+        m.timer = setTimeout(() => this.withdraw(m, { status: NtStatus.STATUS_TIMEOUT }), options.timeout);
+      }
+      this.queue.push(m);
+      this.pump();
+    });
+  }
+
+  addGet(getId: number, capacity: number): void {
+    if (this.state !== 'connected') return;
+    if (this.gets.has(getId)) throw new ProtocolError(`GET id ${getId} is already pending`);
+    if (this.gets.size >= MAX_PENDING_GETS) throw new ProtocolError(`more than ${MAX_PENDING_GETS} pending gets`);
+    this.gets.set(getId, capacity);
+    this.pump();
+  }
+
+  cancelGet(getId: number): void {
+    if (!this.gets.delete(getId)) return; // already completed: CANCEL is ignored
+    this.link.send(
+      FrameType.GET_COMPLETE,
+      getId,
+      encodeGetComplete({ status: NtStatus.STATUS_CANCELLED, replyLength: 0, messageId: 0n, data: EMPTY }),
+    );
+  }
+
+  /** FilterReplyMessage; returns the HRESULT for REPLY_RESULT. */
+  reply(status: number, messageId: bigint, data: Buffer): number {
+    const m = this.awaiting.get(messageId);
+    if (!m || m.replyLength === undefined) return Win32.ERROR_FLT_NO_WAITER_FOR_REPLY;
+    if (data.length > m.replyLength) {
+      this.finish(m, {
+        status: NtStatus.STATUS_BUFFER_OVERFLOW,
+        reply: Buffer.from(data.subarray(0, m.replyLength)),
+        replyStatus: status >>> 0,
+      });
+    } else {
+      this.finish(m, { status: NtStatus.STATUS_SUCCESS, reply: data, replyStatus: status >>> 0 });
+    }
+    return 0;
+  }
+
+  private pump(): void {
+    while (this.state === 'connected' && this.gets.size > 0 && this.queue.length > 0) {
+      const [getId, capacity] = this.gets.entries().next().value as [number, number];
+      this.gets.delete(getId);
+      const m = this.queue[0] as PendingMessage;
+      const needed = FILTER_MESSAGE_HEADER_BYTES + m.data.length;
+      if (capacity < needed) {
+        // The message stays queued for a later (bigger) get; the size needed travels in replyLength.
+        this.link.send(
+          FrameType.GET_COMPLETE,
+          getId,
+          encodeGetComplete({ status: NtStatus.STATUS_BUFFER_TOO_SMALL, replyLength: needed, messageId: 0n, data: EMPTY }),
+        );
+        continue;
+      }
+      this.queue.shift();
+      const replyLength = m.replyLength === undefined ? 0 : m.replyLength + FILTER_REPLY_HEADER_BYTES;
+      this.link.send(
+        FrameType.GET_COMPLETE,
+        getId,
+        encodeGetComplete({ status: NtStatus.STATUS_SUCCESS, replyLength, messageId: m.id, data: m.data }),
+      );
+      if (m.replyLength === undefined) {
+        this.finish(m, { status: NtStatus.STATUS_SUCCESS });
+      } else {
+        m.state = 'delivered';
+        this.awaiting.set(m.id, m);
+      }
+    }
+  }
+
+  /** Timeout or abort: take the message back if no get took it yet, or stop waiting for its reply. */
+  private withdraw(m: PendingMessage, result: SendMessageResult | undefined, reason?: unknown): void {
+    if (m.state === 'done') return;
+    if (result) this.finish(m, result);
+    else {
+      this.detach(m);
+      m.reject(reason);
+    }
+  }
+
+  private detach(m: PendingMessage): void {
+    if (m.state === 'queued') {
+      const i = this.queue.indexOf(m);
+      if (i >= 0) this.queue.splice(i, 1);
+    } else if (m.state === 'delivered') {
+      this.awaiting.delete(m.id);
+    }
+    m.state = 'done';
+    if (m.timer) clearTimeout(m.timer);
+    m.detachAbort?.();
+  }
+
+  private finish(m: PendingMessage, result: SendMessageResult): void {
+    if (m.state === 'done') return;
+    this.detach(m);
+    m.resolve(result);
+  }
+
+  // ---- user -> kernel (FilterSendMessage) ---------------------------------------------------------------
+
+  /** Runs MessageNotify; resolves to the SEND_RESULT HRESULT and output. */
+  async handleSend(input: Buffer, outputCapacity: number): Promise<{ hresult: number; output: Buffer }> {
+    const callback = this.serverPort.options.message;
+    if (!callback) return { hresult: hresultFromWin32(Win32.ERROR_NOT_SUPPORTED), output: EMPTY };
+    let out: unknown;
+    try {
+      out = await callback(this, input, outputCapacity);
+    } catch (err) {
+      const status = failureStatus(err, this.core, `message callback of port ${this.portName}`);
+      return { hresult: hresultFromNtStatus(status), output: EMPTY };
+    }
+    if (out === undefined) return { hresult: 0, output: EMPTY };
+    if (!(out instanceof Uint8Array)) {
+      this.core.log(`message callback of port ${this.portName} returned a non-Uint8Array; reporting STATUS_UNSUCCESSFUL`);
+      return { hresult: hresultFromNtStatus(NtStatus.STATUS_UNSUCCESSFUL), output: EMPTY };
+    }
+    if (out.length > outputCapacity) {
+      return { hresult: hresultFromNtStatus(NtStatus.STATUS_BUFFER_TOO_SMALL), output: EMPTY };
+    }
+    if (out.length > MAX_PAYLOAD - 4) {
+      this.core.log(`message callback of port ${this.portName} returned more than the wire can carry`);
+      return { hresult: hresultFromNtStatus(NtStatus.STATUS_INSUFFICIENT_RESOURCES), output: EMPTY };
+    }
+    return { hresult: 0, output: Buffer.from(out.buffer, out.byteOffset, out.byteLength) };
+  }
+}
+
+export class ServerPortImpl implements ServerPort {
+  readonly name: string;
+  readonly cookie: unknown;
+  readonly maxConnections: number;
+  readonly security: PortSecurity;
+  readonly connections = new Set<ClientPortImpl>();
+  /** Connections whose connect callback is still running (they count against maxConnections). */
+  readonly connecting = new Set<ClientPortImpl>();
+  private isClosed = false;
+
+  constructor(
+    private readonly core: SimulatorCore,
+    readonly filter: SimulatedFilter,
+    name: string,
+    readonly options: CommunicationPortOptions,
+  ) {
+    this.name = name;
+    this.cookie = options.cookie;
+    this.maxConnections = options.maxConnections;
+    this.security = validateSecurity(options.security);
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.core.unregisterPortName(this);
+  }
+
+  /** All connections, established or being set up. */
+  allClients(): ClientPortImpl[] {
+    return [...this.connecting, ...this.connections];
+  }
+}
+
+/** A registered minifilter. Created by FilterManagerSimulator.registerFilter. */
+export class SimulatedFilter {
+  readonly name: string;
+  readonly altitude: string | undefined;
+  private readonly ports = new Set<ServerPortImpl>();
+  private unloading: Promise<void> | undefined;
+
+  /** @internal use FilterManagerSimulator.registerFilter */
+  constructor(
+    private readonly core: SimulatorCore,
+    name: string,
+    altitude: string | undefined,
+  ) {
+    this.name = name;
+    this.altitude = altitude;
+  }
+
+  get unloaded(): boolean {
+    return this.unloading !== undefined;
+  }
+
+  /** FltCreateCommunicationPort. */
+  createCommunicationPort(name: string, options: CommunicationPortOptions): ServerPort {
+    if (this.unloading) throw new NtStatusError(NtStatus.STATUS_FLT_DELETING_OBJECT, `filter ${this.name} is unloaded`);
+    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_PORT_NAME_CHARS) {
+      throw new NtStatusError(NtStatus.STATUS_OBJECT_NAME_INVALID, 'port name must be a non-empty string');
+    }
+    if (typeof options !== 'object' || options === null) {
+      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, 'options are required');
+    }
+    const max = options.maxConnections;
+    if (!Number.isInteger(max) || max <= 0 || max > 0x7fffffff) {
+      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, 'maxConnections must be an integer > 0');
+    }
+    for (const key of ['connect', 'disconnect', 'message'] as const) {
+      if (options[key] !== undefined && typeof options[key] !== 'function') {
+        throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, `${key} must be a function`);
+      }
+    }
+    const port = new ServerPortImpl(this.core, this, name, options);
+    this.core.registerPortName(port); // throws STATUS_OBJECT_NAME_COLLISION
+    this.ports.add(port);
+    return port;
+  }
+
+  /**
+   * FltSendMessage. Resolves with STATUS_SUCCESS, STATUS_TIMEOUT, STATUS_BUFFER_OVERFLOW (reply truncated) or
+   * STATUS_PORT_DISCONNECTED; rejects with NtStatusError(STATUS_INVALID_PARAMETER) on bad arguments and with
+   * signal.reason when aborted.
+   */
+  async sendMessage(client: ClientPort, data: Uint8Array, options: SendMessageOptions = {}): Promise<SendMessageResult> {
+    const bad = (what: string): NtStatusError => new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, what);
+    if (!(client instanceof ClientPortImpl) || client.serverPort.filter !== this) {
+      throw bad('client is not a connection of this filter');
+    }
+    if (!(data instanceof Uint8Array)) throw bad('data must be a Uint8Array');
+    if (data.length > MAX_MESSAGE_DATA) throw bad(`data longer than ${MAX_MESSAGE_DATA} bytes`);
+    const { replyLength, timeout, signal } = options;
+    if (replyLength !== undefined && (!Number.isInteger(replyLength) || replyLength < 0 || replyLength > MAX_REPLY_LENGTH)) {
+      throw bad('replyLength must be an integer >= 0');
+    }
+    if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || timeout > 0x7fffffff)) {
+      throw bad('timeout must be a number of milliseconds >= 0');
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw bad('signal must be an AbortSignal');
+    return client.sendMessage(Buffer.from(data), { replyLength, timeout, signal });
+  }
+
+  /** FltUnregisterFilter: closes the filter's server ports and ends every connection; waits for the callbacks. */
+  unload(): Promise<void> {
+    if (this.unloading) return this.unloading;
+    const clients: ClientPortImpl[] = [];
+    for (const port of this.ports) {
+      port.close();
+      clients.push(...port.allClients());
+    }
+    for (const client of clients) client.close();
+    this.unloading = Promise.all(clients.map((c) => c.settled)).then(() => {
+      this.core.filterUnloaded(this);
+    });
+    return this.unloading;
+  }
+}

@@ -1,0 +1,21 @@
+// fltmgr/simulator: the kernel side of Filter Manager, in TypeScript, serving docs/wire-protocol.md.
+export { FilterManagerSimulator } from './server';
+export type { ListenTarget, ProtocolErrorEvent, SimulatorEventMap } from './server';
+export { SimulatedFilter } from './filter';
+export { NtStatusError } from './types';
+export type {
+  ClientPort,
+  CommunicationPortOptions,
+  PeerIdentity,
+  PortSecurity,
+  SendMessageOptions,
+  SendMessageResult,
+  ServerPort,
+  SimulatedMinifilterModule,
+  SimulatorOptions,
+} from './types';
+export { startSimulatorWorker } from './worker';
+export type { SimulatorWorker, SimulatorWorkerOptions } from './worker';
+export { loadFilterModule } from './load-module';
+export { parseEndpoint, formatEndpoint, WIRE_VERSION, MAX_PAYLOAD } from './wire';
+export type { Endpoint } from './wire';

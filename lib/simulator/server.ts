@@ -1,0 +1,565 @@
+// The Filter Manager simulator: owns the object namespace (filters, port names), accepts streams on a local
+// endpoint and speaks docs/wire-protocol.md on each of them.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { NtStatus, Win32, hresultFromWin32 } from '../status';
+import { ClientPortImpl, ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
+import { NtStatusError, type ClientPort, type PeerIdentity, type SimulatorOptions } from './types';
+import {
+  FrameDecoder,
+  FrameType,
+  MAX_OUTSTANDING_REQUESTS,
+  MAX_PENDING_GETS,
+  ProtocolError,
+  encodeFrame,
+  encodeI32,
+  encodeSendResult,
+  formatEndpoint,
+  parseCancel,
+  parseConnect,
+  parseGet,
+  parseReply,
+  parseSend,
+  type ConnectPayload,
+  type Frame,
+} from './wire';
+
+export interface ProtocolErrorEvent {
+  reason: string;
+  /** The connection, when the stream had one. */
+  client?: ClientPort;
+}
+
+export interface SimulatorEventMap {
+  'protocol-error': [ProtocolErrorEvent];
+  connect: [ClientPort];
+  disconnect: [ClientPort];
+}
+
+export type ListenTarget = { path?: string } | { tcp: { host?: '127.0.0.1'; port?: number } };
+
+type Transport = 'unix' | 'tcp' | 'pipe';
+
+const FLT_PORT_FLAG_SYNC_HANDLE = 0x1;
+const E_ACCESSDENIED = hresultFromWin32(Win32.ERROR_ACCESS_DENIED);
+const STREAM_END_GRACE_MS = 2000;
+const CLOSE_GRACE_MS = 1000;
+const MAX_BACKLOG = MAX_PENDING_GETS + MAX_OUTSTANDING_REQUESTS + 16;
+
+class Stream implements StreamLink {
+  state: 'new' | 'connecting' | 'established' | 'closed' = 'new';
+  client: ClientPortImpl | undefined;
+  readonly decoder = new FrameDecoder('client-to-server');
+  readonly backlog: Frame[] = [];
+  outstandingSends = 0;
+  private ending = false;
+
+  constructor(
+    readonly id: number,
+    readonly socket: net.Socket,
+    readonly transport: Transport,
+    readonly identity: PeerIdentity,
+  ) {}
+
+  get open(): boolean {
+    return !this.ending && !this.socket.destroyed && this.socket.writable;
+  }
+
+  send(type: number, id: number, payload: Buffer): void {
+    if (this.open) this.socket.write(encodeFrame(type, id, payload));
+  }
+
+  end(): void {
+    if (this.ending) return;
+    this.ending = true;
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    // A client that never closes its side must not keep the stream (and the process) alive.
+    setTimeout(() => this.socket.destroy(), STREAM_END_GRACE_MS).unref();
+  }
+}
+
+interface Credentials {
+  uid: number | undefined;
+  gid: number | undefined;
+  owner: boolean;
+}
+
+// SO_PEERCRED through the native addon (lib/binding.ts), when it is built; null when it is not.
+interface PeerCredBinding {
+  peerCredentials(fd: number): unknown;
+}
+let nativeBinding: PeerCredBinding | null | undefined;
+function loadPeerCredBinding(): PeerCredBinding | null {
+  if (nativeBinding !== undefined) return nativeBinding;
+  nativeBinding = null;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require('../binding') as { loadBinding?: () => Partial<PeerCredBinding> };
+    const binding = mod.loadBinding?.();
+    if (binding && typeof binding.peerCredentials === 'function') nativeBinding = binding as PeerCredBinding;
+  } catch {
+    // not built (yet): identity falls back to { via: 'unix' }
+  }
+  return nativeBinding;
+}
+
+function defaultPeerCredentials(socket: net.Socket): PeerIdentity | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  const binding = loadPeerCredBinding();
+  if (!binding) return undefined;
+  try {
+    const c = binding.peerCredentials(fd) as { uid?: unknown; gid?: unknown; pid?: unknown } | undefined;
+    if (!c || typeof c.uid !== 'number') return undefined;
+    const id: PeerIdentity = { uid: c.uid, via: 'unix' };
+    if (typeof c.gid === 'number') id.gid = c.gid;
+    if (typeof c.pid === 'number' && c.pid > 0) id.pid = c.pid;
+    return id;
+  } catch {
+    return undefined;
+  }
+}
+
+// Socket files of simulators still listening when the process exits without close(): removed on 'exit'.
+const liveCleanups = new Set<() => void>();
+let exitHookInstalled = false;
+function trackCleanup(cleanup: () => void): void {
+  liveCleanups.add(cleanup);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of liveCleanups) c();
+  });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
+  private readonly logLine: (line: string) => void;
+  private readonly adminUids: ReadonlySet<number>;
+  private readonly adminGids: ReadonlySet<number>;
+  private readonly ownerIsAdmin: boolean;
+  private readonly peerCredentials: ((socket: net.Socket) => PeerIdentity | undefined) | undefined;
+  private readonly filters = new Map<string, SimulatedFilter>();
+  private readonly ports = new Map<string, ServerPortImpl>();
+  private readonly streams = new Set<Stream>();
+  private readonly core: SimulatorCore;
+  private server: net.Server | undefined;
+  private transport: Transport | undefined;
+  private endpointText: string | undefined;
+  private secret: Buffer | undefined;
+  private unixTrusted = false;
+  private socketPath: string | undefined;
+  private privateDir: string | undefined;
+  private closing: Promise<void> | undefined;
+  private lastMessageId = 0n;
+  private lastClientId = 0;
+  private lastStreamId = 0;
+
+  constructor(options: SimulatorOptions = {}) {
+    super();
+    const log = options.log;
+    this.logLine = (line) => {
+      try {
+        log?.(line);
+      } catch {
+        // a failing logger must not take the simulator down
+      }
+    };
+    const ownUid = process.getuid?.();
+    this.ownerIsAdmin = options.admins === undefined;
+    this.adminUids = new Set(options.admins ? (options.admins.uids ?? []) : [0, ...(ownUid === undefined ? [] : [ownUid])]);
+    this.adminGids = new Set(options.admins?.gids ?? []);
+    this.peerCredentials = options.peerCredentials;
+    this.core = {
+      log: (line) => this.logLine(line),
+      nextMessageId: () => ++this.lastMessageId,
+      nextClientId: () => ++this.lastClientId,
+      registerPortName: (port) => {
+        const key = portKey(port.name);
+        if (this.ports.has(key)) {
+          throw new NtStatusError(NtStatus.STATUS_OBJECT_NAME_COLLISION, `port ${port.name} already exists`);
+        }
+        this.ports.set(key, port);
+      },
+      unregisterPortName: (port) => {
+        const key = portKey(port.name);
+        if (this.ports.get(key) === port) this.ports.delete(key);
+      },
+      notify: (event, client) => this.safeEmit(event, client),
+      filterUnloaded: (filter) => {
+        if (this.filters.get(filter.name) === filter) this.filters.delete(filter.name);
+      },
+    };
+  }
+
+  /** The endpoint string clients connect to (docs/wire-protocol.md), once listening. */
+  get endpoint(): string | undefined {
+    return this.endpointText;
+  }
+
+  /**
+   * Starts serving. Default: a Unix socket in a fresh private (0700) temp directory; on Windows a named pipe
+   * with a per-run secret. `{ tcp }` listens on 127.0.0.1 only, with a per-run secret in the endpoint string.
+   */
+  async listen(where: ListenTarget = {}): Promise<string> {
+    if (this.closing) throw new Error('the simulator is closed');
+    if (this.server) throw new Error('the simulator is already listening');
+    const server = net.createServer((socket) => this.onConnection(socket));
+    this.server = server;
+    try {
+      if ('tcp' in where) return await this.listenTcp(server, where.tcp ?? {});
+      const p = where.path;
+      if (p !== undefined && (typeof p !== 'string' || p.length === 0)) throw new TypeError('path must be a non-empty string');
+      if (process.platform === 'win32' && (p === undefined || /^\\\\[.?]\\pipe\\/i.test(p))) {
+        return await this.listenPipe(server, p ?? `\\\\.\\pipe\\fltmgr-sim-${randomBytes(8).toString('hex')}`);
+      }
+      return await this.listenUnix(server, p);
+    } catch (err) {
+      this.server = undefined;
+      server.close();
+      this.cleanupFiles();
+      throw err;
+    }
+  }
+
+  private async listenTcp(server: net.Server, tcp: { host?: string; port?: number }): Promise<string> {
+    const host = tcp.host ?? '127.0.0.1';
+    if (host !== '127.0.0.1') throw new TypeError('the simulator listens on 127.0.0.1 only');
+    const port = tcp.port ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('tcp.port must be 0..65535');
+    this.transport = 'tcp';
+    this.secret = Buffer.from(randomBytes(24).toString('hex'), 'latin1');
+    await listenOn(server, { host, port, exclusive: true });
+    const address = server.address() as net.AddressInfo;
+    this.endpointText = formatEndpoint({ kind: 'tcp', host, port: address.port, secret: this.secret.toString('latin1') });
+    return this.endpointText;
+  }
+
+  private async listenPipe(server: net.Server, pipePath: string): Promise<string> {
+    this.transport = 'pipe';
+    this.secret = Buffer.from(randomBytes(24).toString('hex'), 'latin1');
+    await listenOn(server, { path: pipePath, exclusive: true });
+    this.endpointText = formatEndpoint({ kind: 'pipe', path: pipePath, secret: this.secret.toString('latin1') });
+    return this.endpointText;
+  }
+
+  private async listenUnix(server: net.Server, requested: string | undefined): Promise<string> {
+    this.transport = 'unix';
+    let socketPath: string;
+    trackCleanup(this.cleanupOnExit);
+    if (requested === undefined) {
+      this.privateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-sim-'));
+      fs.chmodSync(this.privateDir, 0o700);
+      socketPath = path.join(this.privateDir, 'sim.sock');
+    } else {
+      socketPath = path.resolve(requested);
+    }
+    this.unixTrusted = isPrivateDirectory(path.dirname(socketPath));
+    await listenOn(server, { path: socketPath, exclusive: true });
+    this.socketPath = socketPath; // only now: a path we failed to bind may be somebody else's socket
+    this.endpointText = formatEndpoint({ kind: 'unix', path: socketPath });
+    return this.endpointText;
+  }
+
+  /** Registers a minifilter (FltRegisterFilter). Names are unique; altitude is digits with an optional fraction. */
+  registerFilter(name: string, options: { altitude?: string } = {}): SimulatedFilter {
+    if (this.closing) throw new NtStatusError(NtStatus.STATUS_FLT_DELETING_OBJECT, 'the simulator is closed');
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new NtStatusError(NtStatus.STATUS_OBJECT_NAME_INVALID, 'filter name must be a non-empty string');
+    }
+    const altitude = options.altitude;
+    if (altitude !== undefined && (typeof altitude !== 'string' || !/^\d+(\.\d+)?$/.test(altitude))) {
+      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, `bad altitude ${String(altitude)}`);
+    }
+    if (this.filters.has(name)) {
+      throw new NtStatusError(NtStatus.STATUS_OBJECT_NAME_COLLISION, `filter ${name} is already registered`);
+    }
+    const filter = new SimulatedFilter(this.core, name, altitude);
+    this.filters.set(name, filter);
+    return filter;
+  }
+
+  /** Unloads every filter (ending their connections), stops listening, removes the socket file. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      const server = this.server;
+      const serverClosed = new Promise<void>((resolve) => {
+        if (!server || !server.listening) resolve();
+        else server.close(() => resolve());
+      });
+      await Promise.all([...this.filters.values()].map((f) => f.unload()));
+      // Streams that never got a connection (or whose client does not hang up) end here.
+      for (const st of this.streams) if (st.state !== 'established') st.socket.destroy();
+      const remaining = [...this.streams].map((st) => new Promise<void>((resolve) => st.socket.once('close', () => resolve())));
+      const grace = setTimeout(() => {
+        for (const st of this.streams) st.socket.destroy();
+      }, CLOSE_GRACE_MS);
+      await Promise.all(remaining);
+      clearTimeout(grace);
+      await serverClosed;
+      this.cleanupFiles();
+    })();
+    return this.closing;
+  }
+
+  private readonly cleanupOnExit = (): void => this.cleanupFiles();
+
+  private cleanupFiles(): void {
+    liveCleanups.delete(this.cleanupOnExit);
+    if (this.socketPath) {
+      try {
+        fs.rmSync(this.socketPath, { force: true });
+      } catch {
+        // already gone
+      }
+    }
+    if (this.privateDir) {
+      try {
+        fs.rmSync(this.privateDir, { recursive: true, force: true });
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private safeEmit<K extends keyof SimulatorEventMap>(event: K, ...args: SimulatorEventMap[K]): void {
+    try {
+      (this.emit as (e: K, ...a: SimulatorEventMap[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.logLine(`a '${event}' listener threw: ${describe(err)}`);
+    }
+  }
+
+  // ---- streams -----------------------------------------------------------------------------------------
+
+  private onConnection(socket: net.Socket): void {
+    const transport = this.transport ?? 'unix';
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    let identity: PeerIdentity | undefined;
+    try {
+      if (transport === 'unix') identity = (this.peerCredentials ?? defaultPeerCredentials)(socket);
+      else identity = this.peerCredentials?.(socket);
+    } catch (err) {
+      this.logLine(`peerCredentials failed: ${describe(err)}`);
+    }
+    identity ??= { via: transport === 'unix' ? 'unix' : 'secret' };
+    const st = new Stream(++this.lastStreamId, socket, transport, identity);
+    this.streams.add(st);
+    if (transport === 'tcp') socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(st, chunk));
+    socket.on('end', () => {
+      if (st.decoder.pendingBytes > 0) this.protocolError(st, 'stream ended inside a frame (truncated frame)');
+    });
+    socket.on('error', (err) => {
+      if (st.state !== 'closed') this.logLine(`stream #${st.id}: ${describe(err)}`);
+    });
+    socket.on('close', () => this.onStreamClosed(st));
+  }
+
+  private onStreamClosed(st: Stream): void {
+    if (st.state === 'closed' && !this.streams.has(st)) return;
+    st.state = 'closed';
+    this.streams.delete(st);
+    st.client?.onStreamClosed();
+  }
+
+  private protocolError(st: Stream, reason: string): void {
+    if (st.socket.destroyed && st.state === 'closed') return;
+    const who = st.client ? ` (port ${st.client.portName}, client ${st.client.id})` : '';
+    this.logLine(`protocol error on stream #${st.id}${who}: ${reason}; closing it`);
+    st.socket.destroy();
+    const event: ProtocolErrorEvent = { reason };
+    if (st.client) event.client = st.client;
+    this.safeEmit('protocol-error', event);
+  }
+
+  private onData(st: Stream, chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = st.decoder.push(chunk);
+    } catch (err) {
+      this.protocolError(st, describe(err));
+      return;
+    }
+    for (const frame of frames) {
+      if (st.socket.destroyed) return;
+      this.dispatch(st, frame);
+    }
+  }
+
+  private dispatch(st: Stream, frame: Frame): void {
+    try {
+      if (st.state === 'connecting') {
+        if (frame.type === FrameType.CONNECT) throw new ProtocolError('second CONNECT');
+        if (st.backlog.length >= MAX_BACKLOG) throw new ProtocolError('too many frames before CONNECT_RESULT');
+        st.backlog.push(frame);
+        return;
+      }
+      if (!st.open) return; // the kernel side already ended this stream
+      if (st.state === 'new') {
+        if (frame.type !== FrameType.CONNECT) throw new ProtocolError(`frame type 0x${frame.type.toString(16)} before CONNECT`);
+        if (frame.id !== 0) throw new ProtocolError('CONNECT id must be 0');
+        const payload = parseConnect(frame.payload);
+        this.connect(st, payload).catch((err: unknown) => {
+          this.logLine(`internal error during connect on stream #${st.id}: ${describe(err)}`);
+          st.socket.destroy();
+        });
+        return;
+      }
+      const client = st.client;
+      if (st.state !== 'established' || !client) return;
+      switch (frame.type) {
+        case FrameType.CONNECT:
+          throw new ProtocolError('second CONNECT');
+        case FrameType.GET:
+          client.addGet(frame.id, parseGet(frame.payload).capacity);
+          return;
+        case FrameType.CANCEL:
+          parseCancel(frame.payload);
+          client.cancelGet(frame.id);
+          return;
+        case FrameType.REPLY: {
+          const r = parseReply(frame.payload);
+          st.send(FrameType.REPLY_RESULT, frame.id, encodeI32(client.reply(r.status, r.messageId, r.data)));
+          return;
+        }
+        case FrameType.SEND: {
+          const s = parseSend(frame.payload);
+          if (st.outstandingSends >= MAX_OUTSTANDING_REQUESTS) {
+            throw new ProtocolError(`more than ${MAX_OUTSTANDING_REQUESTS} outstanding SEND requests`);
+          }
+          st.outstandingSends++;
+          void client
+            .handleSend(s.input, s.outputCapacity)
+            .then(
+              (r) => st.send(FrameType.SEND_RESULT, frame.id, encodeSendResult(r.hresult, r.output)),
+              (err: unknown) => this.logLine(`SEND on stream #${st.id} failed: ${describe(err)}`),
+            )
+            .finally(() => st.outstandingSends--);
+          return;
+        }
+        default:
+          throw new ProtocolError(`unexpected frame type 0x${frame.type.toString(16)}`);
+      }
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) this.logLine(`internal error on stream #${st.id}: ${describe(err)}`);
+      this.protocolError(st, err instanceof ProtocolError ? err.message : `internal error: ${describe(err)}`);
+    }
+  }
+
+  private async connect(st: Stream, p: ConnectPayload): Promise<void> {
+    st.state = 'connecting';
+    let hresult: number;
+    try {
+      hresult = await this.admit(st, p);
+    } catch (err) {
+      this.logLine(`connect on stream #${st.id} failed internally: ${describe(err)}`);
+      hresult = hresultFromWin32(Win32.ERROR_GEN_FAILURE);
+    }
+    if ((st.state as Stream['state']) === 'closed') return; // the client went away meanwhile; ClientPortImpl cleaned up
+    st.send(FrameType.CONNECT_RESULT, 0, encodeI32(hresult));
+    if (hresult !== 0 || !st.client) {
+      st.client = undefined;
+      st.state = 'new';
+      st.end();
+      return;
+    }
+    st.state = 'established';
+    st.client.completeConnect();
+    const backlog = st.backlog.splice(0);
+    for (const frame of backlog) {
+      if (st.socket.destroyed || !st.open) break;
+      this.dispatch(st, frame);
+    }
+  }
+
+  /** The checks FilterConnectCommunicationPort goes through, in order; then ConnectNotify. */
+  private async admit(st: Stream, p: ConnectPayload): Promise<number> {
+    if (st.transport !== 'unix') {
+      const given = Buffer.from(p.secret, 'latin1');
+      const secret = this.secret ?? Buffer.alloc(0);
+      if (given.length !== secret.length || !timingSafeEqual(given, secret)) {
+        this.logLine(`stream #${st.id}: wrong secret, access denied`);
+        return E_ACCESSDENIED;
+      }
+    }
+    if ((p.options & ~FLT_PORT_FLAG_SYNC_HANDLE) !== 0) return hresultFromWin32(Win32.ERROR_INVALID_PARAMETER);
+    const port = this.ports.get(portKey(p.portName));
+    if (!port || port.closed) return hresultFromWin32(Win32.ERROR_FILE_NOT_FOUND);
+    if (!this.allowed(port, this.credentialsOf(st))) return E_ACCESSDENIED;
+    if (port.connections.size + port.connecting.size >= port.maxConnections) {
+      return hresultFromWin32(Win32.ERROR_CONNECTION_COUNT_LIMIT);
+    }
+    const processId = st.identity.pid ?? (p.clientPid !== 0 ? p.clientPid : undefined);
+    const client = new ClientPortImpl(this.core, st, port, p.context, st.identity, processId);
+    port.connecting.add(client);
+    st.client = client;
+    const hresult = await client.runConnect();
+    if (hresult !== 0) st.client = undefined;
+    return hresult;
+  }
+
+  private credentialsOf(st: Stream): Credentials | undefined {
+    const id = st.identity;
+    if (id.uid !== undefined) return { uid: id.uid, gid: id.gid, owner: false };
+    // No OS credentials: a secret holder, or a peer on a socket only the owner can reach, is the owner.
+    if (id.via === 'secret' || (st.transport === 'unix' && this.unixTrusted)) {
+      return { uid: process.getuid?.(), gid: process.getgid?.(), owner: true };
+    }
+    return undefined;
+  }
+
+  private isAdmin(c: Credentials): boolean {
+    if (c.owner && this.ownerIsAdmin) return true;
+    if (c.uid !== undefined && this.adminUids.has(c.uid)) return true;
+    return c.gid !== undefined && this.adminGids.has(c.gid);
+  }
+
+  private allowed(port: ServerPortImpl, c: Credentials | undefined): boolean {
+    if (!c) return false;
+    const s = port.security;
+    if (s === 'admins') return this.isAdmin(c);
+    if ((s.includeAdmins ?? true) && this.isAdmin(c)) return true;
+    if (c.uid !== undefined && s.allowUids?.includes(c.uid)) return true;
+    return c.gid !== undefined && (s.allowGids?.includes(c.gid) ?? false);
+  }
+}
+
+// Object Manager names are case-insensitive.
+function portKey(name: string): string {
+  return name.toUpperCase();
+}
+
+function isPrivateDirectory(dir: string): boolean {
+  try {
+    const st = fs.statSync(dir);
+    const uid = process.getuid?.();
+    return st.isDirectory() && uid !== undefined && st.uid === uid && (st.mode & 0o077) === 0;
+  } catch {
+    return false;
+  }
+}
+
+function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(options, () => {
+      server.off('error', onError);
+      server.on('error', () => undefined);
+      resolve();
+    });
+  });
+}

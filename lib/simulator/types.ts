@@ -1,0 +1,123 @@
+// Public types of the simulator (the kernel side of Filter Manager).
+import type { Socket } from 'node:net';
+import { hex32, nameOfNtStatus } from '../status';
+
+/** A kernel-side failure: callbacks throw it to fail a connect or a send; the simulator throws it on bad calls. */
+export class NtStatusError extends Error {
+  readonly status: number;
+  constructor(status: number, message?: string) {
+    const s = status >>> 0;
+    super(message ?? `${nameOfNtStatus(s) ?? 'NTSTATUS'} (${hex32(s)})`);
+    this.name = 'NtStatusError';
+    this.status = s;
+  }
+}
+
+/**
+ * Who is at the other end of a stream. `via: 'unix'` = peer credentials of a Unix socket (uid/gid/pid when the
+ * platform gave them); `via: 'secret'` = a TCP or named-pipe client that proved it knows the per-run secret.
+ */
+export interface PeerIdentity {
+  uid?: number;
+  gid?: number;
+  pid?: number;
+  via: 'unix' | 'secret';
+}
+
+/**
+ * Who may connect to a port. 'admins' = FltBuildDefaultSecurityDescriptor (SYSTEM + Administrators; here: the
+ * simulator's admin uids/gids). The object form adds uids / primary gids; includeAdmins defaults to true.
+ */
+export type PortSecurity =
+  | 'admins'
+  | { allowUids?: number[]; allowGids?: number[]; includeAdmins?: boolean };
+
+export interface SimulatorOptions {
+  /** Who counts as an administrator. Default: uid 0 and the simulator process's own uid. */
+  admins?: { uids?: number[]; gids?: number[] };
+  /** Receives log lines (protocol errors, callback failures). Default: discard. */
+  log?: (line: string) => void;
+  /** Overrides how a stream's peer is identified (tests, platforms without SO_PEERCRED). */
+  peerCredentials?: (socket: Socket) => PeerIdentity | undefined;
+}
+
+export interface CommunicationPortOptions {
+  /** MaxConnections: an integer > 0. */
+  maxConnections: number;
+  /** Default 'admins'. */
+  security?: PortSecurity;
+  /** ServerPortCookie. */
+  cookie?: unknown;
+  /** ConnectNotify: the return value becomes the connection cookie; throw NtStatusError to refuse. */
+  connect?: (client: ClientPort, context: Buffer) => unknown | Promise<unknown>;
+  /** DisconnectNotify: runs once per established connection, whichever side ended it. */
+  disconnect?: (client: ClientPort) => void | Promise<void>;
+  /**
+   * MessageNotify (FilterSendMessage). Return the output (at most outputCapacity bytes) or undefined for none;
+   * throw NtStatusError to fail the send. Without it, sends fail with ERROR_NOT_SUPPORTED.
+   */
+  message?: (
+    client: ClientPort,
+    input: Buffer,
+    outputCapacity: number,
+  ) => Uint8Array | undefined | void | Promise<Uint8Array | undefined | void>;
+}
+
+/** The kernel's end of one connection (PFLT_PORT ClientPort). */
+export interface ClientPort {
+  /** Unique per simulator, from 1. */
+  readonly id: number;
+  readonly portName: string;
+  readonly serverPort: ServerPort;
+  /** The connection cookie ConnectNotify returned (undefined while it runs). */
+  readonly cookie: unknown;
+  /** The context bytes FilterConnectCommunicationPort passed. */
+  readonly context: Buffer;
+  readonly identity: PeerIdentity;
+  /** The peer's pid from the OS when known, else the pid the client reported in CONNECT (0 = unknown). */
+  readonly processId: number | undefined;
+  readonly connected: boolean;
+  /** FltCloseClientPort: DISCONNECT frame, stream closed, disconnect callback. Idempotent. */
+  close(): void;
+}
+
+/** A server port (FltCreateCommunicationPort). */
+export interface ServerPort {
+  readonly name: string;
+  readonly cookie: unknown;
+  readonly maxConnections: number;
+  /** Established connections (not those whose connect callback is still running). */
+  readonly connections: ReadonlySet<ClientPort>;
+  readonly closed: boolean;
+  /** FltCloseCommunicationPort: new connects get ERROR_FILE_NOT_FOUND; existing connections live on. */
+  close(): void;
+}
+
+export interface SendMessageOptions {
+  /** Bytes of reply data expected (FILTER_REPLY_HEADER excluded); undefined = no reply (NULL reply buffer). */
+  replyLength?: number;
+  /** Milliseconds, covering the wait for a get and for the reply; undefined = wait forever. */
+  timeout?: number;
+  /** Aborting withdraws the message (or stops waiting for the reply) and rejects with signal.reason. */
+  signal?: AbortSignal;
+}
+
+export interface SendMessageResult {
+  /**
+   * NTSTATUS: 0 STATUS_SUCCESS, 0x102 STATUS_TIMEOUT (a success code), 0x80000005 STATUS_BUFFER_OVERFLOW (reply
+   * truncated to replyLength), 0xC0000037 STATUS_PORT_DISCONNECTED.
+   */
+  status: number;
+  /** The reply data (at most replyLength bytes) when a reply arrived. */
+  reply?: Buffer;
+  /** FILTER_REPLY_HEADER.Status as the user sent it (unsigned). */
+  replyStatus?: number;
+}
+
+/** What a module loaded by the CLI or the worker exports. */
+export interface SimulatedMinifilterModule {
+  register(
+    sim: import('./server').FilterManagerSimulator,
+    options?: Record<string, unknown>,
+  ): import('./filter').SimulatedFilter | Promise<import('./filter').SimulatedFilter>;
+}

@@ -1,0 +1,370 @@
+// Codec for docs/wire-protocol.md (version 1): framing, payload layouts and endpoint strings.
+// Pure functions and a push-based decoder, so both the simulator and test clients can use them.
+
+export const WIRE_VERSION = 1;
+export const HEADER_BYTES = 12; // u32 length + u8 version + u8 type + u16 flags + u32 id
+export const MAX_PAYLOAD = 16 * 1024 * 1024;
+/** Flood guard: pending gets per connection, and outstanding SEND requests per connection. */
+export const MAX_PENDING_GETS = 4096;
+export const MAX_OUTSTANDING_REQUESTS = 4096;
+export const FILTER_MESSAGE_HEADER_BYTES = 16;
+export const FILTER_REPLY_HEADER_BYTES = 16;
+
+export const FrameType = {
+  CONNECT: 0x01,
+  GET: 0x02,
+  CANCEL: 0x03,
+  REPLY: 0x04,
+  SEND: 0x05,
+  CONNECT_RESULT: 0x81,
+  GET_COMPLETE: 0x82,
+  REPLY_RESULT: 0x84,
+  SEND_RESULT: 0x85,
+  DISCONNECT: 0x86,
+} as const;
+export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
+
+const CLIENT_TYPES: ReadonlySet<number> = new Set([
+  FrameType.CONNECT,
+  FrameType.GET,
+  FrameType.CANCEL,
+  FrameType.REPLY,
+  FrameType.SEND,
+]);
+const SERVER_TYPES: ReadonlySet<number> = new Set([
+  FrameType.CONNECT_RESULT,
+  FrameType.GET_COMPLETE,
+  FrameType.REPLY_RESULT,
+  FrameType.SEND_RESULT,
+  FrameType.DISCONNECT,
+]);
+
+export interface Frame {
+  type: number;
+  id: number;
+  payload: Buffer;
+}
+
+/** A malformed frame or payload. The simulator closes the stream that sent it. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+export function encodeFrame(type: number, id: number, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  if (payload.length > MAX_PAYLOAD) throw new RangeError(`payload of ${payload.length} bytes exceeds MAX_PAYLOAD`);
+  const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  out.writeUInt32LE(8 + payload.length, 0);
+  out.writeUInt8(WIRE_VERSION, 4);
+  out.writeUInt8(type, 5);
+  out.writeUInt16LE(0, 6);
+  out.writeUInt32LE(id >>> 0, 8);
+  out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Incremental frame decoder. push() returns the complete frames in the data so far and throws ProtocolError on
+ * the first bad header (length, version, flags, a type the given direction does not send). Payload layouts are
+ * checked by the parse* functions.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private readonly types: ReadonlySet<number>;
+
+  constructor(direction: 'client-to-server' | 'server-to-client') {
+    this.types = direction === 'client-to-server' ? CLIENT_TYPES : SERVER_TYPES;
+  }
+
+  /** Bytes of an incomplete frame held back. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Buffer): Frame[] {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.buffered < 4) break;
+      const head = this.peek(Math.min(this.buffered, HEADER_BYTES));
+      const length = head.readUInt32LE(0);
+      if (length < 8) throw new ProtocolError(`frame length ${length} is below 8`);
+      if (length > 8 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${length} exceeds 8 + MAX_PAYLOAD`);
+      if (head.length >= 5 && head[4] !== WIRE_VERSION) {
+        throw new ProtocolError(`unsupported protocol version ${String(head[4])}`);
+      }
+      if (head.length >= 6 && !this.types.has(head[5] ?? -1)) {
+        throw new ProtocolError(`unknown frame type 0x${(head[5] ?? 0).toString(16)}`);
+      }
+      if (head.length >= 8 && head.readUInt16LE(6) !== 0) {
+        throw new ProtocolError(`nonzero flags 0x${head.readUInt16LE(6).toString(16)}`);
+      }
+      if (this.buffered < 4 + length) break;
+      const whole = this.take(4 + length);
+      frames.push({ type: whole[5] ?? 0, id: whole.readUInt32LE(8), payload: whole.subarray(HEADER_BYTES) });
+    }
+    return frames;
+  }
+
+  private peek(n: number): Buffer {
+    if ((this.chunks[0]?.length ?? 0) < n) this.chunks = [Buffer.concat(this.chunks)];
+    return (this.chunks[0] as Buffer).subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const first = this.peek(n);
+    const out = Buffer.from(first); // copy: the payload outlives the socket's chunk
+    const head = this.chunks[0] as Buffer;
+    if (head.length === n) this.chunks.shift();
+    else this.chunks[0] = head.subarray(n);
+    this.buffered -= n;
+    return out;
+  }
+}
+
+// ---- payloads ----------------------------------------------------------------------------------------
+
+class Reader {
+  private offset = 0;
+  constructor(
+    private readonly buf: Buffer,
+    private readonly what: string,
+  ) {}
+  private need(n: number): void {
+    if (this.offset + n > this.buf.length) throw new ProtocolError(`${this.what}: payload truncated`);
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.offset);
+    this.offset += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32LE(this.offset);
+    this.offset += 4;
+    return v;
+  }
+  i32(): number {
+    this.need(4);
+    const v = this.buf.readInt32LE(this.offset);
+    this.offset += 4;
+    return v;
+  }
+  u64(): bigint {
+    this.need(8);
+    const v = this.buf.readBigUInt64LE(this.offset);
+    this.offset += 8;
+    return v;
+  }
+  bytes(n: number): Buffer {
+    this.need(n);
+    const v = this.buf.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    return v;
+  }
+  rest(): Buffer {
+    const v = this.buf.subarray(this.offset);
+    this.offset = this.buf.length;
+    return v;
+  }
+  end(): void {
+    if (this.offset !== this.buf.length) {
+      throw new ProtocolError(`${this.what}: ${this.buf.length - this.offset} unexpected trailing bytes`);
+    }
+  }
+}
+
+export interface ConnectPayload {
+  options: number;
+  clientPid: number;
+  portName: string;
+  context: Buffer;
+  secret: string;
+}
+
+export function encodeConnect(p: ConnectPayload): Buffer {
+  const name = Buffer.from(p.portName, 'utf16le');
+  const secret = Buffer.from(p.secret, 'latin1');
+  if (name.length > 0xffff || p.context.length > 0xffff || secret.length > 0xffff) {
+    throw new RangeError('CONNECT field longer than 0xFFFF bytes');
+  }
+  const out = Buffer.alloc(8 + 2 + name.length + 2 + p.context.length + 2 + secret.length);
+  let o = 0;
+  o = out.writeUInt32LE(p.options >>> 0, o);
+  o = out.writeUInt32LE(p.clientPid >>> 0, o);
+  o = out.writeUInt16LE(name.length, o);
+  o += name.copy(out, o);
+  o = out.writeUInt16LE(p.context.length, o);
+  o += Buffer.from(p.context).copy(out, o);
+  o = out.writeUInt16LE(secret.length, o);
+  secret.copy(out, o);
+  return out;
+}
+
+export function parseConnect(payload: Buffer): ConnectPayload {
+  const r = new Reader(payload, 'CONNECT');
+  const options = r.u32();
+  const clientPid = r.u32();
+  const nameBytes = r.u16();
+  if (nameBytes % 2 !== 0) throw new ProtocolError('CONNECT: odd UTF-16 name length');
+  const portName = r.bytes(nameBytes).toString('utf16le');
+  const context = Buffer.from(r.bytes(r.u16()));
+  const secretRaw = r.bytes(r.u16());
+  r.end();
+  // Not validated as ASCII here: a wrong secret is an access-denied answer, not a protocol error.
+  return { options, clientPid, portName, context, secret: secretRaw.toString('latin1') };
+}
+
+export function parseGet(payload: Buffer): { capacity: number } {
+  const r = new Reader(payload, 'GET');
+  const capacity = r.u32();
+  r.end();
+  return { capacity };
+}
+
+export function parseCancel(payload: Buffer): void {
+  new Reader(payload, 'CANCEL').end();
+}
+
+export interface ReplyPayload {
+  status: number;
+  messageId: bigint;
+  data: Buffer;
+}
+
+export function encodeReply(p: ReplyPayload): Buffer {
+  const out = Buffer.alloc(16 + p.data.length);
+  out.writeInt32LE(p.status | 0, 0);
+  out.writeUInt32LE(0, 4);
+  out.writeBigUInt64LE(p.messageId, 8);
+  Buffer.from(p.data).copy(out, 16);
+  return out;
+}
+
+export function parseReply(payload: Buffer): ReplyPayload {
+  const r = new Reader(payload, 'REPLY');
+  const status = r.i32() >>> 0;
+  r.u32(); // reserved: FILTER_REPLY_HEADER padding, may be whatever the caller's buffer held
+  const messageId = r.u64();
+  return { status, messageId, data: Buffer.from(r.rest()) };
+}
+
+export function encodeSend(outputCapacity: number, input: Uint8Array): Buffer {
+  const out = Buffer.alloc(4 + input.length);
+  out.writeUInt32LE(outputCapacity >>> 0, 0);
+  out.set(input, 4);
+  return out;
+}
+
+export function parseSend(payload: Buffer): { outputCapacity: number; input: Buffer } {
+  const r = new Reader(payload, 'SEND');
+  const outputCapacity = r.u32();
+  return { outputCapacity, input: Buffer.from(r.rest()) };
+}
+
+export function encodeI32(value: number): Buffer {
+  const out = Buffer.alloc(4);
+  out.writeInt32LE(value | 0, 0);
+  return out;
+}
+
+export interface GetCompletePayload {
+  status: number;
+  replyLength: number;
+  messageId: bigint;
+  data: Buffer;
+}
+
+export function encodeGetComplete(p: GetCompletePayload): Buffer {
+  const out = Buffer.alloc(16 + p.data.length);
+  out.writeInt32LE(p.status | 0, 0);
+  out.writeUInt32LE(p.replyLength >>> 0, 4);
+  out.writeBigUInt64LE(p.messageId, 8);
+  p.data.copy(out, 16);
+  return out;
+}
+
+export function parseGetComplete(payload: Buffer): GetCompletePayload {
+  const r = new Reader(payload, 'GET_COMPLETE');
+  const status = r.i32() >>> 0;
+  const replyLength = r.u32();
+  const messageId = r.u64();
+  return { status, replyLength, messageId, data: Buffer.from(r.rest()) };
+}
+
+export function encodeSendResult(hresult: number, output: Uint8Array): Buffer {
+  const out = Buffer.alloc(4 + output.length);
+  out.writeInt32LE(hresult | 0, 0);
+  out.set(output, 4);
+  return out;
+}
+
+export function parseSendResult(payload: Buffer): { hresult: number; output: Buffer } {
+  const r = new Reader(payload, 'SEND_RESULT');
+  const hresult = r.i32() >>> 0;
+  return { hresult, output: Buffer.from(r.rest()) };
+}
+
+/** CONNECT_RESULT, REPLY_RESULT and DISCONNECT carry one i32; returned unsigned. */
+export function parseStatusPayload(payload: Buffer, what: string): number {
+  const r = new Reader(payload, what);
+  const v = r.i32() >>> 0;
+  r.end();
+  return v;
+}
+
+// ---- endpoints ---------------------------------------------------------------------------------------
+
+export type Endpoint =
+  | { kind: 'unix'; path: string }
+  | { kind: 'tcp'; host: string; port: number; secret: string }
+  | { kind: 'pipe'; path: string; secret: string };
+
+/** Parses `unix:/path`, a plain absolute path, `tcp:127.0.0.1:PORT#SECRET` or `pipe:\\.\pipe\NAME#SECRET`. */
+export function parseEndpoint(text: string): Endpoint {
+  if (typeof text !== 'string' || text.length === 0) throw new TypeError('endpoint must be a non-empty string');
+  if (text.startsWith('unix:')) {
+    const path = text.slice(5);
+    if (path.length === 0) throw new TypeError(`bad unix endpoint: ${text}`);
+    return { kind: 'unix', path };
+  }
+  if (text.startsWith('/')) return { kind: 'unix', path: text };
+  if (text.startsWith('tcp:')) {
+    const hash = text.indexOf('#');
+    const secret = hash >= 0 ? text.slice(hash + 1) : '';
+    const hostPort = text.slice(4, hash >= 0 ? hash : undefined);
+    const colon = hostPort.lastIndexOf(':');
+    const host = hostPort.slice(0, colon);
+    const portText = hostPort.slice(colon + 1);
+    const port = Number(portText);
+    if (colon <= 0 || !/^\d+$/.test(portText) || port < 1 || port > 65535) {
+      throw new TypeError(`bad tcp endpoint: ${text}`);
+    }
+    return { kind: 'tcp', host, port, secret };
+  }
+  if (text.startsWith('pipe:')) {
+    const hash = text.indexOf('#');
+    const path = text.slice(5, hash >= 0 ? hash : undefined);
+    if (path.length === 0) throw new TypeError(`bad pipe endpoint: ${text}`);
+    return { kind: 'pipe', path, secret: hash >= 0 ? text.slice(hash + 1) : '' };
+  }
+  throw new TypeError(`unknown endpoint syntax: ${text}`);
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  switch (e.kind) {
+    case 'unix':
+      return `unix:${e.path}`;
+    case 'tcp':
+      return `tcp:${e.host}:${e.port}#${e.secret}`;
+    case 'pipe':
+      return `pipe:${e.path}#${e.secret}`;
+  }
+}

@@ -1,0 +1,337 @@
+// Win32 error, NTSTATUS and HRESULT tables shared by the TypeScript API, the simulator and the native layer's
+// tests. Values are checked against the mingw-w64 winerror.h / ntstatus.h / fltwinerror.h headers
+// (test/simulator/status.test.ts). Every function accepts signed or unsigned 32-bit input and returns
+// unsigned values (0x80070002, never -2147024894), so results compare directly with hex literals.
+
+/** Win32 error codes, spelled as in winerror.h. The ERROR_FLT_* entries are HRESULTs, as Windows defines them. */
+export const Win32 = {
+  ERROR_SUCCESS: 0,
+  ERROR_INVALID_FUNCTION: 1,
+  ERROR_FILE_NOT_FOUND: 2,
+  ERROR_PATH_NOT_FOUND: 3,
+  ERROR_ACCESS_DENIED: 5,
+  ERROR_INVALID_HANDLE: 6,
+  ERROR_NOT_ENOUGH_MEMORY: 8,
+  ERROR_OUTOFMEMORY: 14,
+  ERROR_NO_MORE_FILES: 18,
+  ERROR_NOT_READY: 21,
+  ERROR_BAD_COMMAND: 22,
+  ERROR_BAD_LENGTH: 24,
+  ERROR_GEN_FAILURE: 31,
+  ERROR_SHARING_VIOLATION: 32,
+  ERROR_HANDLE_EOF: 38,
+  ERROR_NOT_SUPPORTED: 50,
+  ERROR_DUP_NAME: 52,
+  ERROR_BAD_NETPATH: 53,
+  ERROR_DEV_NOT_EXIST: 55,
+  ERROR_NETNAME_DELETED: 64,
+  ERROR_FILE_EXISTS: 80,
+  ERROR_INVALID_PARAMETER: 87,
+  ERROR_BROKEN_PIPE: 109,
+  ERROR_SEM_TIMEOUT: 121,
+  ERROR_INSUFFICIENT_BUFFER: 122,
+  ERROR_INVALID_NAME: 123,
+  ERROR_BUSY: 170,
+  ERROR_ALREADY_EXISTS: 183,
+  ERROR_BAD_PIPE: 230,
+  ERROR_PIPE_BUSY: 231,
+  ERROR_NO_DATA: 232,
+  ERROR_PIPE_NOT_CONNECTED: 233,
+  ERROR_MORE_DATA: 234,
+  WAIT_TIMEOUT: 258,
+  ERROR_NO_MORE_ITEMS: 259,
+  ERROR_MR_MID_NOT_FOUND: 317,
+  ERROR_PIPE_CONNECTED: 535,
+  ERROR_ABANDONED_WAIT_0: 735,
+  ERROR_OPERATION_ABORTED: 995,
+  ERROR_IO_INCOMPLETE: 996,
+  ERROR_IO_PENDING: 997,
+  ERROR_NOACCESS: 998,
+  ERROR_SERVICE_ALREADY_RUNNING: 1056,
+  ERROR_SERVICE_DOES_NOT_EXIST: 1060,
+  ERROR_NOT_FOUND: 1168,
+  ERROR_CANCELLED: 1223,
+  ERROR_CONNECTION_REFUSED: 1225,
+  ERROR_REQUEST_ABORTED: 1235,
+  ERROR_CONNECTION_ABORTED: 1236,
+  ERROR_CONNECTION_COUNT_LIMIT: 1238,
+  ERROR_NO_SUCH_PRIVILEGE: 1313,
+  ERROR_PRIVILEGE_NOT_HELD: 1314,
+  ERROR_INTERNAL_ERROR: 1359,
+  ERROR_NO_SYSTEM_RESOURCES: 1450,
+  ERROR_TIMEOUT: 1460,
+  ERROR_INVALID_USER_BUFFER: 1784,
+  // fltwinerror.h: FACILITY_USERMODE_FILTER_MANAGER (0x1F) HRESULTs.
+  ERROR_FLT_NO_HANDLER_DEFINED: 0x801f0001,
+  ERROR_FLT_CONTEXT_ALREADY_DEFINED: 0x801f0002,
+  ERROR_FLT_INVALID_NAME_REQUEST: 0x801f0005,
+  ERROR_FLT_NOT_INITIALIZED: 0x801f0007,
+  ERROR_FLT_FILTER_NOT_READY: 0x801f0008,
+  ERROR_FLT_INTERNAL_ERROR: 0x801f000a,
+  ERROR_FLT_DELETING_OBJECT: 0x801f000b,
+  ERROR_FLT_DO_NOT_ATTACH: 0x801f000f,
+  ERROR_FLT_DO_NOT_DETACH: 0x801f0010,
+  ERROR_FLT_INSTANCE_ALTITUDE_COLLISION: 0x801f0011,
+  ERROR_FLT_INSTANCE_NAME_COLLISION: 0x801f0012,
+  ERROR_FLT_FILTER_NOT_FOUND: 0x801f0013,
+  ERROR_FLT_VOLUME_NOT_FOUND: 0x801f0014,
+  ERROR_FLT_INSTANCE_NOT_FOUND: 0x801f0015,
+  ERROR_FLT_NO_DEVICE_OBJECT: 0x801f0019,
+  ERROR_FLT_VOLUME_ALREADY_MOUNTED: 0x801f001a,
+  ERROR_FLT_NO_WAITER_FOR_REPLY: 0x801f0020,
+  ERROR_FLT_REGISTRATION_BUSY: 0x801f0023,
+} as const;
+export type Win32Name = keyof typeof Win32;
+
+/** NTSTATUS values (ntstatus.h), unsigned. */
+export const NtStatus = {
+  STATUS_SUCCESS: 0x00000000,
+  STATUS_ABANDONED_WAIT_0: 0x00000080,
+  STATUS_USER_APC: 0x000000c0,
+  STATUS_ALERTED: 0x00000101,
+  STATUS_TIMEOUT: 0x00000102,
+  STATUS_PENDING: 0x00000103,
+  STATUS_MORE_ENTRIES: 0x00000105,
+  STATUS_BUFFER_OVERFLOW: 0x80000005,
+  STATUS_NO_MORE_FILES: 0x80000006,
+  STATUS_DEVICE_BUSY: 0x80000011,
+  STATUS_NO_MORE_ENTRIES: 0x8000001a,
+  STATUS_UNSUCCESSFUL: 0xc0000001,
+  STATUS_NOT_IMPLEMENTED: 0xc0000002,
+  STATUS_INVALID_INFO_CLASS: 0xc0000003,
+  STATUS_INFO_LENGTH_MISMATCH: 0xc0000004,
+  STATUS_INVALID_HANDLE: 0xc0000008,
+  STATUS_INVALID_PARAMETER: 0xc000000d,
+  STATUS_NO_SUCH_DEVICE: 0xc000000e,
+  STATUS_INVALID_DEVICE_REQUEST: 0xc0000010,
+  STATUS_END_OF_FILE: 0xc0000011,
+  STATUS_NO_MEMORY: 0xc0000017,
+  STATUS_ACCESS_DENIED: 0xc0000022,
+  STATUS_BUFFER_TOO_SMALL: 0xc0000023,
+  STATUS_OBJECT_TYPE_MISMATCH: 0xc0000024,
+  STATUS_OBJECT_NAME_INVALID: 0xc0000033,
+  STATUS_OBJECT_NAME_NOT_FOUND: 0xc0000034,
+  STATUS_OBJECT_NAME_COLLISION: 0xc0000035,
+  STATUS_PORT_DISCONNECTED: 0xc0000037,
+  STATUS_OBJECT_PATH_NOT_FOUND: 0xc000003a,
+  STATUS_PORT_CONNECTION_REFUSED: 0xc0000041,
+  STATUS_INVALID_PORT_HANDLE: 0xc0000042,
+  STATUS_THREAD_IS_TERMINATING: 0xc000004b,
+  STATUS_DELETE_PENDING: 0xc0000056,
+  STATUS_PRIVILEGE_NOT_HELD: 0xc0000061,
+  STATUS_INSUFFICIENT_RESOURCES: 0xc000009a,
+  STATUS_DEVICE_NOT_READY: 0xc00000a3,
+  STATUS_PIPE_DISCONNECTED: 0xc00000b0,
+  STATUS_PIPE_CLOSING: 0xc00000b1,
+  STATUS_IO_TIMEOUT: 0xc00000b5,
+  STATUS_NOT_SUPPORTED: 0xc00000bb,
+  STATUS_INTERNAL_ERROR: 0xc00000e5,
+  STATUS_INVALID_USER_BUFFER: 0xc00000e8,
+  STATUS_CANCELLED: 0xc0000120,
+  STATUS_PIPE_BROKEN: 0xc000014b,
+  STATUS_INVALID_DEVICE_STATE: 0xc0000184,
+  STATUS_INVALID_BUFFER_SIZE: 0xc0000206,
+  STATUS_CONNECTION_DISCONNECTED: 0xc000020c,
+  STATUS_NOT_FOUND: 0xc0000225,
+  STATUS_CONNECTION_REFUSED: 0xc0000236,
+  STATUS_REQUEST_ABORTED: 0xc0000240,
+  STATUS_CONNECTION_ABORTED: 0xc0000241,
+  STATUS_CONNECTION_COUNT_LIMIT: 0xc0000246,
+  STATUS_LPC_REPLY_LOST: 0xc0000253,
+  STATUS_FLT_NOT_INITIALIZED: 0xc01c0007,
+  STATUS_FLT_FILTER_NOT_READY: 0xc01c0008,
+  STATUS_FLT_INTERNAL_ERROR: 0xc01c000a,
+  STATUS_FLT_DELETING_OBJECT: 0xc01c000b,
+  STATUS_FLT_DO_NOT_ATTACH: 0xc01c000f,
+  STATUS_FLT_DO_NOT_DETACH: 0xc01c0010,
+  STATUS_FLT_INSTANCE_ALTITUDE_COLLISION: 0xc01c0011,
+  STATUS_FLT_INSTANCE_NAME_COLLISION: 0xc01c0012,
+  STATUS_FLT_FILTER_NOT_FOUND: 0xc01c0013,
+  STATUS_FLT_VOLUME_NOT_FOUND: 0xc01c0014,
+  STATUS_FLT_INSTANCE_NOT_FOUND: 0xc01c0015,
+  STATUS_FLT_NO_WAITER_FOR_REPLY: 0xc01c0020,
+} as const;
+export type NtStatusName = keyof typeof NtStatus;
+
+/** HRESULTs with their own names (winerror.h). E_ACCESSDENIED equals HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED). */
+export const HResult = {
+  S_OK: 0x00000000,
+  S_FALSE: 0x00000001,
+  E_NOTIMPL: 0x80004001,
+  E_NOINTERFACE: 0x80004002,
+  E_POINTER: 0x80004003,
+  E_ABORT: 0x80004004,
+  E_FAIL: 0x80004005,
+  E_UNEXPECTED: 0x8000ffff,
+  E_ACCESSDENIED: 0x80070005,
+  E_HANDLE: 0x80070006,
+  E_OUTOFMEMORY: 0x8007000e,
+  E_INVALIDARG: 0x80070057,
+} as const;
+export type HResultName = keyof typeof HResult;
+
+const W = Win32;
+const S = NtStatus;
+
+// RtlNtStatusToDosError for the statuses in the table (the rest map to ERROR_MR_MID_NOT_FOUND, as Windows does).
+// FLT-facility statuses are not in Windows' table either; see hresultFromNtStatus for how fltlib reports them.
+const NT_TO_WIN32: ReadonlyMap<number, number> = new Map<number, number>([
+  [S.STATUS_SUCCESS, W.ERROR_SUCCESS],
+  [S.STATUS_TIMEOUT, W.ERROR_TIMEOUT],
+  [S.STATUS_PENDING, W.ERROR_IO_PENDING],
+  [S.STATUS_MORE_ENTRIES, W.ERROR_MORE_DATA],
+  [S.STATUS_BUFFER_OVERFLOW, W.ERROR_MORE_DATA],
+  [S.STATUS_NO_MORE_FILES, W.ERROR_NO_MORE_FILES],
+  [S.STATUS_DEVICE_BUSY, W.ERROR_BUSY],
+  [S.STATUS_NO_MORE_ENTRIES, W.ERROR_NO_MORE_ITEMS],
+  [S.STATUS_UNSUCCESSFUL, W.ERROR_GEN_FAILURE],
+  [S.STATUS_NOT_IMPLEMENTED, W.ERROR_INVALID_FUNCTION],
+  [S.STATUS_INVALID_INFO_CLASS, W.ERROR_INVALID_PARAMETER],
+  [S.STATUS_INFO_LENGTH_MISMATCH, W.ERROR_BAD_LENGTH],
+  [S.STATUS_INVALID_HANDLE, W.ERROR_INVALID_HANDLE],
+  [S.STATUS_INVALID_PARAMETER, W.ERROR_INVALID_PARAMETER],
+  [S.STATUS_NO_SUCH_DEVICE, W.ERROR_FILE_NOT_FOUND],
+  [S.STATUS_INVALID_DEVICE_REQUEST, W.ERROR_INVALID_FUNCTION],
+  [S.STATUS_END_OF_FILE, W.ERROR_HANDLE_EOF],
+  [S.STATUS_NO_MEMORY, W.ERROR_NOT_ENOUGH_MEMORY],
+  [S.STATUS_ACCESS_DENIED, W.ERROR_ACCESS_DENIED],
+  [S.STATUS_BUFFER_TOO_SMALL, W.ERROR_INSUFFICIENT_BUFFER],
+  [S.STATUS_OBJECT_TYPE_MISMATCH, W.ERROR_INVALID_HANDLE],
+  [S.STATUS_OBJECT_NAME_INVALID, W.ERROR_INVALID_NAME],
+  [S.STATUS_OBJECT_NAME_NOT_FOUND, W.ERROR_FILE_NOT_FOUND],
+  [S.STATUS_OBJECT_NAME_COLLISION, W.ERROR_ALREADY_EXISTS],
+  [S.STATUS_PORT_DISCONNECTED, W.ERROR_INVALID_HANDLE],
+  [S.STATUS_OBJECT_PATH_NOT_FOUND, W.ERROR_PATH_NOT_FOUND],
+  [S.STATUS_PORT_CONNECTION_REFUSED, W.ERROR_ACCESS_DENIED],
+  [S.STATUS_INVALID_PORT_HANDLE, W.ERROR_INVALID_HANDLE],
+  [S.STATUS_THREAD_IS_TERMINATING, W.ERROR_ACCESS_DENIED],
+  [S.STATUS_DELETE_PENDING, W.ERROR_ACCESS_DENIED],
+  [S.STATUS_PRIVILEGE_NOT_HELD, W.ERROR_PRIVILEGE_NOT_HELD],
+  [S.STATUS_INSUFFICIENT_RESOURCES, W.ERROR_NO_SYSTEM_RESOURCES],
+  [S.STATUS_DEVICE_NOT_READY, W.ERROR_NOT_READY],
+  [S.STATUS_PIPE_DISCONNECTED, W.ERROR_PIPE_NOT_CONNECTED],
+  [S.STATUS_PIPE_CLOSING, W.ERROR_NO_DATA],
+  [S.STATUS_IO_TIMEOUT, W.ERROR_SEM_TIMEOUT],
+  [S.STATUS_NOT_SUPPORTED, W.ERROR_NOT_SUPPORTED],
+  [S.STATUS_INTERNAL_ERROR, W.ERROR_INTERNAL_ERROR],
+  [S.STATUS_INVALID_USER_BUFFER, W.ERROR_INVALID_USER_BUFFER],
+  [S.STATUS_CANCELLED, W.ERROR_OPERATION_ABORTED],
+  [S.STATUS_PIPE_BROKEN, W.ERROR_BROKEN_PIPE],
+  [S.STATUS_INVALID_DEVICE_STATE, W.ERROR_BAD_COMMAND],
+  [S.STATUS_INVALID_BUFFER_SIZE, W.ERROR_INVALID_USER_BUFFER],
+  [S.STATUS_CONNECTION_DISCONNECTED, W.ERROR_NETNAME_DELETED],
+  [S.STATUS_NOT_FOUND, W.ERROR_NOT_FOUND],
+  [S.STATUS_CONNECTION_REFUSED, W.ERROR_CONNECTION_REFUSED],
+  [S.STATUS_REQUEST_ABORTED, W.ERROR_REQUEST_ABORTED],
+  [S.STATUS_CONNECTION_ABORTED, W.ERROR_CONNECTION_ABORTED],
+  [S.STATUS_CONNECTION_COUNT_LIMIT, W.ERROR_CONNECTION_COUNT_LIMIT],
+  [S.STATUS_LPC_REPLY_LOST, W.ERROR_CONNECTION_ABORTED],
+]);
+
+// Reverse tables: the first name listed for a value wins (the tables have no duplicate values; a test checks).
+function invert(table: Readonly<Record<string, number>>): ReadonlyMap<number, string> {
+  const out = new Map<number, string>();
+  for (const [name, value] of Object.entries(table)) if (!out.has(value >>> 0)) out.set(value >>> 0, name);
+  return out;
+}
+const WIN32_NAMES = invert(Win32);
+const NT_NAMES = invert(NtStatus);
+// Names preferred over the Win32 name for HRESULT_FROM_WIN32 values (E_ACCESSDENIED deliberately absent).
+const HRESULT_PREFERRED = new Map<number, string>([
+  [HResult.E_HANDLE, 'E_HANDLE'],
+  [HResult.E_OUTOFMEMORY, 'E_OUTOFMEMORY'],
+  [HResult.E_INVALIDARG, 'E_INVALIDARG'],
+]);
+const HRESULT_NAMES = invert(HResult);
+
+const FACILITY_WIN32 = 7;
+const FACILITY_NTWIN32 = 7; // NTSTATUS_FROM_WIN32 uses facility 7 too (0xC007xxxx)
+const FACILITY_FILTER_MANAGER = 0x1c; // FLT NTSTATUS facility
+const FACILITY_USERMODE_FILTER_MANAGER = 0x1f;
+const FACILITY_NT_BIT = 0x10000000;
+
+function u32(value: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < -0x80000000 || value > 0xffffffff) {
+    throw new RangeError(`not a 32-bit status value: ${String(value)}`);
+  }
+  return value >>> 0;
+}
+
+/** HRESULT_FROM_WIN32: values that are already HRESULTs (negative as int32) and 0 pass through. */
+export function hresultFromWin32(code: number): number {
+  const c = u32(code);
+  if (c === 0 || c >= 0x80000000) return c;
+  return ((c & 0xffff) | (FACILITY_WIN32 << 16) | 0x80000000) >>> 0;
+}
+
+/** RtlNtStatusToDosError for the statuses in NtStatus; unknown statuses give ERROR_MR_MID_NOT_FOUND. */
+export function ntStatusToWin32(status: number): number {
+  const s = u32(status);
+  const mapped = NT_TO_WIN32.get(s);
+  if (mapped !== undefined) return mapped;
+  // NTSTATUS_FROM_WIN32 values carry the Win32 code in the low word.
+  if ((s & 0xbfff0000) >>> 0 === (0x80000000 | (FACILITY_NTWIN32 << 16)) >>> 0) return s & 0xffff;
+  return W.ERROR_MR_MID_NOT_FOUND;
+}
+
+/**
+ * The HRESULT a user-mode caller sees for a kernel NTSTATUS: HRESULT_FROM_WIN32(RtlNtStatusToDosError(status)).
+ * Exception: Filter Manager statuses (facility 0x1C) become FILTER_HRESULT_FROM_FLT_NTSTATUS (facility 0x1F), the
+ * way fltlib reports them (STATUS_FLT_NO_WAITER_FOR_REPLY -> 0x801F0020, as FilterReplyMessage returns).
+ */
+export function hresultFromNtStatus(status: number): number {
+  const s = u32(status);
+  if (s === 0) return 0;
+  if (((s >>> 16) & 0x0fff) === FACILITY_FILTER_MANAGER) {
+    return ((s & 0x8000ffff) | (FACILITY_USERMODE_FILTER_MANAGER << 16)) >>> 0;
+  }
+  return hresultFromWin32(ntStatusToWin32(s));
+}
+
+/** The Win32 code inside a FACILITY_WIN32 HRESULT (S_OK gives ERROR_SUCCESS); undefined for other HRESULTs. */
+export function win32FromHresult(hr: number): number | undefined {
+  const h = u32(hr);
+  if (h === 0) return 0;
+  if (((h >>> 16) & 0x1fff) === FACILITY_WIN32) return h & 0xffff;
+  return undefined;
+}
+
+/** 'ERROR_FILE_NOT_FOUND' for 2, 'ERROR_FLT_NO_WAITER_FOR_REPLY' for 0x801F0020; undefined when unknown. */
+export function nameOfWin32(code: number): string | undefined {
+  return WIN32_NAMES.get(u32(code));
+}
+
+/** 'STATUS_PORT_DISCONNECTED' for 0xC0000037; undefined when not in the table. */
+export function nameOfNtStatus(status: number): string | undefined {
+  return NT_NAMES.get(u32(status));
+}
+
+/**
+ * Name of an HRESULT: E_INVALIDARG / E_HANDLE / E_OUTOFMEMORY for those values, otherwise the Win32 name of a
+ * FACILITY_WIN32 code (0x80070005 -> 'ERROR_ACCESS_DENIED'), the ERROR_FLT_* names, other named HRESULTs
+ * (S_OK, E_FAIL...), or the NTSTATUS name of an HRESULT_FROM_NT value. Undefined when unknown.
+ */
+export function nameOfHresult(hr: number): string | undefined {
+  const h = u32(hr);
+  const preferred = HRESULT_PREFERRED.get(h);
+  if (preferred !== undefined) return preferred;
+  if (h >= 0x80000000 && ((h >>> 16) & 0x1fff) === FACILITY_WIN32) {
+    const name = WIN32_NAMES.get(h & 0xffff);
+    if (name !== undefined) return name;
+  }
+  const named = HRESULT_NAMES.get(h);
+  if (named !== undefined) return named;
+  if (((h >>> 16) & 0x1fff) === FACILITY_USERMODE_FILTER_MANAGER) return WIN32_NAMES.get(h);
+  if ((h & FACILITY_NT_BIT) !== 0) return NT_NAMES.get((h & ~FACILITY_NT_BIT) >>> 0);
+  return undefined;
+}
+
+/** NT_SUCCESS: success and informational statuses (severity 0 or 1). STATUS_TIMEOUT is a success. */
+export function ntSuccess(status: number): boolean {
+  return u32(status) < 0x80000000;
+}
+
+/** Formats a 32-bit value as 0x%08X. */
+export function hex32(value: number): string {
+  return '0x' + u32(value).toString(16).toUpperCase().padStart(8, '0');
+}

@@ -1,0 +1,313 @@
+// A client of docs/wire-protocol.md written from the document, independently of lib/simulator/wire.ts, so the
+// simulator's tests check the bytes on the wire rather than the codec against itself.
+import * as net from 'node:net';
+
+export const T = {
+  CONNECT: 0x01,
+  GET: 0x02,
+  CANCEL: 0x03,
+  REPLY: 0x04,
+  SEND: 0x05,
+  CONNECT_RESULT: 0x81,
+  GET_COMPLETE: 0x82,
+  REPLY_RESULT: 0x84,
+  SEND_RESULT: 0x85,
+  DISCONNECT: 0x86,
+} as const;
+
+export interface RawFrame {
+  type: number;
+  id: number;
+  version: number;
+  flags: number;
+  payload: Buffer;
+}
+
+export interface GetResult {
+  status: number; // unsigned NTSTATUS
+  replyLength: number;
+  messageId: bigint;
+  data: Buffer;
+}
+
+export interface ConnectOptions {
+  portName: string;
+  context?: Uint8Array;
+  /** Default: the secret in the endpoint string (TCP), else empty. */
+  secret?: string;
+  options?: number;
+  pid?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 3000;
+
+/** Rejects when `ms` passes first. Every wait in the simulator tests goes through this. */
+export function withTimeout<V>(p: Promise<V>, what: string, ms = DEFAULT_TIMEOUT_MS): Promise<V> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** True when `p` is still unsettled after `ms` (for asserting that something did NOT happen). */
+export async function stillPending(p: Promise<unknown>, ms = 50): Promise<boolean> {
+  let settled = false;
+  p.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await new Promise((r) => setTimeout(r, ms));
+  return !settled;
+}
+
+export function frameBytes(
+  type: number,
+  id: number,
+  payload: Uint8Array = Buffer.alloc(0),
+  o: { version?: number; flags?: number; length?: number } = {},
+): Buffer {
+  const b = Buffer.alloc(12 + payload.length);
+  b.writeUInt32LE(o.length ?? 8 + payload.length, 0);
+  b.writeUInt8(o.version ?? 1, 4);
+  b.writeUInt8(type, 5);
+  b.writeUInt16LE(o.flags ?? 0, 6);
+  b.writeUInt32LE(id >>> 0, 8);
+  Buffer.from(payload).copy(b, 12);
+  return b;
+}
+
+export function connectPayload(o: ConnectOptions & { secret: string }): Buffer {
+  const name = Buffer.from(o.portName, 'utf16le');
+  const ctx = Buffer.from(o.context ?? new Uint8Array(0));
+  const secret = Buffer.from(o.secret, 'latin1');
+  const head = Buffer.alloc(10);
+  head.writeUInt32LE(o.options ?? 0, 0);
+  head.writeUInt32LE(o.pid ?? process.pid, 4);
+  head.writeUInt16LE(name.length, 8);
+  const u16 = (n: number): Buffer => {
+    const x = Buffer.alloc(2);
+    x.writeUInt16LE(n, 0);
+    return x;
+  };
+  return Buffer.concat([head, name, u16(ctx.length), ctx, u16(secret.length), secret]);
+}
+
+function parseEndpoint(endpoint: string): { connect: net.NetConnectOpts; secret: string } {
+  if (endpoint.startsWith('unix:')) return { connect: { path: endpoint.slice(5) }, secret: '' };
+  if (endpoint.startsWith('/')) return { connect: { path: endpoint }, secret: '' };
+  const m = /^tcp:([^:#]+):(\d+)#(.*)$/.exec(endpoint);
+  if (m) return { connect: { host: m[1] as string, port: Number(m[2]) }, secret: m[3] as string };
+  throw new Error(`wire-client: unsupported endpoint ${endpoint}`);
+}
+
+interface Waiter<V> {
+  resolve(v: V): void;
+  reject(e: Error): void;
+}
+
+export class WireConnectError extends Error {
+  constructor(readonly hresult: number) {
+    super(`CONNECT_RESULT 0x${hresult.toString(16).padStart(8, '0')}`);
+  }
+}
+
+export class WireClient {
+  /** Frames that matched no waiter (GET_COMPLETE for an unknown id, a second CONNECT_RESULT...). */
+  readonly unexpected: RawFrame[] = [];
+  /** Resolves with the DISCONNECT frame's status. */
+  readonly disconnected: Promise<number>;
+  /** Resolves when the stream is closed (either side). */
+  readonly closed: Promise<void>;
+  readonly secret: string;
+
+  private buf = Buffer.alloc(0);
+  private nextId = 1;
+  private isClosed = false;
+  private connectWaiter: Waiter<number> | undefined;
+  private readonly gets = new Map<number, Waiter<GetResult>>();
+  private readonly replies = new Map<number, Waiter<number>>();
+  private readonly sends = new Map<number, Waiter<{ hresult: number; output: Buffer }>>();
+  private resolveDisconnected!: (status: number) => void;
+
+  private constructor(
+    readonly socket: net.Socket,
+    secret: string,
+  ) {
+    this.secret = secret;
+    this.disconnected = new Promise((r) => (this.resolveDisconnected = r));
+    this.closed = new Promise((resolve) => {
+      socket.on('close', () => {
+        this.isClosed = true;
+        const err = new Error('stream closed');
+        this.connectWaiter?.reject(err);
+        for (const m of [this.gets, this.replies, this.sends] as Map<number, Waiter<never>>[]) {
+          for (const w of m.values()) w.reject(err);
+          m.clear();
+        }
+        resolve();
+      });
+    });
+    socket.on('error', () => undefined); // ECONNRESET after a protocol error is expected
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+  }
+
+  get isOpen(): boolean {
+    return !this.isClosed;
+  }
+
+  /** Opens the stream without sending CONNECT. */
+  static open(endpoint: string): Promise<WireClient> {
+    const { connect, secret } = parseEndpoint(endpoint);
+    return withTimeout(
+      new Promise<WireClient>((resolve, reject) => {
+        const socket = net.connect(connect);
+        socket.once('error', reject);
+        socket.once('connect', () => {
+          socket.off('error', reject);
+          resolve(new WireClient(socket, secret));
+        });
+      }),
+      `connecting to ${endpoint}`,
+    );
+  }
+
+  /** Opens and connects; rejects with WireConnectError on a failed CONNECT_RESULT. */
+  static async connect(endpoint: string, o: ConnectOptions): Promise<WireClient> {
+    const c = await WireClient.open(endpoint);
+    const hr = await c.connect(o);
+    if (hr !== 0) {
+      c.destroy();
+      throw new WireConnectError(hr);
+    }
+    return c;
+  }
+
+  /** Sends CONNECT; resolves with CONNECT_RESULT's HRESULT (unsigned). */
+  connect(o: ConnectOptions): Promise<number> {
+    const p = new Promise<number>((resolve, reject) => (this.connectWaiter = { resolve, reject }));
+    this.writeRaw(frameBytes(T.CONNECT, 0, connectPayload({ ...o, secret: o.secret ?? this.secret })));
+    return withTimeout(p, 'CONNECT_RESULT');
+  }
+
+  writeRaw(bytes: Uint8Array): void {
+    if (!this.socket.destroyed) this.socket.write(bytes);
+  }
+
+  /** Posts a GET; `done` settles with its GET_COMPLETE. */
+  postGet(capacity: number, id = this.nextId++): { id: number; done: Promise<GetResult> } {
+    const done = new Promise<GetResult>((resolve, reject) => this.gets.set(id, { resolve, reject }));
+    done.catch(() => undefined); // callers that never await a get must not cause unhandled rejections
+    const p = Buffer.alloc(4);
+    p.writeUInt32LE(capacity >>> 0, 0);
+    this.writeRaw(frameBytes(T.GET, id, p));
+    return { id, done };
+  }
+
+  get(capacity: number): Promise<GetResult> {
+    return withTimeout(this.postGet(capacity).done, 'GET_COMPLETE');
+  }
+
+  cancel(id: number): void {
+    this.writeRaw(frameBytes(T.CANCEL, id));
+  }
+
+  reply(messageId: bigint, data: Uint8Array = new Uint8Array(0), status = 0): Promise<number> {
+    const id = this.nextId++;
+    const p = new Promise<number>((resolve, reject) => this.replies.set(id, { resolve, reject }));
+    const head = Buffer.alloc(16);
+    head.writeInt32LE(status | 0, 0);
+    head.writeBigUInt64LE(messageId, 8);
+    this.writeRaw(frameBytes(T.REPLY, id, Buffer.concat([head, Buffer.from(data)])));
+    return withTimeout(p, 'REPLY_RESULT');
+  }
+
+  send(input: Uint8Array, outputCapacity: number): Promise<{ hresult: number; output: Buffer }> {
+    const id = this.nextId++;
+    const p = new Promise<{ hresult: number; output: Buffer }>((resolve, reject) => this.sends.set(id, { resolve, reject }));
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(outputCapacity >>> 0, 0);
+    this.writeRaw(frameBytes(T.SEND, id, Buffer.concat([head, Buffer.from(input)])));
+    return withTimeout(p, 'SEND_RESULT');
+  }
+
+  /** Closes the handle (the stream) and waits until it is closed. */
+  async close(): Promise<void> {
+    this.socket.end();
+    await withTimeout(this.closed, 'stream close');
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32LE(0);
+      if (this.buf.length < 4 + len) return;
+      const f: RawFrame = {
+        version: this.buf.readUInt8(4),
+        type: this.buf.readUInt8(5),
+        flags: this.buf.readUInt16LE(6),
+        id: this.buf.readUInt32LE(8),
+        payload: Buffer.from(this.buf.subarray(12, 4 + len)),
+      };
+      this.buf = this.buf.subarray(4 + len);
+      this.onFrame(f);
+    }
+  }
+
+  private onFrame(f: RawFrame): void {
+    const p = f.payload;
+    if (f.version !== 1 || f.flags !== 0) {
+      this.unexpected.push(f);
+      return;
+    }
+    switch (f.type) {
+      case T.CONNECT_RESULT:
+        if (this.connectWaiter && p.length === 4) {
+          this.connectWaiter.resolve(p.readUInt32LE(0));
+          this.connectWaiter = undefined;
+          return;
+        }
+        break;
+      case T.GET_COMPLETE: {
+        const w = this.gets.get(f.id);
+        if (w && p.length >= 16) {
+          this.gets.delete(f.id);
+          w.resolve({ status: p.readUInt32LE(0), replyLength: p.readUInt32LE(4), messageId: p.readBigUInt64LE(8), data: p.subarray(16) });
+          return;
+        }
+        break;
+      }
+      case T.REPLY_RESULT: {
+        const w = this.replies.get(f.id);
+        if (w && p.length === 4) {
+          this.replies.delete(f.id);
+          w.resolve(p.readUInt32LE(0));
+          return;
+        }
+        break;
+      }
+      case T.SEND_RESULT: {
+        const w = this.sends.get(f.id);
+        if (w && p.length >= 4) {
+          this.sends.delete(f.id);
+          w.resolve({ hresult: p.readUInt32LE(0), output: p.subarray(4) });
+          return;
+        }
+        break;
+      }
+      case T.DISCONNECT:
+        if (p.length === 4 && f.id === 0) {
+          this.resolveDisconnected(p.readUInt32LE(0));
+          return;
+        }
+        break;
+    }
+    this.unexpected.push(f);
+  }
+}

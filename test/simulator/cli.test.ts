@@ -1,0 +1,136 @@
+// The fltmgr-simulator CLI as its own process.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseCli, type CliConfig } from '../../lib/simulator/cli';
+import { WireClient, withTimeout } from '../helpers/wire-client';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CLI = path.join(ROOT, 'lib', 'simulator', 'cli.ts');
+const FILTER = path.join(__dirname, 'fixtures', 'echo-filter.ts');
+const OPTS = { timeout: 20_000 };
+
+interface Run {
+  child: ChildProcessWithoutNullStreams;
+  stderr(): string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  firstLine: Promise<string>;
+}
+
+function run(args: string[]): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT });
+  let out = '';
+  let err = '';
+  const firstLine = new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    child.on('exit', () => reject(new Error(`exited before printing a line; stderr: ${err}`)));
+  });
+  firstLine.catch(() => undefined);
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stderr: () => err, exit, firstLine };
+}
+
+async function stop(r: Run, signal: NodeJS.Signals): Promise<number | null> {
+  r.child.kill(signal);
+  const { code } = await withTimeout(r.exit, 'CLI exit', 8000).catch((e: unknown) => {
+    r.child.kill('SIGKILL');
+    throw e;
+  });
+  return code;
+}
+
+test('CLI: prints the endpoint, serves the filter with its options, exits 0 on SIGTERM', OPTS, async () => {
+  const r = run(['--filter', FILTER, '--option', 'greeting=yo ', '--option', 'unused=a=b']);
+  try {
+    const line = await withTimeout(r.firstLine, 'endpoint line', 10_000);
+    const { endpoint } = JSON.parse(line) as { endpoint: string };
+    assert.match(endpoint, /^unix:\//);
+    const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
+    assert.equal((await c.get(128)).data.toString(), 'welcome:yo ');
+    assert.deepEqual((await c.send(Buffer.from('there'), 64)).output, Buffer.from('yo there'));
+    assert.equal(await stop(r, 'SIGTERM'), 0);
+    assert.equal(await withTimeout(c.disconnected, 'DISCONNECT'), 0xc0000037);
+    assert.equal(fs.existsSync(endpoint.slice(5)), false);
+    assert.match(r.stderr(), /connect: port \\EchoPort/);
+  } finally {
+    r.child.kill('SIGKILL');
+  }
+});
+
+test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async () => {
+  const t = run(['--filter', FILTER, '--tcp', '0']);
+  try {
+    const { endpoint } = JSON.parse(await withTimeout(t.firstLine, 'endpoint line', 10_000)) as { endpoint: string };
+    assert.match(endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]{48}$/);
+    const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
+    assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+    c.destroy();
+    assert.equal(await stop(t, 'SIGINT'), 0);
+  } finally {
+    t.child.kill('SIGKILL');
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-cli-'));
+  const sock = path.join(dir, 'cli.sock');
+  const u = run(['--filter', FILTER, '--listen', sock]);
+  try {
+    const { endpoint } = JSON.parse(await withTimeout(u.firstLine, 'endpoint line', 10_000)) as { endpoint: string };
+    assert.equal(endpoint, `unix:${sock}`);
+    assert.equal(await stop(u, 'SIGTERM'), 0);
+    assert.equal(fs.existsSync(sock), false);
+  } finally {
+    u.child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('CLI argument parsing', () => {
+  const cfg = (args: string[]): CliConfig => parseCli(args) as CliConfig;
+  assert.deepEqual(parseCli(['--filter', 'f.js']), { filter: 'f.js', listen: {}, options: {} });
+  assert.deepEqual(parseCli(['--filter', 'f.js', '--tcp']), { filter: 'f.js', listen: { tcp: { host: '127.0.0.1', port: 0 } }, options: {} });
+  assert.deepEqual(cfg(['--filter', 'f.js', '--tcp', '4000']).listen, { tcp: { host: '127.0.0.1', port: 4000 } });
+  assert.deepEqual(cfg(['--filter', 'f.js', '--tcp=4001']).listen, { tcp: { host: '127.0.0.1', port: 4001 } });
+  assert.deepEqual(cfg(['--filter', 'f.js', '--listen', '/tmp/s']).listen, { path: '/tmp/s' });
+  assert.deepEqual(cfg(['--filter', 'f.js', '--option', 'a=1', '--option', 'b=x=y', '--option', 'c=']).options, { a: '1', b: 'x=y', c: '' });
+  assert.equal(parseCli(['-h']), 'help');
+  const bad: [string[], RegExp][] = [
+    [[], /--filter is required/],
+    [['--filter'], /argument missing/],
+    [['--filter', 'f.js', '--bogus'], /Unknown option '--bogus'/],
+    [['--filter', 'f.js', 'stray'], /positional/],
+    [['--filter', 'f.js', '--tcp', '--listen', '/tmp/x'], /exclusive/],
+    [['--filter', 'f.js', '--option', 'novalue'], /key=value/],
+    [['--filter', 'f.js', '--option', '=v'], /key=value/],
+    [['--filter', 'f.js', '--tcp=99999'], /bad --tcp port/],
+    [['--filter', 'f.js', '--tcp=x'], /bad --tcp port/],
+    [['--filter', 'f.js', '--tcp-port', '5'], /needs --tcp/],
+  ];
+  for (const [args, reason] of bad) assert.throws(() => parseCli(args), reason, args.join(' '));
+});
+
+test('CLI: usage errors exit 2, start failures exit 1, --help exits 0', OPTS, async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['--filter', FILTER, '--bogus'], 2, /Unknown option '--bogus'[\s\S]*usage:/],
+    [['--filter', path.join(__dirname, 'fixtures', 'register-throws.ts')], 1, /start failed: Error: register failed on purpose/],
+  ];
+  await Promise.all(
+    cases.map(async ([args, code, stderr]) => {
+      const r = run(args);
+      const res = await withTimeout(r.exit, `exit of ${args.join(' ')}`, 15_000).finally(() => r.child.kill('SIGKILL'));
+      assert.equal(res.code, code, `${args.join(' ')}: ${r.stderr()}`);
+      assert.match(r.stderr(), stderr, args.join(' '));
+    }),
+  );
+  const help = run(['--help']);
+  assert.match(await withTimeout(help.firstLine, 'usage', 10_000), /^usage: fltmgr-simulator/);
+  assert.equal((await withTimeout(help.exit, 'help exit', 10_000)).code, 0);
+});

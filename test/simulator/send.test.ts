@@ -1,0 +1,117 @@
+// User -> kernel: FilterSendMessage (SEND) runs the port's MessageNotify.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { NtStatusError, type ClientPort } from '../../lib/simulator';
+import { NtStatus } from '../../lib/status';
+import { startHarness } from './harness';
+
+const OPTS = { timeout: 10_000 };
+
+test('MessageNotify gets the client, the input and the output capacity; its output comes back', OPTS, async () => {
+  const calls: [ClientPort, string, number][] = [];
+  const h = await startHarness({
+    port: {
+      message: (client, input, capacity) => {
+        calls.push([client, input.toString(), capacity]);
+        return Buffer.from(`echo:${input.toString()}`);
+      },
+    },
+  });
+  try {
+    const { wire, client } = await h.connectPair();
+    assert.deepEqual(await wire.send(Buffer.from('hi'), 100), { hresult: 0, output: Buffer.from('echo:hi') });
+    assert.deepEqual(calls, [[client, 'hi', 100]]);
+    // Exactly the capacity is fine.
+    assert.equal((await wire.send(Buffer.from('12'), 7)).hresult, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+test('no MessageNotify: ERROR_NOT_SUPPORTED', OPTS, async () => {
+  const h = await startHarness();
+  try {
+    const w = await h.connect();
+    assert.deepEqual(await w.send(Buffer.from('x'), 10), { hresult: 0x80070032, output: Buffer.alloc(0) });
+  } finally {
+    await h.close();
+  }
+});
+
+test('MessageNotify failures map to HRESULTs; bad output is refused', OPTS, async () => {
+  const outcomes: (() => unknown)[] = [
+    () => Buffer.alloc(11), // > capacity 10
+    () => {
+      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER);
+    },
+    async () => {
+      throw new NtStatusError(NtStatus.STATUS_NOT_SUPPORTED);
+    },
+    () => {
+      throw new TypeError('bug in the filter');
+    },
+    () => {
+      throw new NtStatusError(NtStatus.STATUS_SUCCESS);
+    },
+    () => 'a string',
+    () => undefined,
+    async () => new Uint8Array([1, 2, 3]),
+  ];
+  const h = await startHarness({ port: { message: () => (outcomes.shift() as () => Buffer)() } });
+  try {
+    const w = await h.connect();
+    const results = [];
+    for (let i = 0; i < 8; i++) results.push(await w.send(Buffer.from('x'), 10));
+    assert.deepEqual(
+      results.map((r) => r.hresult),
+      [0x8007007a, 0x80070057, 0x80070032, 0x8007001f, 0x8007001f, 0x8007001f, 0, 0],
+    );
+    assert.deepEqual(results.map((r) => r.output.length), [0, 0, 0, 0, 0, 0, 0, 3]);
+    assert.ok(h.logs.some((l) => /TypeError: bug in the filter/.test(l)));
+    assert.ok(h.logs.some((l) => /non-Uint8Array/.test(l)));
+    assert.equal(w.isOpen, true, 'callback failures do not touch the connection');
+  } finally {
+    await h.close();
+  }
+});
+
+test('concurrent sends are answered by id, in completion order', OPTS, async () => {
+  const h = await startHarness({
+    port: {
+      message: async (_c, input) => {
+        await new Promise((r) => setTimeout(r, 30 - (input[0] as number) * 10));
+        return input;
+      },
+    },
+  });
+  try {
+    const w = await h.connect();
+    const order: number[] = [];
+    const all = [0, 1, 2].map((i) => w.send(Buffer.from([i]), 1).then((r) => (order.push(r.output[0] as number), r)));
+    const results = await Promise.all(all);
+    assert.deepEqual(results.map((r) => r.output[0]), [0, 1, 2]);
+    assert.deepEqual(order, [2, 1, 0]);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a send whose client leaves mid-callback is dropped quietly', OPTS, async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const h = await startHarness({ port: { message: () => gate.then(() => Buffer.from('late')) } });
+  try {
+    const w = await h.connect();
+    void w.send(Buffer.from('x'), 8).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    const gone = h.nextEvent('disconnect');
+    w.destroy();
+    await gone;
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(h.protocolErrors, []);
+    assert.ok(!h.logs.some((l) => /internal error/.test(l)));
+  } finally {
+    await h.close();
+  }
+});

@@ -1,0 +1,64 @@
+// The simulator in a worker thread, hosting a filter module.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startSimulatorWorker } from '../../lib/simulator';
+import { WireClient, withTimeout } from '../helpers/wire-client';
+
+const FIXTURES = path.join(__dirname, 'fixtures');
+const OPTS = { timeout: 20_000 };
+
+test('a worker hosts the filter module: both directions work, terminate() ends connections', OPTS, async () => {
+  const logs: string[] = [];
+  const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), {
+    filterOptions: { greeting: 'hi ' },
+    log: (l) => logs.push(l),
+  });
+  let client: WireClient | undefined;
+  try {
+    assert.match(w.endpoint, /^unix:\//);
+    client = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
+    const welcome = await client.get(128);
+    assert.equal(welcome.data.toString(), 'welcome:hi ');
+    assert.equal(welcome.replyLength, 32);
+    assert.equal(await client.reply(welcome.messageId, Buffer.from('thanks')), 0);
+    assert.deepEqual((await client.send(Buffer.from('there'), 64)).output, Buffer.from('hi there'));
+    assert.deepEqual((await client.send(Buffer.from('last-reply'), 64)).output, Buffer.from('thanks'));
+    // A protocol error in the worker is logged through the main thread's log option.
+    const bad = await WireClient.open(w.endpoint);
+    bad.writeRaw(Buffer.from([8, 0, 0, 0, 9, 1, 0, 0, 0, 0, 0, 0]));
+    await withTimeout(bad.closed, 'bad stream closed');
+    const deadline = Date.now() + 2000;
+    while (!logs.some((l) => /version 9/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(logs.some((l) => /protocol error .*version 9/.test(l)), logs.join('\n'));
+  } finally {
+    await withTimeout(w.terminate(), 'terminate', 8000);
+  }
+  assert.equal(await withTimeout(client.disconnected, 'DISCONNECT'), 0xc0000037);
+  await withTimeout(client.closed, 'closed');
+  assert.equal(fs.existsSync(w.endpoint.slice(5)), false, 'socket removed');
+  await w.terminate(); // idempotent
+});
+
+test('a worker can listen on TCP with a secret', OPTS, async () => {
+  const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { listen: { tcp: {} } });
+  try {
+    assert.match(w.endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]+$/);
+    const c = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
+    assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+    const wrong = await WireClient.open(w.endpoint);
+    assert.equal(await wrong.connect({ portName: '\\EchoPort', secret: 'guess' }), 0x80070005);
+    c.destroy();
+  } finally {
+    await w.terminate();
+  }
+});
+
+test('worker start failures reject with the reason', OPTS, async () => {
+  await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'no-register.ts')), /does not export register/);
+  await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'register-throws.ts')), /register failed on purpose/);
+  await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'missing-module.ts')), /Cannot find module/);
+  await assert.rejects(startSimulatorWorker(''), TypeError);
+  await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { listen: { tcp: { port: -1 } } }), /tcp\.port/);
+});
