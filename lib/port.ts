@@ -133,10 +133,10 @@ export class FilterMessage {
       if (!Number.isInteger(status) || status < -0x80000000 || status > 0xffffffff) {
         throw outOfRange('options.status', 'a 32-bit NTSTATUS', status);
       }
-      if (this.#settled) throw new FltmgrError('ERR_MESSAGE_SETTLED', `message ${this.id} was already replied to or released`);
       if (!this.expectsReply) {
         throw new FltmgrError('ERR_NO_REPLY_EXPECTED', `message ${this.id} expects no reply (FltSendMessage had no reply buffer)`);
       }
+      if (this.#settled) throw new FltmgrError('ERR_MESSAGE_SETTLED', `message ${this.id} was already replied to or released`);
       const size = bytes?.byteLength ?? 0;
       if (size > this.maxReplySize) {
         throw new FltmgrError(

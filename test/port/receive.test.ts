@@ -87,7 +87,7 @@ test('messages that expect no reply are delivered and cannot be replied to', asy
     assert.equal(message.expectsReply, false);
     assert.equal(message.replyLength, 0);
     assert.equal((await sent).status, 0);
-    await assert.rejects(message.reply(Buffer.alloc(0)), { code: 'ERR_MESSAGE_SETTLED' });
+    await assert.rejects(message.reply(Buffer.alloc(0)), { code: 'ERR_NO_REPLY_EXPECTED' });
     await iterator.return!();
     await port.close();
   } finally {
@@ -124,7 +124,15 @@ test('reply validation: too large, twice, after release, wrong types, a message 
 
     const k3 = t.filter.sendMessage(client, Buffer.from('c'), { timeout: 10_000 });
     const m3 = (await iterator.next()).value as FilterMessage;
-    await assert.rejects(m3.reply(Buffer.alloc(1)), { code: 'ERR_MESSAGE_SETTLED' });
+    await assert.rejects(m3.reply(Buffer.alloc(1)), { code: 'ERR_NO_REPLY_EXPECTED' });
+
+    // An empty reply is a valid reply (FILTER_REPLY_HEADER only).
+    const k4 = t.filter.sendMessage(client, Buffer.from('d'), { replyLength: 4, timeout: 10_000 });
+    const m4 = (await iterator.next()).value as FilterMessage;
+    await m4.reply(Buffer.alloc(0));
+    const r4 = await k4;
+    assert.equal(r4.status, 0);
+    assert.equal(r4.reply?.length ?? 0, 0);
     await k3;
     await iterator.return!();
     await port.close();
