@@ -12,8 +12,8 @@
 // Cancellation completes locally and at once, as the kernel does on Windows: it must not depend on the
 // simulator, which may run on the very JS thread that is waiting for the receive thread to drain. The get
 // stays in the table, abandoned, until the simulator answers the CANCEL. If the simulator had already
-// sent a message to it, that message is kept (an "orphan") and handed to the next FilterGetMessage on the
-// handle, so no message is lost; a buffer too small for it gets STATUS_BUFFER_TOO_SMALL and the message
+// sent a message to it, that message is kept (an "orphan") and handed to a get already pending or the next
+// FilterGetMessage on the handle, so no message is lost; a buffer too small for it gets STATUS_BUFFER_TOO_SMALL and the message
 // stays, like a queued message in the simulator.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -30,6 +30,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <new>
 #include <string>
@@ -256,6 +257,8 @@ class Port final : public IoObject {
   // Hands the oldest orphan to a new get: STATUS_SUCCESS or STATUS_BUFFER_TOO_SMALL, or STATUS_PENDING
   // if there is none. Caller holds mutex_.
   NTSTATUS TakeOrphanLocked(PFILTER_MESSAGE_HEADER buffer, uint32_t size, DWORD* bytes);
+  // Gives the oldest orphan to a get that is already pending, if there is one. Caller holds mutex_.
+  void HandOrphanToPendingGetLocked();
   void MarkDead(NTSTATUS getStatus);
 
   const int fd_;
@@ -384,9 +387,13 @@ HRESULT Port::GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED
   iovec iov = {frame, sizeof(frame)};
   if (!WriteLocked(&iov, 1)) {
     std::lock_guard<std::mutex> lock(mutex_);
-    // Still ours: fail it now. Otherwise the reader already completed it (disconnected): that
-    // completion is on its way, so the get is reported as pending.
-    if (gets_.Erase(id)) return E_HANDLE;
+    // Still ours: fail it now. Otherwise it was already completed (disconnected): that completion is
+    // queued, so the get is reported as pending.
+    const PendingGet* get = gets_.Find(id);
+    if (get != nullptr && !get->abandoned) {
+      gets_.Erase(id);
+      return E_HANDLE;
+    }
   }
   return kHrIoPending;
 }
@@ -419,6 +426,32 @@ HRESULT Port::SyncGet(PFILTER_MESSAGE_HEADER buffer, uint32_t size) {
   std::unique_lock<std::mutex> lock(mutex_);
   WaitLocked(lock, &waiter);
   return HresultFromStatus(waiter.status);
+}
+
+void Port::HandOrphanToPendingGetLocked() {
+  // On Windows a queued message goes to the next get, including one that is already pending. Every get may be
+  // pending already (the receive loop keeps all its slots busy), so waiting for a new FilterGetMessage could
+  // wait forever. The chosen get is still registered at the simulator: it is marked abandoned, so whatever
+  // the simulator delivers to it later becomes the next orphan. Nothing is lost, and the chain is bounded by
+  // the gets that were cancelled.
+  uint32_t target = 0;
+  gets_.ForEach([&target](uint32_t id, PendingGet& get) {
+    if (target == 0 && !get.abandoned) target = id;
+  });
+  if (target == 0 || orphans_.empty()) return;
+  PendingGet& get = *gets_.Find(target);
+  DWORD bytes = 0;
+  // STATUS_BUFFER_TOO_SMALL leaves the orphan queued for the larger get the caller posts next.
+  const NTSTATUS status = TakeOrphanLocked(get.buffer, get.capacity, &bytes);
+  get.abandoned = true;
+  if (get.waiter != nullptr) {
+    get.waiter->status = status;
+    get.waiter->bytes = bytes;
+    get.waiter->done = true;
+    get.waiter->cv.notify_one();
+  } else {
+    CompleteOverlapped(get.overlapped, status, bytes, iocp_, key_);
+  }
 }
 
 NTSTATUS Port::TakeOrphanLocked(PFILTER_MESSAGE_HEADER buffer, uint32_t size, DWORD* bytes) {
@@ -728,6 +761,7 @@ bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
         o.messageId = msg.messageId;
         o.data.assign(msg.data, msg.data + msg.dataSize);
         orphans_.push_back(std::move(o));
+        HandOrphanToPendingGetLocked();
       }
       return true;
     }

@@ -306,3 +306,31 @@ test('messages() and serve() stop with an AbortError when their signal aborts', 
     await t.close();
   }
 });
+
+test('stopping and restarting receiving while messages are in flight loses no message', async () => {
+  // Each round's stop cancels gets the simulator may already have given the next message to: that message
+  // must reach the next round's gets (regression: it waited for a get that was never posted).
+  const t = await startSimulator();
+  try {
+    const clientPromise = t.nextClient();
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const client = await clientPromise;
+    for (let round = 0; round < 40; round++) {
+      const seen: number[] = [];
+      const failing = port.serve(
+        (message) => {
+          seen.push(message.data[0]!);
+          throw new Error('stop');
+        },
+        { concurrency: 16 },
+      );
+      void t.filter.sendMessage(client, Buffer.from([round]), { replyLength: 1, timeout: 200 });
+      const stuck = new Promise((_, reject) => setTimeout(() => reject(new Error(`round ${round}: message never arrived`)), 5000).unref());
+      await assert.rejects(Promise.race([failing, stuck]), { message: 'stop' });
+      assert.deepEqual(seen, [round], `round ${round}`);
+    }
+    await port.close();
+  } finally {
+    await t.close();
+  }
+});
