@@ -136,8 +136,10 @@ BOOL GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTRY lpCom
 BOOL PostQueuedCompletionStatus(HANDLE CompletionPort, DWORD dwNumberOfBytesTransferred,
                                 ULONG_PTR dwCompletionKey, LPOVERLAPPED lpOverlapped);
 // Cancels the handle's pending overlapped gets (all of them when lpOverlapped is NULL). Each cancelled get
-// completes through the completion port with STATUS_CANCELLED. FALSE + ERROR_NOT_FOUND if none was found.
-// Cancellation is asynchronous: a get may still complete with a message that was already on its way.
+// completes at once through the completion port with STATUS_CANCELLED, without waiting for the simulator
+// (which may run on the very thread that waits for the drain). FALSE + ERROR_NOT_FOUND if none was found.
+// A message the simulator had already sent to a cancelled get is kept and given to another pending get or
+// the next FilterGetMessage, so no message is lost.
 BOOL CancelIoEx(HANDLE hFile, LPOVERLAPPED lpOverlapped);
 // Non-waiting form only (bWait must be FALSE): maps lpOverlapped->Internal to a Win32 error the way
 // Windows does (STATUS_CANCELLED -> ERROR_OPERATION_ABORTED, STATUS_BUFFER_TOO_SMALL ->
