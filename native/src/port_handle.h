@@ -5,7 +5,6 @@
 // something else. Users Acquire() before each call and Release() after; the last Release() after
 // RequestClose() closes it.
 #pragma once
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 
@@ -49,11 +48,6 @@ class PortHandle {
     if (toClose != nullptr) CloseNow(toClose);
   }
 
-  bool IsClosed() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return handle_ == nullptr;
-  }
-
   HANDLE handle() const { return handle_; }  // valid between Acquire() and Release()
   const FilterApi* api() const { return api_; }
   bool syncHandle() const { return syncHandle_; }
@@ -62,13 +56,11 @@ class PortHandle {
   HANDLE TakeHandleLocked() {
     HANDLE h = handle_;
     handle_ = nullptr;
-    closed_.notify_all();
     return h;
   }
   void CloseNow(HANDLE h) { api_->closeHandle(h); }
 
   std::mutex mutex_;
-  std::condition_variable closed_;
   HANDLE handle_;
   const FilterApi* api_;
   const bool syncHandle_;
