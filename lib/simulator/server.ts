@@ -288,6 +288,16 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
   }
 
   /** Unloads every filter (ending their connections), stops listening, removes the socket file. Idempotent. */
+  /**
+   * Whether a client's identity counts as an administrator: the simulator's stand-in for a token in the
+   * Administrators group (what a minifilter checks with SeTokenIsAdmin). An identity without OS credentials
+   * (a secret holder, a peer on the owner's private socket) is the simulator's owner.
+   */
+  isAdministrator(identity: PeerIdentity): boolean {
+    if (identity.uid !== undefined) return this.isAdmin({ uid: identity.uid, gid: identity.gid, owner: false });
+    return this.isAdmin({ uid: process.getuid?.(), gid: process.getgid?.(), owner: true });
+  }
+
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
