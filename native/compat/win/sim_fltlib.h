@@ -1,0 +1,48 @@
+// The simulator-backed fltlib for Windows (and Wine): the four communication calls over the simulator wire
+// protocol (docs/wire-protocol.md), with port handles that are REAL overlapped handles, so the caller's
+// CreateIoCompletionPort / GetQueuedCompletionStatusEx / GetOverlappedResult / CancelIoEx work unchanged.
+//
+// A port handle is the client end of a private message-mode named pipe; a relay thread owns the server end
+// and the stream to the simulator. Design, semantics and limits: docs/windows.md.
+//
+// Signatures match fltlib's (and the FilterApi table in native/src/fltapi.h). The same code is the
+// standalone substitute fltlib.dll (fltlib_dll.cc), where the endpoint comes from FLTMGR_SIMULATOR.
+#pragma once
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#include <fltuser.h>
+
+#ifndef FLT_PORT_FLAG_SYNC_HANDLE
+#define FLT_PORT_FLAG_SYNC_HANDLE 0x00000001  // Windows 8.1+; older SDK and mingw headers lack it
+#endif
+
+// endpoint: `pipe:\\.\pipe\NAME#SECRET` or `tcp:127.0.0.1:PORT#SECRET`; nullptr or "" = the FLTMGR_SIMULATOR
+// environment variable (read with GetEnvironmentVariableA at call time). No endpoint: 0x80070002, as when
+// the minifilter is not loaded. On failure *hPort = INVALID_HANDLE_VALUE.
+HRESULT FltSimConnect(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
+                      WORD wSizeOfContext, HANDLE* hPort);
+HRESULT FltSimGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
+                         LPOVERLAPPED lpOverlapped);
+HRESULT FltSimReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWORD dwReplyBufferSize);
+HRESULT FltSimSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize, LPVOID lpOutBuffer,
+                          DWORD dwOutBufferSize, LPDWORD lpBytesReturned);
+// Closes the handle, stops the relay (joins its thread) and ends the simulator connection. A plain
+// CloseHandle also ends the connection (the relay notices and stops by itself): that is what programs using
+// the substitute fltlib.dll do.
+BOOL FltSimClose(HANDLE hPort);
+
+namespace fltmgr {
+namespace winsim {
+// Internal: how a connection is closed. kExplicit: the owner calls FltSimClose (the addon), which joins the
+// relay. kByHandle: the owner just calls CloseHandle (programs linked against the substitute fltlib.dll).
+enum class CloseMode { kExplicit, kByHandle };
+HRESULT Connect(const char* endpoint, LPCWSTR name, DWORD options, LPCVOID context, WORD contextSize,
+                LPSECURITY_ATTRIBUTES sa, CloseMode mode, HANDLE* hPort);
+}  // namespace winsim
+}  // namespace fltmgr
