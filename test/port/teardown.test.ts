@@ -130,8 +130,12 @@ test('several worker threads, each with its own connection, run round trips and 
     );
     const results = await Promise.all(
       workers.map(async (worker) => {
-        const [message] = (await once(worker, 'message', { signal: AbortSignal.timeout(60_000) })) as [Record<string, unknown>];
-        const [code] = (await once(worker, 'exit')) as [number];
+        // Subscribe to both at once: a worker's 'exit' can be emitted before its last 'message'.
+        const signal = AbortSignal.timeout(60_000);
+        const [[message], [code]] = (await Promise.all([once(worker, 'message', { signal }), once(worker, 'exit', { signal })])) as [
+          [Record<string, unknown>],
+          [number],
+        ];
         return { message, code };
       }),
     );
