@@ -26,8 +26,8 @@
 // Cancellation: CancelIoEx(h, NULL), CancelIo and CloseHandle cancel both reads of every pending get. The
 // next get on the handle notices (the private reads' status), sends CANCEL for the gets the simulator
 // still holds (a message that crossed the CANCEL is kept as an orphan), and drains anything the relay wrote
-// for cancelled gets out of the pipe: messages become orphans, which later gets receive first, so no
-// message is lost; trailers and fillers are dropped. A private read that receives part of a message means
+// for cancelled gets out of the pipe: messages become orphans, which the oldest unanswered read or a later
+// get receives first, so no message is lost; trailers and fillers are dropped. A private read that receives part of a message means
 // the pairing was broken (only a CancelIoEx of ONE get's OVERLAPPED can do that): the connection is then
 // ended (as if the minifilter had closed the port) rather than delivering garbage.
 //
@@ -1281,6 +1281,9 @@ bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
   // this one and then drains the pipe sees either the written message or an orphan, never neither.
   std::unique_lock<std::mutex> pipeLock(pipeMu_);
   GetEntry entry;
+  enum class Feed { kNone, kMessage, kFiller } feed = Feed::kNone;
+  Orphan fed;
+  uint32_t fillerCapacity = 0;
   {
     std::lock_guard<std::mutex> lock(stateMu_);
     auto it = gets_.find(id);
@@ -1290,15 +1293,42 @@ bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
     gets_.erase(it);
     if (entry.waiter == nullptr && entry.abandoned) {
       // The answer to our CANCEL, or a message that crossed it: keep the message for the next get.
-      if (msg.status == wire::kStatusSuccess) {
-        Orphan o;
-        o.replyLength = msg.replyLength;
-        o.messageId = msg.messageId;
-        o.data.assign(msg.data, msg.data + msg.dataSize);
-        orphans_.push_back(std::move(o));
+      if (msg.status != wire::kStatusSuccess) return true;
+      Orphan o;
+      o.replyLength = msg.replyLength;
+      o.messageId = msg.messageId;
+      o.data.assign(msg.data, msg.data + msg.dataSize);
+      orphans_.push_back(std::move(o));
+      // Every get may be pending already (the receive loop keeps all its slots busy), so waiting for a new
+      // get could wait forever. Writes and reads pair up in order, so what is written now goes to the oldest
+      // unanswered read: give it the orphan, and mark that get abandoned so that its own answer from the
+      // simulator becomes the next orphan. A filler instead when the orphan does not fit that read.
+      uint32_t next = 0;
+      for (const auto& pending : gets_) {
+        if (pending.second.waiter == nullptr && !pending.second.abandoned && (next == 0 || pending.first < next)) {
+          next = pending.first;
+        }
       }
-      return true;
+      if (next == 0) return true;
+      GetEntry& target = gets_[next];
+      target.abandoned = true;
+      if (orphans_.front().data.size() <= target.capacity - kMsgHeader) {
+        fed = std::move(orphans_.front());
+        orphans_.pop_front();
+        feed = Feed::kMessage;
+      } else {
+        fillerCapacity = target.capacity;
+        feed = Feed::kFiller;
+      }
     }
+  }
+  if (feed == Feed::kMessage) {
+    (void)WriteMessagePair(fed.replyLength, fed.messageId, fed.data.data(), fed.data.size());
+    return true;
+  }
+  if (feed == Feed::kFiller) {
+    (void)WriteFiller(fillerCapacity);
+    return true;
   }
   if (entry.waiter == nullptr) {
     if (msg.status == wire::kStatusSuccess) {
