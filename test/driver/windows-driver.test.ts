@@ -1,0 +1,138 @@
+// Driver-only checks, run on the windows-driver target: a test-signed Windows machine with the sample
+// minifilter installed and loaded (scripts/vm/Invoke-VmTestRun.ps1 runs them elevated with
+// FLTMGR_TEST_TARGET=windows-driver). Everywhere else they skip: only the real driver can answer them.
+// NOT RUN YET: no Windows machine has run this file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { spawn, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FilterError, FilterPort, type FilterMessage } from '../../lib';
+import * as P from '../../driver-sample/protocol';
+import { EICAR, ScannerAgent } from '../../examples/scanner-agent';
+
+const skip =
+  process.env['FLTMGR_TEST_TARGET'] === 'windows-driver'
+    ? false
+    : 'needs the sample minifilter loaded on a test-signed Windows machine (FLTMGR_TEST_TARGET=windows-driver, scripts/vm)';
+
+/** Opens a file from another process (the agent's own process is never scanned) and reports the outcome. */
+async function openFromOtherProcess(file: string): Promise<'opened' | 'denied' | string> {
+  const child = spawn(process.execPath, ['-e', `try { require('fs').readFileSync(${JSON.stringify(file)}); console.log('opened') } catch (e) { console.log(e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : e.code) }`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await once(child, 'exit');
+  return out.trim();
+}
+
+test('the real fltlib reports a missing port as ERROR_FILE_NOT_FOUND', { skip }, async () => {
+  await assert.rejects(FilterPort.connect('\\FltmgrNoSuchPort', { simulator: false }), (error: unknown) => {
+    assert.ok(error instanceof FilterError);
+    assert.equal(error.hresult, 0x80070002);
+    return true;
+  });
+});
+
+test('ECHO: 64 KiB through FilterSendMessage and back', { skip }, async () => {
+  const port = await FilterPort.connect(P.PORT_NAME, { simulator: false, context: P.encodeConnectContext() });
+  try {
+    const payload = Buffer.alloc(P.MAX_ECHO_BYTES - 16, 0x5a);
+    const back = await P.echo(port, payload);
+    assert.ok(back.equals(payload));
+  } finally {
+    await port.close();
+  }
+});
+
+test('PROBE: every synthetic message arrives whole; the completion byte count includes FILTER_MESSAGE_HEADER', { skip }, async () => {
+  // Checks the [unverified] fact the core relies on (kCompletionCountsHeader in receive_loop.cc): if Windows
+  // counted only the payload, every message's data would come out 16 bytes short.
+  const scanner = await FilterPort.connect(P.PORT_NAME, { simulator: false, context: P.encodeConnectContext({ scanner: true }) });
+  try {
+    let seen = 0;
+    const serving = scanner.serve(
+      (message: FilterMessage) => {
+        assert.equal(message.data.length, P.SCAN_REQUEST.size, 'message length');
+        const request = P.decodeScanRequest(message.data);
+        assert.equal(request.messageType, P.MessageType.PROBE);
+        for (let i = 0; i < request.content.length; i++) assert.equal(request.content[i], i & 0xff);
+        seen++;
+        return P.encodeScanReply(P.Verdict.ALLOW);
+      },
+      { concurrency: 16, bufferSize: 16 + P.SCAN_REQUEST.size },
+    );
+    const result = await P.probe(scanner, { count: 2000, contentBytes: 256, timeoutMs: 5000 });
+    assert.equal(result.sent, 2000);
+    assert.equal(result.replied, 2000);
+    assert.equal(result.failed, 0);
+    assert.equal(seen, 2000);
+    await scanner.close();
+    await serving;
+  } finally {
+    await scanner.close();
+  }
+});
+
+test('real file opens: EICAR is denied to another process, a clean file opens', { skip }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-driver-'));
+  const infected = path.join(dir, 'eicar.txt');
+  const clean = path.join(dir, 'clean.txt');
+  const agent = new ScannerAgent({ connect: { simulator: false }, concurrency: 4 });
+  const running = agent.start();
+  try {
+    await once(agent, 'connected');
+    // Written by this (excluded) process, opened by another one.
+    fs.writeFileSync(infected, EICAR);
+    fs.writeFileSync(clean, 'hello');
+    assert.equal(await openFromOtherProcess(infected), 'denied');
+    assert.equal(await openFromOtherProcess(clean), 'opened');
+    assert.ok(agent.counters.blocked >= 1);
+  } finally {
+    await agent.stop();
+    await running.catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('unload while scanning: the agent sees the disconnect, the open follows the fail policy, reload reconnects', { skip }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-driver-'));
+  const file = path.join(dir, 'slow.txt');
+  fs.writeFileSync(file, 'clean');
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let scanning!: () => void;
+  const inScan = new Promise<void>((resolve) => (scanning = resolve));
+  const agent = new ScannerAgent({
+    connect: { simulator: false },
+    reconnect: { minMs: 100, maxMs: 500 },
+    engine: async () => {
+      scanning();
+      await gate;
+      return { verdict: P.Verdict.ALLOW, reasonCode: 0 };
+    },
+  });
+  const running = agent.start();
+  try {
+    await once(agent, 'connected');
+    const opening = openFromOtherProcess(file);
+    await inScan;
+    const disconnected = once(agent, 'disconnected');
+    execFileSync('fltmc', ['unload', P.FILTER_NAME]);
+    await disconnected;
+    assert.equal(await opening, 'opened', 'fail-open is the default, and the filter is gone anyway');
+    release();
+    execFileSync('fltmc', ['load', P.FILTER_NAME]);
+    await once(agent, 'connected');
+    const stats = await agent.stats();
+    assert.equal(stats.scannerConnections, 1);
+  } finally {
+    release();
+    await agent.stop();
+    await running.catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
