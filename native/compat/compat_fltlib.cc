@@ -491,11 +491,8 @@ HRESULT Port::Reply(PFILTER_REPLY_HEADER buffer, DWORD size) {
   if (buffer == nullptr || size < sizeof(FILTER_REPLY_HEADER)) return E_INVALIDARG;
   const size_t dataSize = size - sizeof(FILTER_REPLY_HEADER);
   if (dataSize > wire::kMaxReplyData) return E_INVALIDARG;
-  uint8_t head[wire::kHeaderSize + wire::kReplyPrefixSize];
-  wire::EncodeHeader(head, wire::Type::kReply, 0, static_cast<uint32_t>(wire::kReplyPrefixSize + dataSize));
-  wire::PutU32(head + wire::kHeaderSize, static_cast<uint32_t>(buffer->Status));
-  wire::PutU32(head + wire::kHeaderSize + 4, 0);
-  wire::PutU64(head + wire::kHeaderSize + 8, buffer->MessageId);
+  uint8_t head[wire::kReplyHeadSize];
+  wire::EncodeReplyHead(head, buffer->Status, buffer->MessageId, static_cast<uint32_t>(dataSize));
   Waiter waiter;
   return Call(head, sizeof(head), reinterpret_cast<const uint8_t*>(buffer) + sizeof(FILTER_REPLY_HEADER), dataSize,
               &waiter);
@@ -503,9 +500,8 @@ HRESULT Port::Reply(PFILTER_REPLY_HEADER buffer, DWORD size) {
 
 HRESULT Port::Send(const void* in, DWORD inSize, void* out, DWORD outSize, DWORD* bytesReturned) {
   if (inSize > wire::kMaxSendInput) return E_INVALIDARG;
-  uint8_t head[wire::kHeaderSize + wire::kSendPrefixSize];
-  wire::EncodeHeader(head, wire::Type::kSend, 0, static_cast<uint32_t>(wire::kSendPrefixSize + inSize));
-  wire::PutU32(head + wire::kHeaderSize, outSize);
+  uint8_t head[wire::kSendHeadSize];
+  wire::EncodeSendHead(head, outSize, inSize);
   Waiter waiter;
   waiter.isSend = true;
   waiter.out = static_cast<uint8_t*>(out);

@@ -228,5 +228,17 @@ bool ParseEndpoint(const char* text, Endpoint* out, std::string* why) {
   return false;
 }
 
+void EncodeReplyHead(uint8_t* out, int32_t status, uint64_t messageId, uint32_t dataSize) {
+  EncodeHeader(out, Type::kReply, 0, static_cast<uint32_t>(kReplyPrefixSize) + dataSize);
+  PutU32(out + kHeaderSize, static_cast<uint32_t>(status));
+  PutU32(out + kHeaderSize + 4, 0);
+  PutU64(out + kHeaderSize + 8, messageId);
+}
+
+void EncodeSendHead(uint8_t* out, uint32_t outputCapacity, uint32_t inputSize) {
+  EncodeHeader(out, Type::kSend, 0, static_cast<uint32_t>(kSendPrefixSize) + inputSize);
+  PutU32(out + kHeaderSize, outputCapacity);
+}
+
 }  // namespace wire
 }  // namespace fltmgr

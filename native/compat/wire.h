@@ -84,6 +84,13 @@ inline int32_t GetI32(const uint8_t* p) { return static_cast<int32_t>(GetU32(p))
 // Writes the 12-byte header of a frame whose payload is payloadSize bytes (caller keeps it <= kMaxPayload).
 void EncodeHeader(uint8_t* out, Type type, uint32_t id, uint32_t payloadSize);
 
+// The fixed part of a REPLY / SEND frame (header + prefix); the variable data is written after it. id 0: the
+// caller's request table sets it (PutU32 at offset 8) when it knows the id.
+constexpr size_t kReplyHeadSize = kHeaderSize + kReplyPrefixSize;
+constexpr size_t kSendHeadSize = kHeaderSize + kSendPrefixSize;
+void EncodeReplyHead(uint8_t* out, int32_t status, uint64_t messageId, uint32_t dataSize);
+void EncodeSendHead(uint8_t* out, uint32_t outputCapacity, uint32_t inputSize);
+
 struct FrameHeader {
   uint32_t payloadSize;
   Type type;
