@@ -168,7 +168,9 @@ export class FilterPort extends EventEmitter<PortEvents> {
   readonly backend: 'fltlib' | 'simulator';
   readonly #native: NativePort;
   readonly #syncHandle: boolean;
-  readonly #sends = new Set<Promise<unknown>>();
+  /** Sends handed to the native layer and not yet finished (close() waits for them). */
+  #sendsInFlight = 0;
+  #sendsDrained: (() => void) | undefined;
   #receiver: ReceiveLoop | undefined;
   #closing: Promise<void> | undefined;
   #disconnected = false;
@@ -227,12 +229,11 @@ export class FilterPort extends EventEmitter<PortEvents> {
       this.#assertOpen();
       if (signal?.aborted) throw abortError(signal);
       const native = this.#native.send(input, outputSize);
-      const tracked = native.then(
-        () => undefined,
-        () => undefined,
-      );
-      this.#sends.add(tracked);
-      void tracked.then(() => this.#sends.delete(tracked));
+      this.#sendsInFlight++;
+      const finished = (): void => {
+        if (--this.#sendsInFlight === 0) this.#sendsDrained?.();
+      };
+      native.then(finished, finished);
       promise = raceAbort(native, signal).then((result) => {
         if (result.output === undefined) throw this.#filterError(result.hresult, 'FilterSendMessage');
         return result.output;
@@ -280,7 +281,7 @@ export class FilterPort extends EventEmitter<PortEvents> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
         if (this.#receiver !== undefined) await this.#receiver.stop(undefined);
-        await Promise.all([...this.#sends]);
+        if (this.#sendsInFlight > 0) await new Promise<void>((resolve) => (this.#sendsDrained = resolve));
         await this.#native.close();
         this.emit('close');
       })();

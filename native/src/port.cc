@@ -161,7 +161,9 @@ Napi::Value NativePort::ReleaseMessage(const Napi::CallbackInfo& info) {
 Napi::Value NativePort::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (receiver_ && receiver_->running()) throw Napi::Error::New(env, "stop receiving before closing");
-  if (sendPool_) sendPool_->Shutdown(true);  // JS awaited every send, so the threads are idle
+  // Precondition (lib/port.ts close()): every send has finished, so the send threads are idle and joining them
+  // is immediate. Joining a thread still inside MessageNotify here would block the JS thread.
+  if (sendPool_) sendPool_->Shutdown(true);
   if (cleanupHookAdded_) {
     cleanupHookAdded_ = false;
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);

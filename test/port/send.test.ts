@@ -130,3 +130,33 @@ test('the input buffer may be reused as soon as send() returns', async () => {
     await t.close();
   }
 });
+
+test('close() waits for sends still in MessageNotify, then closes', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let entered = 0;
+  const t = await startSimulator({
+    message: async () => {
+      entered++;
+      await gate;
+      return Buffer.from('done');
+    },
+  });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const sends = [port.send(Buffer.from('a'), { outputSize: 4 }), port.send(Buffer.from('b'), { outputSize: 4 })];
+    while (entered < 2) await new Promise((r) => setTimeout(r, 5));
+    let closed = false;
+    const closing = port.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(closed, false, 'close() resolved while sends were still in MessageNotify');
+    assert.equal(t.port.connections.size, 1, 'the connection must stay open for the in-flight sends');
+    release();
+    assert.deepEqual((await Promise.all(sends)).map(String), ['done', 'done']);
+    await closing;
+    assert.equal(closed, true);
+  } finally {
+    release();
+    await t.close();
+  }
+});
