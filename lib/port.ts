@@ -258,6 +258,7 @@ export class FilterPort extends EventEmitter<PortEvents> {
    * Calls handler for each message, up to `concurrency` at once. If a message expects a reply and the handler
    * has not replied, the bytes it returns are the reply; returning nothing releases the message unanswered.
    * Resolves when the port is closed; rejects when the connection is lost or (without onError) a handler throws.
+   * A reply the minifilter no longer waits for does not stop serving (onError hears of it).
    */
   serve(handler: MessageHandler, options: ServeOptions = {}): Promise<void> {
     try {
@@ -342,7 +343,11 @@ export class FilterPort extends EventEmitter<PortEvents> {
   #onDisconnect(error: FilterError): void {
     if (this.#disconnected) return;
     this.#disconnected = true;
-    if (this.listenerCount('disconnect') > 0) this.emit('disconnect', error);
+    // On the next tick: listeners (often calling close()) then run after the receive loop has recorded how it
+    // ended, and a throwing listener cannot cut a batch short.
+    process.nextTick(() => {
+      if (this.listenerCount('disconnect') > 0) this.emit('disconnect', error);
+    });
   }
 
   #filterError(hresult: number, syscall: FilterSyscall): FilterError {
@@ -442,17 +447,41 @@ class ReceiveLoop {
 
   serve(handler: MessageHandler, onError: ServeOptions['onError']): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const run = async (message: FilterMessage): Promise<void> => {
+      const report = (error: unknown, message: FilterMessage): void => {
+        if (onError === undefined) {
+          void this.stop({ error });
+          return;
+        }
         try {
-          const result = await handler(message);
-          if (!message.settled) {
-            if (message.expectsReply && result instanceof Uint8Array) await message.reply(result);
-            else message.release();
-          }
+          onError(error, message);
+        } catch (thrown) {
+          void this.stop({ error: thrown });
+        }
+      };
+      const run = async (message: FilterMessage): Promise<void> => {
+        let result: Uint8Array | void;
+        try {
+          result = await handler(message);
         } catch (error) {
           message.release();
-          if (onError !== undefined) onError(error, message);
-          else void this.stop({ error });
+          report(error, message);
+          return;
+        }
+        if (message.settled) return;
+        if (!(message.expectsReply && result instanceof Uint8Array)) {
+          message.release();
+          return;
+        }
+        try {
+          await message.reply(result);
+        } catch (error) {
+          // The minifilter stopped waiting (its timeout): routine, not a reason to stop serving. A lost
+          // connection ends the loop by itself; a closed port ends it too.
+          const routine =
+            (error instanceof FilterError && (error.code === 'ERROR_FLT_NO_WAITER_FOR_REPLY' || error.disconnected)) ||
+            (error instanceof FltmgrError && error.code === 'ERR_PORT_CLOSED');
+          if (!routine) report(error, message);
+          else if (onError !== undefined && error instanceof FilterError && !error.disconnected) report(error, message);
         }
       };
       this.#onMessage = (message) => void run(this.#handOut(message).value);
@@ -507,8 +536,9 @@ class ReceiveLoop {
         }
         case EventKind.Disconnected:
         case EventKind.Error: {
-          const error = this.#error(hr, 'FilterGetMessage');
+          const error = new FilterError(hr, 'FilterGetMessage', this.#portName);
           void this.stop({ error });
+          if (error.disconnected) this.#onDisconnect(error);
           break;
         }
         case EventKind.Stopped: {

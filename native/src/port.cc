@@ -1,6 +1,8 @@
 #include "port.h"
 
 #include <cstring>
+#include <system_error>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -86,7 +88,20 @@ NativePort::NativePort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
 
 NativePort::~NativePort() {
   if (cleanupHookAdded_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
-  CloseHandleNow();
+  if (receiver_) {
+    receiver_->Stop();
+    receiver_->Join();
+  }
+  if (sendPool_) sendPool_->Shutdown(false);
+  // Dropped without close(): closing runs the minifilter's DisconnectNotify (or joins the simulator relay),
+  // which must not stall the garbage collector on the JS thread. The thread owns its reference.
+  if (handle_ && !handle_->closeRequested()) {
+    try {
+      std::thread([handle = std::move(handle_)] { handle->RequestClose(); }).detach();
+    } catch (const std::system_error&) {
+      handle_->RequestClose();  // no thread to be had: close here rather than leak the connection
+    }
+  }
 }
 
 void NativePort::CleanupHook(void* arg) {
@@ -111,6 +126,7 @@ Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {
   std::vector<uint64_t> input = CopyAligned(info[0], &inputSize);
   if (inputSize > 0xFFFFFFFFu) throw Napi::RangeError::New(env, "input too large");
   const uint32_t outputSize = ToUint32(info[1], "outputSize");
+  if (outputSize > 0x7FFFFFFFu) throw Napi::RangeError::New(env, "outputSize too large");
   if (!sendPool_) sendPool_ = SendPool::Create(env, handle_, kMaxSendThreads);
   return sendPool_->Submit(env, std::move(input), inputSize, outputSize);
 }
@@ -124,7 +140,8 @@ Napi::Value NativePort::StartReceiving(const Napi::CallbackInfo& info) {
   options.bufferSize = ToUint32(info[1], "bufferSize");
   options.maxBufferSize = ToUint32(info[2], "maxBufferSize");
   if (options.concurrency < 1 || options.concurrency > 4096) throw Napi::RangeError::New(env, "concurrency out of range");
-  if (options.bufferSize < sizeof(FILTER_MESSAGE_HEADER) || options.maxBufferSize < options.bufferSize) {
+  if (options.bufferSize < sizeof(FILTER_MESSAGE_HEADER) || options.maxBufferSize < options.bufferSize ||
+      options.maxBufferSize > 0x7FFFFFFFu) {
     throw Napi::RangeError::New(env, "bufferSize out of range");
   }
   if (!info[3].IsFunction()) throw Napi::TypeError::New(env, "onBatch must be a function");

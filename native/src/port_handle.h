@@ -48,6 +48,11 @@ class PortHandle {
     if (toClose != nullptr) CloseNow(toClose);
   }
 
+  bool closeRequested() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return closeRequested_;
+  }
+
   HANDLE handle() const { return handle_; }  // valid between Acquire() and Release()
   const FilterApi* api() const { return api_; }
   bool syncHandle() const { return syncHandle_; }

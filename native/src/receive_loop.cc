@@ -52,7 +52,7 @@ struct ReceiveLoop::Request : RequestBase {
     return count > kHeaderSize ? std::min(count, bufferSize) - kHeaderSize : 0;
   }
   void Allocate(DWORD size) {
-    buffer.reset(new uint64_t[(size + 7) / 8]);
+    buffer.reset(new uint64_t[(uint64_t{size} + 7) / 8]);
     bufferSize = size;
   }
 };
@@ -108,15 +108,20 @@ ReceiveLoop::~ReceiveLoop() {
 
 bool ReceiveLoop::Start() {
   if (started_ || !port_->Acquire()) return false;  // released by the thread when it exits
-  thread_ = std::thread([this] { Run(); });
+  try {
+    thread_ = std::thread([this] { Run(); });
+  } catch (...) {
+    port_->Release();  // otherwise the handle could never close
+    throw;
+  }
   started_ = true;
   return true;
 }
 
 void ReceiveLoop::Stop() {
   if (!started_ || stopPosted_ || joined_) return;
-  stopPosted_ = true;
-  PostQueuedCompletionStatus(iocp_, 0, kStopKey, nullptr);
+  // Only once the sentinel is queued: a failed post can be retried by the next Stop().
+  if (PostQueuedCompletionStatus(iocp_, 0, kStopKey, nullptr)) stopPosted_ = true;
 }
 
 void ReceiveLoop::Join() {

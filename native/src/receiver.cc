@@ -118,9 +118,9 @@ Napi::Value Receiver::TakeBatch(Napi::Env env) {
 
 void CallJsWithBatch(Napi::Env env, Napi::Function callback, ReceiverContext* context, void* /*data*/) {
   if (env == nullptr || callback.IsEmpty()) return;  // torn down
-  // Called from a C callback: no C++ exception may escape. A JS exception thrown by the callback goes back
-  // to JS (an uncaught exception, as for any callback); while a worker terminates JS cannot run at all
-  // and the error carries no value, so there is nothing to report.
+  // Called from a C callback: no C++ exception may escape. lib/port.ts runs no user code synchronously in the
+  // callback, so it does not throw; if it did, the error is handed back to Node (which warns, DEP0168). While a
+  // worker terminates JS cannot run at all and the error carries no value: nothing to report.
   try {
     Napi::Value batch = context->receiver->TakeBatch(env);
     callback.Call({batch});

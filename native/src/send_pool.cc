@@ -1,6 +1,7 @@
 #include "send_pool.h"
 
 #include <cstring>
+#include <system_error>
 
 #include "errors.h"
 
@@ -46,14 +47,30 @@ Napi::Promise SendPool::Submit(Napi::Env env, std::vector<uint64_t> input, size_
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(Job{id, std::move(input), inputSize, std::vector<uint64_t>((outputSize + 7) / 8), outputSize,
-                         S_OK, 0});
-    if (idle_ == 0 && threads_.size() < maxThreads_) {
+    queue_.push_back(Job{id, std::move(input), inputSize, std::vector<uint64_t>((uint64_t{outputSize} + 7) / 8),
+                         outputSize, S_OK, 0});
+    // idle_ counts threads waiting; a woken thread decrements it only once it runs, so compare with the queue:
+    // otherwise a burst sees the same idle thread again and again, and a send stuck in MessageNotify would hold
+    // up the ones queued behind it while threads could still be started.
+    if (queue_.size() > idle_ && threads_.size() < maxThreads_) {
       std::shared_ptr<SendPool> self = shared_from_this();
-      threads_.emplace_back([self] { self->Work(); });
-    } else {
-      wake_.notify_one();
+      try {
+        threads_.emplace_back([self] { self->Work(); });
+      } catch (const std::system_error&) {
+        // No new thread: the existing ones still drain the queue (there is at least one unless this was the
+        // first send, where the caller sees the error below).
+        if (threads_.empty()) {
+          queue_.pop_back();
+          pending_.erase(id);
+          if (pending_.empty() && refed_) {
+            tsfn_.Unref(env);
+            refed_ = false;
+          }
+          throw;
+        }
+      }
     }
+    wake_.notify_one();
   }
   return deferred.Promise();
 }

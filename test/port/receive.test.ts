@@ -334,3 +334,43 @@ test('stopping and restarting receiving while messages are in flight loses no me
     await t.close();
   }
 });
+
+test('serve(): a reply the minifilter no longer waits for does not stop serving; onError hears of it', async () => {
+  const t = await startSimulator();
+  try {
+    const clientPromise = t.nextClient();
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const client = await clientPromise;
+    const slow = port.serve(async (message) => {
+      if (message.data[0] === 0) await new Promise((r) => setTimeout(r, 300)); // past the kernel's timeout
+      return Buffer.from([message.data[0]! + 1]);
+    });
+    assert.equal((await t.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: 50 })).status, NtStatus.STATUS_TIMEOUT);
+    await new Promise((r) => setTimeout(r, 400)); // the late reply has failed by now
+    const r1 = await t.filter.sendMessage(client, Buffer.from([1]), { replyLength: 1, timeout: 5000 });
+    assert.deepEqual([...r1.reply!], [2], 'still serving after the late reply failed');
+    await port.close();
+    await slow;
+
+    const port2 = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const errors: unknown[] = [];
+    const client2 = await new Promise<import('../../lib/simulator').ClientPort>((resolve) => {
+      for (const c of t.port.connections) if (c.connected) resolve(c);
+    });
+    const reporting = port2.serve(
+      async (message) => {
+        await new Promise((r) => setTimeout(r, 300));
+        return Buffer.from([message.data[0]!]);
+      },
+      { onError: (error) => errors.push(error) },
+    );
+    await t.filter.sendMessage(client2, Buffer.from([5]), { replyLength: 1, timeout: 50 });
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(errors.length, 1);
+    assert.equal((errors[0] as { code?: string }).code, 'ERROR_FLT_NO_WAITER_FOR_REPLY');
+    await port2.close();
+    await reporting;
+  } finally {
+    await t.close();
+  }
+});

@@ -160,3 +160,27 @@ test('close() waits for sends still in MessageNotify, then closes', async () => 
     await t.close();
   }
 });
+
+test('a send stuck in MessageNotify does not hold up sends issued after it', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const t = await startSimulator({
+    message: (_c, input) => (input.toString() === 'hang' ? gate.then(() => Buffer.from('late')) : input),
+  });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    await port.send(Buffer.from('warm'), { outputSize: 4 }); // one send thread exists and is idle now
+    // A burst: three sends that stay in MessageNotify, then one that does not. Up to 4 send threads may run, so
+    // the last one must get a thread of its own rather than queue behind the stuck ones.
+    const stuck = [0, 1, 2].map(() => port.send(Buffer.from('hang'), { outputSize: 4 }));
+    const next = port.send(Buffer.from('next'), { outputSize: 4 });
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('the second send waited behind the first')), 3000).unref());
+    assert.equal((await Promise.race([next, timeout])) + '', 'next');
+    release();
+    assert.deepEqual((await Promise.all(stuck)).map(String), ['late', 'late', 'late']);
+    await port.close();
+  } finally {
+    release();
+    await t.close();
+  }
+});

@@ -210,3 +210,19 @@ test('unref(): a receiving port does not keep the process alive; by default it d
     await sim.close();
   }
 });
+
+test("a 'disconnect' listener that closes the port still sees serve() reject with the disconnect", async () => {
+  const t = await startSimulator();
+  try {
+    const clientPromise = t.nextClient();
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const client = await clientPromise;
+    port.on('disconnect', () => void port.close());
+    const serving = port.serve(() => undefined);
+    client.close();
+    await assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 });
+    await port.close();
+  } finally {
+    await t.close();
+  }
+});
