@@ -361,7 +361,7 @@ HRESULT Port::GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED
   overlapped->InternalHigh = 0;
   StoreOverlappedStatus(overlapped, STATUS_PENDING);
 
-  uint8_t frame[wire::kHeaderSize + wire::kGetPayloadSize];
+  uint8_t frame[wire::kGetFrameSize];
   // writeMutex_ is held from registration to the write, so a CancelIoEx that sees this get in the table
   // can only write its CANCEL after the GET.
   std::lock_guard<std::mutex> writeLock(writeMutex_);
@@ -382,8 +382,7 @@ HRESULT Port::GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED
     id = gets_.Insert(get);
     if (id == 0) return kHrTooManyRequests;
   }
-  wire::EncodeHeader(frame, wire::Type::kGet, id, wire::kGetPayloadSize);
-  wire::PutU32(frame + wire::kHeaderSize, size);
+  wire::EncodeGet(frame, id, size);
   iovec iov = {frame, sizeof(frame)};
   if (!WriteLocked(&iov, 1)) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -400,7 +399,7 @@ HRESULT Port::GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED
 
 HRESULT Port::SyncGet(PFILTER_MESSAGE_HEADER buffer, uint32_t size) {
   Waiter waiter;
-  uint8_t frame[wire::kHeaderSize + wire::kGetPayloadSize];
+  uint8_t frame[wire::kGetFrameSize];
   {
     std::lock_guard<std::mutex> writeLock(writeMutex_);
     uint32_t id = 0;
@@ -417,8 +416,7 @@ HRESULT Port::SyncGet(PFILTER_MESSAGE_HEADER buffer, uint32_t size) {
       id = gets_.Insert(get);
       if (id == 0) return kHrTooManyRequests;
     }
-    wire::EncodeHeader(frame, wire::Type::kGet, id, wire::kGetPayloadSize);
-    wire::PutU32(frame + wire::kHeaderSize, size);
+    wire::EncodeGet(frame, id, size);
     iovec iov = {frame, sizeof(frame)};
     // On failure the reader wakes (shutdown) and fails the get with the others.
     (void)WriteLocked(&iov, 1);

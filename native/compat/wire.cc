@@ -228,6 +228,11 @@ bool ParseEndpoint(const char* text, Endpoint* out, std::string* why) {
   return false;
 }
 
+void EncodeGet(uint8_t* out, uint32_t id, uint32_t capacity) {
+  EncodeHeader(out, Type::kGet, id, kGetPayloadSize);
+  PutU32(out + kHeaderSize, capacity);
+}
+
 void EncodeReplyHead(uint8_t* out, int32_t status, uint64_t messageId, uint32_t dataSize) {
   EncodeHeader(out, Type::kReply, 0, static_cast<uint32_t>(kReplyPrefixSize) + dataSize);
   PutU32(out + kHeaderSize, static_cast<uint32_t>(status));

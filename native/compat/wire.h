@@ -86,6 +86,8 @@ void EncodeHeader(uint8_t* out, Type type, uint32_t id, uint32_t payloadSize);
 
 // The fixed part of a REPLY / SEND frame (header + prefix); the variable data is written after it. id 0: the
 // caller's request table sets it (PutU32 at offset 8) when it knows the id.
+constexpr size_t kGetFrameSize = kHeaderSize + kGetPayloadSize;
+void EncodeGet(uint8_t* out, uint32_t id, uint32_t capacity);
 constexpr size_t kReplyHeadSize = kHeaderSize + kReplyPrefixSize;
 constexpr size_t kSendHeadSize = kHeaderSize + kSendPrefixSize;
 void EncodeReplyHead(uint8_t* out, int32_t status, uint64_t messageId, uint32_t dataSize);

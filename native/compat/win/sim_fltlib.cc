@@ -865,9 +865,8 @@ HRESULT Port::GetSync(PFILTER_MESSAGE_HEADER buffer, DWORD size) {
     id = InsertGetLocked(entry);
     if (id == 0) return kHrTooManyRequests;
   }
-  uint8_t frame[wire::kHeaderSize + wire::kGetPayloadSize];
-  wire::EncodeHeader(frame, wire::Type::kGet, id, wire::kGetPayloadSize);
-  wire::PutU32(frame + wire::kHeaderSize, size);
+  uint8_t frame[wire::kGetFrameSize];
+  wire::EncodeGet(frame, id, size);
   (void)WriteUpstream(frame, sizeof(frame));  // on failure the relay fails the waiter
   std::unique_lock<std::mutex> lock(stateMu_);
   cv_.wait(lock, [&waiter] { return waiter.done; });
@@ -1056,9 +1055,8 @@ HRESULT Port::GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED o
   }
   pipeLock.unlock();
   if (id != 0) {
-    uint8_t frame[wire::kHeaderSize + wire::kGetPayloadSize];
-    wire::EncodeHeader(frame, wire::Type::kGet, id, wire::kGetPayloadSize);
-    wire::PutU32(frame + wire::kHeaderSize, size);
+    uint8_t frame[wire::kGetFrameSize];
+    wire::EncodeGet(frame, id, size);
     (void)WriteUpstream(frame, sizeof(frame));  // failure ends the connection, which completes the reads
   }
   return result;
