@@ -96,16 +96,15 @@ export class FilterMessage {
   readonly replyLength: number;
   readonly #receiver: ReceiveLoop;
   readonly #slot: number;
-  #settled: boolean;
+  #settled = false;
 
   /** @internal */
-  constructor(receiver: ReceiveLoop, slot: number, native: NativeMessage, settled: boolean) {
+  constructor(receiver: ReceiveLoop, slot: number, native: NativeMessage) {
     this.#receiver = receiver;
     this.#slot = slot;
     this.id = native.id;
     this.data = native.data;
     this.replyLength = native.replyLength;
-    this.#settled = settled;
   }
 
   get expectsReply(): boolean {
@@ -174,7 +173,6 @@ export class FilterPort extends EventEmitter<PortEvents> {
   #receiver: ReceiveLoop | undefined;
   #closing: Promise<void> | undefined;
   #disconnected = false;
-  #refed = true;
 
   private constructor(name: string, native: NativePort, backend: 'fltlib' | 'simulator', syncHandle: boolean) {
     super();
@@ -292,14 +290,12 @@ export class FilterPort extends EventEmitter<PortEvents> {
 
   /** While receiving, keep the event loop alive (the default). */
   ref(): this {
-    this.#refed = true;
     this.#native.ref();
     return this;
   }
 
   /** While receiving, let the process exit if nothing else keeps it alive. */
   unref(): this {
-    this.#refed = false;
     this.#native.unref();
     return this;
   }
@@ -333,9 +329,8 @@ export class FilterPort extends EventEmitter<PortEvents> {
     }
     if (this.#receiver?.active) throw new FltmgrError('ERR_ALREADY_RECEIVING', `port ${this.name} is already receiving`);
     if (this.#disconnected) throw this.#filterError(0x80070006, 'FilterGetMessage');
-    const loop = new ReceiveLoop(this.#native, this.name, concurrency, (error) => this.#onDisconnect(error));
-    if (!this.#refed) this.#native.unref();
-    loop.start(bufferSize, maxBufferSize, signal);
+    const loop = new ReceiveLoop(this.#native, this.name, (error) => this.#onDisconnect(error));
+    loop.start(concurrency, bufferSize, maxBufferSize, signal);
     this.#receiver = loop;
     return loop;
   }
@@ -375,18 +370,15 @@ class ReceiveLoop {
   #removeAbortListener: (() => void) | undefined;
   active = true;
 
-  readonly #concurrency: number;
-
-  constructor(native: NativePort, portName: string, concurrency: number, onDisconnect: (error: FilterError) => void) {
+  constructor(native: NativePort, portName: string, onDisconnect: (error: FilterError) => void) {
     this.#native = native;
-    this.#concurrency = concurrency;
     this.#portName = portName;
     this.#onDisconnect = onDisconnect;
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }
 
-  start(bufferSize: number, maxBufferSize: number, signal: AbortSignal | undefined): void {
-    this.#native.startReceiving(this.#concurrency, bufferSize, maxBufferSize, (batch) => this.#onBatch(batch));
+  start(concurrency: number, bufferSize: number, maxBufferSize: number, signal: AbortSignal | undefined): void {
+    this.#native.startReceiving(concurrency, bufferSize, maxBufferSize, (batch) => this.#onBatch(batch));
     if (signal !== undefined) {
       if (signal.aborted) {
         void this.stop({ error: abortError(signal) });
@@ -517,7 +509,7 @@ class ReceiveLoop {
       switch (kind) {
         case EventKind.Message: {
           if (this.#stopRequested) break; // abandoned: the loop is ending
-          const message = new FilterMessage(this, slot, batch[i + 3] as NativeMessage, false);
+          const message = new FilterMessage(this, slot, batch[i + 3] as NativeMessage);
           if (this.#onMessage !== undefined) this.#onMessage(message);
           else {
             const waiter = this.#waiters.shift();

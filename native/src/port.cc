@@ -88,16 +88,12 @@ NativePort::NativePort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
 
 NativePort::~NativePort() {
   if (cleanupHookAdded_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
-  if (receiver_) {
-    receiver_->Stop();
-    receiver_->Join();
-  }
-  if (sendPool_) sendPool_->Shutdown(false);
+  StopThreads();
   // Dropped without close(): closing runs the minifilter's DisconnectNotify (or joins the simulator relay),
-  // which must not stall the garbage collector on the JS thread. The thread owns its reference.
+  // which must not stall the garbage collector on the JS thread. The thread holds its own reference.
   if (handle_ && !handle_->closeRequested()) {
     try {
-      std::thread([handle = std::move(handle_)] { handle->RequestClose(); }).detach();
+      std::thread([handle = handle_] { handle->RequestClose(); }).detach();
     } catch (const std::system_error&) {
       handle_->RequestClose();  // no thread to be had: close here rather than leak the connection
     }
@@ -105,19 +101,20 @@ NativePort::~NativePort() {
 }
 
 void NativePort::CleanupHook(void* arg) {
+  // Env teardown (process or worker exit): close now, so that the kernel side sees the disconnect.
   auto* self = static_cast<NativePort*>(arg);
   self->cleanupHookAdded_ = false;
-  self->CloseHandleNow();
+  self->StopThreads();
+  if (self->handle_) self->handle_->RequestClose();
 }
 
-void NativePort::CloseHandleNow() {
-  // The receiver's own cleanup hook (or close()) has stopped and joined its thread by now; if not, stop it.
+void NativePort::StopThreads() {
+  // The receiver's own cleanup hook (or close()) has normally stopped and joined its thread by now.
   if (receiver_) {
     receiver_->Stop();
     receiver_->Join();
   }
   if (sendPool_) sendPool_->Shutdown(false);
-  if (handle_) handle_->RequestClose();
 }
 
 Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {

@@ -28,7 +28,7 @@ class NativePort : public Napi::ObjectWrap<NativePort> {
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   static void CleanupHook(void* arg);
-  void CloseHandleNow();
+  void StopThreads();
 
   std::shared_ptr<PortHandle> handle_;
   std::shared_ptr<CompletionPort> iocp_;  // created on first receive; one association per handle
