@@ -19,7 +19,12 @@ export interface NativeMessage {
 }
 
 export interface NativePort {
-  send(input: Uint8Array | undefined, outputSize: number): Promise<{ hresult: number; output?: Buffer }>;
+  /** Queues a FilterSendMessage; `id` identifies it for withdraw(). */
+  send(input: Uint8Array | undefined, outputSize: number): { id: number; result: Promise<{ hresult: number; output?: Buffer }> };
+  /** Takes a send no thread has started out of the queue (it resolves with ERROR_OPERATION_ABORTED). */
+  withdraw(id: number): boolean;
+  /** Cancels everything pending on the handle (close, teardown): nothing waits on the peer any more. */
+  abort(): void;
   startReceiving(
     concurrency: number,
     bufferSize: number,
@@ -47,9 +52,24 @@ export interface PeerCredentials {
   pid?: number;
 }
 
+/** Limits the native layer enforces (one source for them: the addon). */
+export interface NativeLimits {
+  /** Most outstanding FilterGetMessage calls per port. */
+  maxConcurrency: number;
+  /** Sends that run at once per port (each a MessageNotify call); more wait in a queue. */
+  maxSendThreads: number;
+  /** Largest send input the simulator's wire protocol carries. */
+  simulatorMaxSendInput: number;
+  /** Largest reply data the simulator's wire protocol carries. */
+  simulatorMaxReplyData: number;
+}
+
 export interface Binding {
   connect(name: string, options: NativeConnectOptions): Promise<{ hresult: number; port?: NativePort }>;
   info(): { systemFilterManager: boolean; platform: 'win32' | 'posix' };
+  /** undefined, or why a simulator endpoint cannot be used on this host. */
+  checkEndpoint(endpoint: string): string | undefined;
+  limits: NativeLimits;
   peerCredentials(fd: number): PeerCredentials | undefined;
 }
 

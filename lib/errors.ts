@@ -42,7 +42,23 @@ const hints = new Map<number, (syscall: FilterSyscall, subject: string) => strin
         ? 'a message larger than maxBufferSize arrived: raise maxBufferSize'
         : 'the buffer is too small for what the minifilter returned',
   ],
-  [0x800703e3, () => 'the operation was cancelled'],
+  [
+    0x800703e3,
+    (s) =>
+      s === 'FilterSendMessage'
+        ? 'the send was cancelled (the port was closed, or the process is exiting) while the minifilter had it: ' +
+          'it may or may not have been processed'
+        : 'the operation was cancelled',
+  ],
+  [
+    0x8007000d,
+    (s) =>
+      s === 'FilterConnectCommunicationPort'
+        ? 'the endpoint answered with something other than the fltmgr simulator protocol (a different program, ' +
+          'or a different protocol version): check FLTMGR_SIMULATOR / options.simulator'
+        : 'the other side sent something Filter Manager never produces (e.g. a message without its header): ' +
+          'the connection was ended',
+  ],
   [0x80070032, () => 'the minifilter does not accept FilterSendMessage on this port (no MessageNotify callback)'],
 ]);
 
@@ -86,6 +102,7 @@ export type FltmgrErrorCode =
   | 'ERR_NO_REPLY_EXPECTED'
   | 'ERR_REPLY_TOO_LARGE'
   | 'ERR_SIMULATOR_NOT_CONFIGURED'
+  | 'ERR_INVALID_ENDPOINT'
   | 'ERR_BACKEND_UNAVAILABLE';
 
 /** Misuse of the API or an operation in the wrong state. */

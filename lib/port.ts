@@ -5,7 +5,7 @@
 // I/O completion port, completions handed to JS in batches). Each message holds one of the N slots until it
 // is replied to or released, so a slow consumer means fewer outstanding gets, never unbounded memory.
 import { EventEmitter } from 'node:events';
-import { EventKind, loadBinding, type NativeMessage, type NativePort } from './binding';
+import { EventKind, loadBinding, type Binding, type NativeMessage, type NativePort } from './binding';
 import {
   FilterError,
   FltmgrError,
@@ -136,6 +136,15 @@ export class FilterMessage {
         throw new FltmgrError('ERR_NO_REPLY_EXPECTED', `message ${this.id} expects no reply (FltSendMessage had no reply buffer)`);
       }
       if (this.#settled) throw new FltmgrError('ERR_MESSAGE_SETTLED', `message ${this.id} was already replied to or released`);
+      if (this.replyLength < HEADER_SIZE) {
+        // No reply can ever fit: give the slot back so receiving goes on.
+        this.release();
+        throw new FltmgrError(
+          'ERR_REPLY_TOO_LARGE',
+          `message ${this.id} has ReplyLength ${this.replyLength}, less than the 16-byte FILTER_REPLY_HEADER, so no ` +
+            'reply fits; the message was released (a minifilter never sends this: the peer is misbehaving)',
+        );
+      }
       const size = bytes?.byteLength ?? 0;
       if (size > this.maxReplySize) {
         throw new FltmgrError(
@@ -144,9 +153,9 @@ export class FilterMessage {
             `(ReplyLength ${this.replyLength} includes the 16-byte FILTER_REPLY_HEADER)`,
         );
       }
-      const promise = this.#receiver.reply(this.#slot, status | 0, bytes);
+      // Settled once the native layer took the reply; if it refused, the slot was given back (released).
       this.#settled = true;
-      return promise;
+      return this.#receiver.reply(this.#slot, status | 0, bytes);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -167,9 +176,8 @@ export class FilterPort extends EventEmitter<PortEvents> {
   readonly backend: 'fltlib' | 'simulator';
   readonly #native: NativePort;
   readonly #syncHandle: boolean;
-  /** Sends handed to the native layer and not yet finished (close() waits for them). */
-  #sendsInFlight = 0;
-  #sendsDrained: (() => void) | undefined;
+  /** Sends handed to the native layer and not yet settled: close() rejects them. */
+  readonly #sends = new Set<(error: unknown) => void>();
   #receiver: ReceiveLoop | undefined;
   #closing: Promise<void> | undefined;
   #disconnected = false;
@@ -194,6 +202,7 @@ export class FilterPort extends EventEmitter<PortEvents> {
     if (signal?.aborted) throw abortError(signal);
     const binding = loadBinding();
     const { backend, endpoint } = chooseBackend(options.simulator, binding.info().systemFilterManager);
+    if (endpoint !== undefined) checkEndpoint(binding, endpoint, options.simulator === undefined || options.simulator === true);
     const pending = binding.connect(name, {
       backend: backend === 'fltlib' ? 'system' : 'simulator',
       ...(endpoint !== undefined ? { endpoint } : {}),
@@ -223,18 +232,35 @@ export class FilterPort extends EventEmitter<PortEvents> {
         throw outOfRange('options.outputSize', `an integer from 0 to ${MAX_BUFFER}`, outputSize);
       }
       if (input !== undefined && input.byteLength > MAX_BUFFER) throw outOfRange('data.byteLength', `at most ${MAX_BUFFER}`, input.byteLength);
+      const limit = loadBinding().limits.simulatorMaxSendInput;
+      if (this.backend === 'simulator' && input !== undefined && input.byteLength > limit) {
+        throw outOfRange('data.byteLength', `at most ${limit} (the simulator's wire protocol carries up to 16 MiB a frame)`, input.byteLength);
+      }
       const signal = checkSignal(options.signal);
       this.#assertOpen();
       if (signal?.aborted) throw abortError(signal);
-      const native = this.#native.send(input, outputSize);
-      this.#sendsInFlight++;
-      const finished = (): void => {
-        if (--this.#sendsInFlight === 0) this.#sendsDrained?.();
-      };
-      native.then(finished, finished);
-      promise = raceAbort(native, signal).then((result) => {
-        if (result.output === undefined) throw this.#filterError(result.hresult, 'FilterSendMessage');
-        return result.output;
+      const pending = this.#native.send(input, outputSize);
+      promise = new Promise<Buffer>((resolve, reject) => {
+        const settle = (error: unknown): void => {
+          this.#sends.delete(settle);
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        };
+        // A send no thread has started is withdrawn, so it never reaches the minifilter; one already in
+        // MessageNotify cannot be recalled.
+        const onAbort = (): void => {
+          settle(abortError(signal as AbortSignal));
+          this.#native.withdraw(pending.id);
+        };
+        this.#sends.add(settle);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        pending.result.then((result) => {
+          if (!this.#sends.has(settle)) return; // already rejected (abort, close)
+          this.#sends.delete(settle);
+          signal?.removeEventListener('abort', onAbort);
+          if (result.output === undefined) reject(this.#filterError(result.hresult, 'FilterSendMessage'));
+          else resolve(result.output);
+        }, settle);
       });
     } catch (error) {
       return Promise.reject(error);
@@ -272,15 +298,23 @@ export class FilterPort extends EventEmitter<PortEvents> {
   }
 
   /**
-   * Stops receiving (cancelling outstanding gets and waiting until every one has completed), waits for
-   * in-flight sends, and closes the handle. Messages not yet handed to your code are abandoned; the
-   * minifilter sees the disconnect. Safe to call more than once.
+   * Closes the connection now, whatever the minifilter (or simulator) is doing: stops receiving (messages not
+   * yet handed to your code are abandoned; pending replies reject with ERR_PORT_CLOSED), cancels sends still
+   * in flight (they reject with FilterError ERROR_OPERATION_ABORTED: the minifilter may or may not have
+   * processed them) and closes the handle; the minifilter sees the disconnect. It does not wait on the peer,
+   * so it settles even when the peer stopped answering. To finish sends first, await them before close().
+   * Safe to call more than once.
    */
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
-        if (this.#receiver !== undefined) await this.#receiver.stop(undefined);
-        if (this.#sendsInFlight > 0) await new Promise<void>((resolve) => (this.#sendsDrained = resolve));
+        const stopped = this.#receiver?.stop(undefined);
+        const cancelled = new FilterError(0x800703e3, 'FilterSendMessage', this.name);
+        for (const reject of [...this.#sends]) reject(cancelled);
+        // Cancels everything pending on the handle: the receive thread may be inside FilterReplyMessage and a
+        // send thread inside FilterSendMessage, each waiting on a peer that may never answer.
+        this.#native.abort();
+        await stopped;
         await this.#native.close();
         this.emit('close');
       })();
@@ -336,7 +370,7 @@ export class FilterPort extends EventEmitter<PortEvents> {
   }
 
   #onDisconnect(error: FilterError): void {
-    if (this.#disconnected) return;
+    if (this.#disconnected || this.#closing !== undefined) return; // close() ends the connection itself
     this.#disconnected = true;
     // On the next tick: listeners (often calling close()) then run after the receive loop has recorded how it
     // ended, and a throwing listener cannot cut a batch short.
@@ -408,7 +442,10 @@ class ReceiveLoop {
       return Promise.reject(new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} stopped receiving; the reply was not sent`));
     }
     const hr = this.#native.reply(slot, status, data);
-    if (hr !== 0) return Promise.reject(new FilterError(hr, 'FilterReplyMessage', this.#portName));
+    if (hr !== 0) {
+      this.#native.release(slot); // refused: the slot must not stay held, or receiving stalls
+      return Promise.reject(new FilterError(hr, 'FilterReplyMessage', this.#portName));
+    }
     return new Promise((resolve, reject) => this.#replies.set(slot, { resolve, reject }));
   }
 
@@ -467,6 +504,7 @@ class ReceiveLoop {
         try {
           await message.reply(result);
         } catch (error) {
+          message.release(); // a reply refused before it was sent (e.g. too large) must not keep the slot
           // The minifilter stopped waiting (its timeout): routine, not a reason to stop serving. A lost
           // connection ends the loop by itself; a closed port ends it too.
           const routine =
@@ -523,7 +561,10 @@ class ReceiveLoop {
           this.#replies.delete(slot);
           if (pending === undefined) break;
           if (hr === 0) pending.resolve();
-          else pending.reject(this.#error(hr, 'FilterReplyMessage'));
+          else if (hr === 0x800703e3 && this.#stopRequested) {
+            // Cancelled by close(): the peer had not acknowledged it.
+            pending.reject(new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} was closed before the reply was acknowledged`));
+          } else pending.reject(this.#error(hr, 'FilterReplyMessage'));
           break;
         }
         case EventKind.Disconnected:
@@ -616,6 +657,17 @@ function chooseBackend(
     return { backend: 'simulator', endpoint: fromEnv };
   }
   return { backend: 'fltlib' };
+}
+
+function checkEndpoint(binding: Binding, endpoint: string, fromEnvironment: boolean): void {
+  const why = binding.checkEndpoint(endpoint);
+  if (why === undefined) return;
+  const where = fromEnvironment ? 'FLTMGR_SIMULATOR' : 'options.simulator';
+  throw new FltmgrError(
+    'ERR_INVALID_ENDPOINT',
+    `${where} is not a usable simulator endpoint (${JSON.stringify(endpoint)}): ${why}. Endpoints look like ` +
+      'unix:/path/to/socket, tcp:127.0.0.1:PORT#SECRET or pipe:\\\\.\\pipe\\NAME#SECRET (docs/wire-protocol.md)',
+  );
 }
 
 /** Resolves like `promise` unless `signal` aborts first; `onLate` gets the promise when abort won. */

@@ -64,6 +64,7 @@ const HRESULT kHrAccessDenied = HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED);
 const HRESULT kHrTimeout = HRESULT_FROM_WIN32(kErrorTimeout);
 const HRESULT kHrInvalidData = HRESULT_FROM_WIN32(kErrorInvalidData);
 const HRESULT kHrTooManyRequests = HRESULT_FROM_WIN32(kErrorNoSystemResources);
+const HRESULT kHrAborted = HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED);
 
 HRESULT HresultFromStatus(NTSTATUS status) {
   return status == STATUS_SUCCESS ? S_OK : HRESULT_FROM_WIN32(NtStatusToWin32(status));
@@ -238,6 +239,8 @@ class Port final : public IoObject {
   DWORD AssociateCompletionPort(Iocp* iocp, ULONG_PTR key) override;
   DWORD CancelIo(LPOVERLAPPED overlapped) override;
   void OnClose() override;
+  // FltSimAbortPort: ends the connection now without closing the handle.
+  void Abort();
 
  private:
   enum class Parse { kFrame, kNeedMore, kMalformed };
@@ -259,7 +262,8 @@ class Port final : public IoObject {
   NTSTATUS TakeOrphanLocked(PFILTER_MESSAGE_HEADER buffer, uint32_t size, DWORD* bytes);
   // Gives the oldest orphan to a get that is already pending, if there is one. Caller holds mutex_.
   void HandOrphanToPendingGetLocked();
-  void MarkDead(NTSTATUS getStatus);
+  // Fails every pending get (getStatus) and call (callHr); later calls fail with E_HANDLE.
+  void MarkDead(NTSTATUS getStatus, HRESULT callHr);
 
   const int fd_;
   const bool syncHandle_;
@@ -555,7 +559,7 @@ DWORD Port::CancelIo(LPOVERLAPPED overlapped) {
 }
 
 void Port::OnClose() {
-  MarkDead(STATUS_CANCELLED);
+  MarkDead(STATUS_CANCELLED, E_HANDLE);
   (void)shutdown(fd_, SHUT_RDWR);
   // CloseHandle never runs on the reader thread (it only calls into Iocp), but never join oneself.
   if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
@@ -573,7 +577,15 @@ void Port::CompleteOverlapped(LPOVERLAPPED ov, NTSTATUS status, DWORD bytes, Ioc
   (void)iocp->Post(entry);  // a closed IOCP drops it, as on Windows
 }
 
-void Port::MarkDead(NTSTATUS getStatus) {
+void Port::Abort() {
+  // A caller waiting for an answer the simulator never gives, or blocked writing to a simulator that stopped
+  // reading, returns now: the waiters are failed here, and shutdown() wakes a writer blocked in sendmsg (and
+  // the reader, which then finds nothing left to fail).
+  MarkDead(STATUS_CANCELLED, kHrAborted);
+  (void)shutdown(fd_, SHUT_RDWR);
+}
+
+void Port::MarkDead(NTSTATUS getStatus, HRESULT callHr) {
   std::lock_guard<std::mutex> lock(mutex_);
   dead_ = true;
   gets_.ForEach([&](uint32_t, PendingGet& get) {
@@ -588,8 +600,8 @@ void Port::MarkDead(NTSTATUS getStatus) {
   });
   gets_.Clear();
   orphans_.clear();  // the kernel side sees the disconnect; nobody can take them any more
-  calls_.ForEach([](uint32_t, Waiter*& waiter) {
-    waiter->hr = E_HANDLE;
+  calls_.ForEach([callHr](uint32_t, Waiter*& waiter) {
+    waiter->hr = callHr;
     waiter->done = true;
     waiter->cv.notify_one();
   });
@@ -680,7 +692,7 @@ void Port::ReaderMain() {
   }
   // The connection is over whatever the reason (DISCONNECT, EOF, error, malformed frame). After a close
   // MarkDead already ran and this finds nothing left.
-  MarkDead(STATUS_PORT_DISCONNECTED);
+  MarkDead(STATUS_PORT_DISCONNECTED, E_HANDLE);
   (void)shutdown(fd_, SHUT_RDWR);  // a malformed stream is not read further; writers fail fast
 }
 
@@ -735,6 +747,10 @@ bool Port::Dispatch(const wire::FrameHeader& header, const uint8_t* payload) {
 bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
   wire::GetComplete msg;
   if (!wire::DecodeGetComplete(payload, size, &msg)) return false;
+  // A get completes with a message (STATUS_SUCCESS) or fails (a warning or error status, no data). A success
+  // or informational status other than STATUS_SUCCESS would reach the caller as a message whose header was
+  // never written: the stream is not speaking the protocol.
+  if (msg.status != wire::kStatusSuccess && msg.status < 0x80000000u) return false;
   PendingGet get;
   Iocp* iocp = nullptr;
   ULONG_PTR key = 0;
@@ -852,6 +868,13 @@ HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName,
                                        HANDLE* hPort) {
   (void)lpSecurityAttributes;  // only handle inheritance on Windows; these sockets are close-on-exec
   return fltmgr::compat::Connect(endpoint, lpPortName, dwOptions, lpContext, wSizeOfContext, hPort);
+}
+
+HRESULT FltSimAbortPort(HANDLE hPort) {
+  Ref<Port> port = PortFromHandle(hPort);
+  if (!port) return E_HANDLE;
+  port->Abort();
+  return S_OK;
 }
 
 HRESULT FilterConnectCommunicationPort(LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext, WORD wSizeOfContext,

@@ -167,3 +167,8 @@ HRESULT FilterSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize,
 HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
                                        LPCVOID lpContext, WORD wSizeOfContext,
                                        LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);
+// Ends the connection now without closing the handle (which stays valid until CloseHandle): pending gets
+// complete with STATUS_CANCELLED, callers waiting in FilterSendMessage / FilterReplyMessage or blocked
+// writing to a simulator that stopped reading return HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), later calls
+// fail with E_HANDLE. What CancelIoEx(h, NULL) is to real fltlib, for a peer that may never answer.
+HRESULT FltSimAbortPort(HANDLE hPort);

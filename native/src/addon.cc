@@ -4,8 +4,15 @@
 #include <string>
 #include <vector>
 
+#include "../compat/wire.h"
 #include "fltapi.h"
 #include "port.h"
+#include "receive_loop.h"
+#include "send_pool.h"
+
+#if !defined(_WIN32)
+#include <sys/un.h>
+#endif
 
 namespace fltmgr {
 namespace {
@@ -69,8 +76,42 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   DefineAddon(exports, {
                            InstanceMethod<&Addon::Connect>("connect"),
                            InstanceMethod<&Addon::Info>("info"),
+                           InstanceMethod<&Addon::CheckEndpoint>("checkEndpoint"),
                        });
   exports.Set("peerCredentials", Napi::Function::New<PeerCredentials>(env, "peerCredentials"));
+  // The limits the native layer enforces, for lib/ to check (and explain) before calling in.
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("maxConcurrency", Napi::Number::New(env, kMaxReceiveConcurrency));
+  limits.Set("maxSendThreads", Napi::Number::New(env, SendPool::kMaxThreads));
+  limits.Set("simulatorMaxSendInput", Napi::Number::New(env, wire::kMaxSendInput));
+  limits.Set("simulatorMaxReplyData", Napi::Number::New(env, wire::kMaxReplyData));
+  exports.Set("limits", limits);
+}
+
+// checkEndpoint(endpoint: string) -> undefined, or why the simulator endpoint cannot be used on this host.
+Napi::Value Addon::CheckEndpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "endpoint must be a string");
+  const std::string text = info[0].As<Napi::String>().Utf8Value();
+  if (text.find('\0') != std::string::npos) return Napi::String::New(env, "it contains a NUL character");
+  wire::Endpoint endpoint;
+  std::string why;
+  if (!wire::ParseEndpoint(text.c_str(), &endpoint, &why)) return Napi::String::New(env, why);
+#if defined(_WIN32)
+  if (endpoint.kind == wire::Endpoint::Kind::kUnix) {
+    return Napi::String::New(env, "unix socket endpoints are not supported on Windows: use pipe: or tcp:");
+  }
+#else
+  if (endpoint.kind == wire::Endpoint::Kind::kPipe) {
+    return Napi::String::New(env, "pipe: endpoints are Windows named pipes: on this host use unix:PATH or tcp:");
+  }
+  if (endpoint.kind == wire::Endpoint::Kind::kUnix && endpoint.path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return Napi::String::New(env, "the unix socket path is " + std::to_string(endpoint.path.size()) +
+                                      " bytes; at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                      " fit in a socket address on this host");
+  }
+#endif
+  return env.Undefined();
 }
 
 // connect(name: string, options: { backend: 'system'|'simulator', endpoint?: string, context?: Uint8Array,
@@ -102,6 +143,7 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
   Napi::Value endpointValue = options.Get("endpoint");
   const bool hasEndpoint = endpointValue.IsString();
   std::string endpoint = hasEndpoint ? endpointValue.As<Napi::String>().Utf8Value() : std::string();
+  if (endpoint.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "endpoint contains a NUL character");
 
   auto* worker = new ConnectWorker(env, api, std::move(name), std::move(context), flags, hasEndpoint,
                                    std::move(endpoint));

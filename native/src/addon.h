@@ -12,6 +12,7 @@ class Addon : public Napi::Addon<Addon> {
  private:
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value CheckEndpoint(const Napi::CallbackInfo& info);
 };
 
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);

@@ -13,11 +13,15 @@ HRESULT SystemConnect(const char* /*simulatorEndpoint*/, LPCWSTR name, DWORD opt
   return FilterConnectCommunicationPort(name, options, context, contextSize, nullptr, port);
 }
 BOOL SystemClose(HANDLE port) { return CloseHandle(port); }
+HRESULT SystemAbort(HANDLE port) {
+  // ERROR_NOT_FOUND: nothing was pending, which is success here.
+  return CancelIoEx(port, nullptr) || GetLastError() == ERROR_NOT_FOUND ? S_OK : HRESULT_FROM_WIN32(GetLastError());
+}
 
-const FilterApi kSystemApi = {"fltlib",           SystemConnect,      FilterGetMessage,
-                              FilterReplyMessage, FilterSendMessage,  SystemClose};
-const FilterApi kSimulatorApi = {"simulator",          FltSimConnect,        FltSimGetMessage,
-                                 FltSimReplyMessage,   FltSimSendMessage,    FltSimClose};
+const FilterApi kSystemApi = {"fltlib",          SystemConnect,     FilterGetMessage, FilterReplyMessage,
+                              FilterSendMessage, SystemClose,       SystemAbort};
+const FilterApi kSimulatorApi = {"simulator",       FltSimConnect, FltSimGetMessage, FltSimReplyMessage,
+                                 FltSimSendMessage, FltSimClose,   FltSimAbortPort};
 #else
 HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, LPCVOID context,
                    WORD contextSize, HANDLE* port) {
@@ -25,8 +29,8 @@ HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, L
 }
 BOOL SimClose(HANDLE port) { return CloseHandle(port); }
 
-const FilterApi kSimulatorApi = {"simulator",        SimConnect,         FilterGetMessage,
-                                 FilterReplyMessage, FilterSendMessage,  SimClose};
+const FilterApi kSimulatorApi = {"simulator",       SimConnect, FilterGetMessage, FilterReplyMessage,
+                                 FilterSendMessage, SimClose,   FltSimAbortPort};
 #endif
 
 }  // namespace

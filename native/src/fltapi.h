@@ -36,6 +36,11 @@ struct FilterApi {
   HRESULT (*sendMessage)(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize, LPVOID lpOutBuffer,
                          DWORD dwOutBufferSize, LPDWORD lpBytesReturned);
   BOOL (*closeHandle)(HANDLE hPort);
+  // Cancels every pending operation on the handle, whichever thread started it, without closing it: what
+  // close and environment teardown use so that no thread waits on a peer that stopped answering. Real
+  // fltlib: CancelIoEx(h, NULL) (a MessageNotify that ignores cancellation still runs to its end). The
+  // simulator: every waiter fails at once with ERROR_OPERATION_ABORTED and the connection ends.
+  HRESULT (*abort)(HANDLE hPort);
 };
 
 // Real fltlib. On hosts without it, nullptr.

@@ -36,24 +36,27 @@ uint32_t ToUint32(const Napi::Value& value, const char* what) {
   return static_cast<uint32_t>(number);
 }
 
-// Sends in parallel per port; each is synchronous, so this is also how many MessageNotify calls one port
-// can have running at once.
-constexpr uint32_t kMaxSendThreads = 4;
-
 class CloseWorker : public Napi::AsyncWorker {
  public:
-  CloseWorker(Napi::Env env, std::shared_ptr<PortHandle> port)
-      : Napi::AsyncWorker(env, "fltmgr.close"), deferred_(Napi::Promise::Deferred::New(env)), port_(std::move(port)) {}
+  CloseWorker(Napi::Env env, std::shared_ptr<PortHandle> port, std::shared_ptr<SendPool> sendPool)
+      : Napi::AsyncWorker(env, "fltmgr.close"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        port_(std::move(port)),
+        sendPool_(std::move(sendPool)) {}
   Napi::Promise Promise() const { return deferred_.Promise(); }
-  // Off the JS thread: closing runs the minifilter's DisconnectNotify, and in simulator mode waits for a
-  // reader thread to finish.
-  void Execute() override { port_->RequestClose(); }
+  // Off the JS thread: the send threads are leaving (their I/O was cancelled; the wait is bounded), closing
+  // runs the minifilter's DisconnectNotify, and in simulator mode waits for a reader thread to finish.
+  void Execute() override {
+    if (sendPool_) sendPool_->Join();
+    port_->RequestClose();
+  }
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<PortHandle> port_;
+  std::shared_ptr<SendPool> sendPool_;
 };
 
 }  // namespace
@@ -63,6 +66,8 @@ Napi::Function NativePort::DefineClass(Napi::Env env) {
       env, "NativePort",
       {
           InstanceMethod<&NativePort::Send>("send"),
+          InstanceMethod<&NativePort::Withdraw>("withdraw"),
+          InstanceMethod<&NativePort::Abort>("abort"),
           InstanceMethod<&NativePort::StartReceiving>("startReceiving"),
           InstanceMethod<&NativePort::StopReceiving>("stopReceiving"),
           InstanceMethod<&NativePort::Reply>("reply"),
@@ -101,9 +106,11 @@ NativePort::~NativePort() {
 }
 
 void NativePort::CleanupHook(void* arg) {
-  // Env teardown (process or worker exit): close now, so that the kernel side sees the disconnect.
+  // Env teardown (process or worker exit): cancel what waits on the peer, join every thread this port
+  // started, and close, so that the kernel side sees the disconnect.
   auto* self = static_cast<NativePort*>(arg);
   self->cleanupHookAdded_ = false;
+  if (self->handle_) self->handle_->Abort();
   self->StopThreads();
   if (self->handle_) self->handle_->RequestClose();
 }
@@ -114,7 +121,10 @@ void NativePort::StopThreads() {
     receiver_->Stop();
     receiver_->Join();
   }
-  if (sendPool_) sendPool_->Shutdown(false);
+  if (sendPool_) {
+    sendPool_->Stop();
+    sendPool_->Join();
+  }
 }
 
 Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {
@@ -124,8 +134,28 @@ Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {
   if (inputSize > 0xFFFFFFFFu) throw Napi::RangeError::New(env, "input too large");
   const uint32_t outputSize = ToUint32(info[1], "outputSize");
   if (outputSize > 0x7FFFFFFFu) throw Napi::RangeError::New(env, "outputSize too large");
-  if (!sendPool_) sendPool_ = SendPool::Create(env, handle_, kMaxSendThreads);
-  return sendPool_->Submit(env, std::move(input), inputSize, outputSize);
+  if (!sendPool_) sendPool_ = SendPool::Create(env, handle_);
+  uint64_t id = 0;
+  Napi::Promise promise = sendPool_->Submit(env, std::move(input), inputSize, outputSize, &id);
+  // { id, result }: the id lets JS withdraw a send that has not started (AbortSignal).
+  Napi::Object pending = Napi::Object::New(env);
+  pending.Set("id", Napi::Number::New(env, static_cast<double>(id)));
+  pending.Set("result", promise);
+  return pending;
+}
+
+Napi::Value NativePort::Withdraw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "id must be a number");
+  const double id = info[0].As<Napi::Number>().DoubleValue();
+  return Napi::Boolean::New(env, sendPool_ && id >= 1 && sendPool_->Withdraw(env, static_cast<uint64_t>(id)));
+}
+
+Napi::Value NativePort::Abort(const Napi::CallbackInfo& info) {
+  // close(): cancel everything pending on the handle, so that neither the receive thread (in
+  // FilterReplyMessage) nor a send thread waits on a peer that stopped answering.
+  handle_->Abort();
+  return info.Env().Undefined();
 }
 
 Napi::Value NativePort::StartReceiving(const Napi::CallbackInfo& info) {
@@ -136,7 +166,7 @@ Napi::Value NativePort::StartReceiving(const Napi::CallbackInfo& info) {
   options.concurrency = ToUint32(info[0], "concurrency");
   options.bufferSize = ToUint32(info[1], "bufferSize");
   options.maxBufferSize = ToUint32(info[2], "maxBufferSize");
-  if (options.concurrency < 1 || options.concurrency > 4096) throw Napi::RangeError::New(env, "concurrency out of range");
+  if (options.concurrency < 1 || options.concurrency > kMaxReceiveConcurrency) throw Napi::RangeError::New(env, "concurrency out of range");
   if (options.bufferSize < sizeof(FILTER_MESSAGE_HEADER) || options.maxBufferSize < options.bufferSize ||
       options.maxBufferSize > 0x7FFFFFFFu) {
     throw Napi::RangeError::New(env, "bufferSize out of range");
@@ -175,14 +205,14 @@ Napi::Value NativePort::ReleaseMessage(const Napi::CallbackInfo& info) {
 Napi::Value NativePort::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (receiver_ && receiver_->running()) throw Napi::Error::New(env, "stop receiving before closing");
-  // Precondition (lib/port.ts close()): every send has finished, so the send threads are idle and joining them
-  // is immediate. Joining a thread still inside MessageNotify here would block the JS thread.
-  if (sendPool_) sendPool_->Shutdown(true);
+  // lib/port.ts close() aborted the handle first, so the send threads are returning; CloseWorker joins them
+  // off the JS thread (a MessageNotify that ignores cancellation must not block JS).
+  if (sendPool_) sendPool_->Stop();
   if (cleanupHookAdded_) {
     cleanupHookAdded_ = false;
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
   }
-  auto* worker = new CloseWorker(env, handle_);
+  auto* worker = new CloseWorker(env, handle_, sendPool_);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

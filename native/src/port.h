@@ -20,6 +20,8 @@ class NativePort : public Napi::ObjectWrap<NativePort> {
 
  private:
   Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Withdraw(const Napi::CallbackInfo& info);
+  Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value StartReceiving(const Napi::CallbackInfo& info);
   Napi::Value StopReceiving(const Napi::CallbackInfo& info);
   Napi::Value Reply(const Napi::CallbackInfo& info);

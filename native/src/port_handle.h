@@ -48,6 +48,23 @@ class PortHandle {
     if (toClose != nullptr) CloseNow(toClose);
   }
 
+  // Cancels every pending operation on the handle (FilterApi::abort) and requests the close: a thread waiting
+  // on a peer that stopped answering returns, and the handle closes when the last user releases it.
+  // Idempotent.
+  void Abort() {
+    HANDLE h = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closeRequested_ = true;
+      if (handle_ == nullptr || aborted_) return;
+      aborted_ = true;
+      ++users_;  // keeps the value valid for the call below
+      h = handle_;
+    }
+    (void)api_->abort(h);
+    Release();
+  }
+
   bool closeRequested() {
     std::lock_guard<std::mutex> lock(mutex_);
     return closeRequested_;
@@ -71,6 +88,7 @@ class PortHandle {
   const bool syncHandle_;
   int users_ = 0;
   bool closeRequested_ = false;
+  bool aborted_ = false;
 };
 
 // RAII use of a PortHandle.

@@ -26,6 +26,7 @@ const HRESULT kBrokenPipe = HresultFromWin32(ERROR_BROKEN_PIPE);  // Wine: close
 const HRESULT kInvalidHandle = HresultFromWin32(ERROR_INVALID_HANDLE);
 const HRESULT kInsufficientBuffer = HresultFromWin32(ERROR_INSUFFICIENT_BUFFER);
 const HRESULT kMoreData = HresultFromWin32(ERROR_MORE_DATA);
+const HRESULT kInvalidData = HresultFromWin32(13);  // ERROR_INVALID_DATA
 
 // OVERLAPPED must be the first member of a standard-layout base so that the pointer the IOCP hands back
 // converts to the request (CONTAINING_RECORD without offsetof on a non-standard-layout type).
@@ -223,6 +224,8 @@ void ReceiveLoop::Dispatch(const OVERLAPPED_ENTRY& entry) {
 void ReceiveLoop::PostGet(Request& request) {
   if (stopping_ || dead_) return;
   std::memset(&request.ov, 0, sizeof(request.ov));
+  // A completion that wrote no header must not show the previous message's (or uninitialized) bytes.
+  std::memset(request.header(), 0, kHeaderSize);
   ++outstanding_;
   const HRESULT hr = port_->api()->getMessage(port_->handle(), request.header(), request.bufferSize, &request.ov);
   // S_OK means the get found a message at once; without FILE_SKIP_COMPLETION_PORT_ON_SUCCESS the
@@ -237,6 +240,13 @@ void ReceiveLoop::OnGetCompleted(Request& request) {
   --outstanding_;
   DWORD bytes = 0;
   const HRESULT hr = OverlappedResult(port_->handle(), &request.ov, &bytes);
+  if (SUCCEEDED(hr) && kCompletionCountsHeader && bytes < kHeaderSize) {
+    // Success without a whole FILTER_MESSAGE_HEADER (e.g. an informational status): no message was written.
+    // Never hand it out; the stream is not what Filter Manager produces.
+    if (!stopping_ && !dead_) Push({ReceiveEvent::kError, request.slot, kInvalidData});
+    dead_ = true;
+    return;
+  }
   if (SUCCEEDED(hr)) {
     if (stopping_) return;  // close() abandons messages not yet handed out; the kernel sees the disconnect
     request.bytes = bytes;

@@ -37,6 +37,9 @@ class CompletionPort {
   HANDLE handle_;
 };
 
+// Most outstanding gets (receive concurrency) one port may have.
+constexpr uint32_t kMaxReceiveConcurrency = 4096;
+
 struct ReceiveOptions {
   uint32_t concurrency;    // outstanding gets
   uint32_t bufferSize;     // initial message buffer, FILTER_MESSAGE_HEADER included

@@ -32,6 +32,7 @@ std::shared_ptr<Receiver> Receiver::Start(Napi::Env env, const std::shared_ptr<P
                                           Napi::Function onBatch, bool ref) {
   std::shared_ptr<Receiver> self(new Receiver());
   self->env_ = env;
+  self->port_ = port;
   self->loop_ = std::make_unique<ReceiveLoop>(port, iocp, options, &Receiver::Notify, self.get());
   auto* context = new ReceiverContext{self};
   self->tsfn_ = BatchTsfn::New(env, onBatch, "fltmgr.receive", 0, 1, context,
@@ -63,9 +64,11 @@ void Receiver::Notify(void* self) {
 }
 
 void Receiver::CleanupHook(void* self) {
-  // Environment teardown (process or worker exit): stop and join without any help from JS.
+  // Environment teardown (process or worker exit): stop and join without any help from JS. The receive thread
+  // may be inside FilterReplyMessage waiting for a peer that stopped answering: cancel first.
   auto* receiver = static_cast<Receiver*>(self);
   receiver->cleanupHookAdded_ = false;
+  receiver->port_->Abort();
   receiver->Stop();
   receiver->Join();
 }

@@ -42,6 +42,7 @@ class Receiver {
   static void CleanupHook(void* self);
   Napi::Value TakeBatch(Napi::Env env);
 
+  std::shared_ptr<PortHandle> port_;
   std::unique_ptr<ReceiveLoop> loop_;
   BatchTsfn tsfn_;
   Napi::Env env_ = Napi::Env(nullptr);

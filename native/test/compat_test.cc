@@ -537,6 +537,61 @@ void TestCancelWithSilentSimulator() {
   sim.Join();
 }
 
+// FltSimAbortPort: callers waiting on a simulator that never answers (a reply, a send) or that stopped reading
+// (a writer blocked on a full socket) return ERROR_OPERATION_ABORTED; pending gets complete; the handle stays
+// valid until CloseHandle.
+void TestAbortWithSilentSimulator() {
+  FakeSim sim(gDir, "abort.sock");
+  std::promise<void> replyRead, sendStarted, done;
+  sim.Serve([&](ServerConn& c) {
+    CHECK(c.Handshake());
+    CHECK(c.ReadGet() != 0);  // never completed
+    Frame f;
+    CHECK(c.Read(&f) && f.type == Type::kReply);  // never answered
+    replyRead.set_value();
+    // Take the first 64 KiB of the SEND, then read nothing more: the sender is now blocked in its write.
+    size_t taken = 0;
+    uint8_t chunk[4096];
+    while (taken < 65536) {
+      const ssize_t r = recv(c.fd(), chunk, sizeof(chunk), 0);
+      if (r <= 0) break;
+      taken += static_cast<size_t>(r);
+    }
+    sendStarted.set_value();
+    done.get_future().wait();
+  });
+  HANDLE port = Connect(sim);
+  HANDLE iocp = CreateIoCompletionPort(port, nullptr, 1, 0);
+  Request get;
+  CHECK_EQ(FilterGetMessage(port, get.header(), sizeof(get.buffer), &get.ov), kIoPending);
+  const HRESULT aborted = HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED);
+  std::thread replier([&] {
+    FILTER_REPLY_HEADER reply{};
+    CHECK_EQ(FilterReplyMessage(port, &reply, sizeof(reply)), aborted);
+  });
+  replyRead.get_future().wait();
+  std::thread sender([&] {
+    std::vector<uint8_t> big(8u << 20, 7);
+    DWORD bytes = 0;
+    CHECK_EQ(FilterSendMessage(port, big.data(), static_cast<DWORD>(big.size()), nullptr, 0, &bytes), aborted);
+  });
+  sendStarted.get_future().wait();
+  CHECK_EQ(FltSimAbortPort(port), S_OK);
+  replier.join();
+  sender.join();
+  OVERLAPPED_ENTRY e;
+  ULONG n = 0;
+  CHECK(GetQueuedCompletionStatusEx(iocp, &e, 1, &n, 5000, FALSE));
+  CHECK_EQ(e.Internal, static_cast<ULONG_PTR>(0xC0000120u));  // STATUS_CANCELLED
+  DWORD bytes = 0;
+  CHECK_EQ(FilterSendMessage(port, nullptr, 0, nullptr, 0, &bytes), E_HANDLE);
+  CHECK_EQ(FltSimAbortPort(port), S_OK);  // idempotent
+  CHECK(CloseHandle(port));
+  done.set_value();
+  CHECK(CloseHandle(iocp));
+  sim.Join();
+}
+
 void TestReplyAndSend() {
   FakeSim sim(gDir, "reply.sock");
   sim.Serve([&](ServerConn& c) {
@@ -1123,6 +1178,11 @@ void TestMalformedFrames() {
       {"unknown reply id", [&](ServerConn& c, uint32_t) { c.Write(Type::kReplyResult, 77, test::U32(0)); }},
       {"send result unknown id", [&](ServerConn& c, uint32_t) { c.Write(Type::kSendResult, 77, test::U32(0)); }},
       {"short disconnect", [&](ServerConn& c, uint32_t) { c.Write(Type::kDisconnect, 0, Bytes(2)); }},
+      // A success-class status other than STATUS_SUCCESS would complete a get with a header never written.
+      {"status 0x102", [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x102, 0, 1, {})); }},
+      {"status 0x1", [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x1, 0, 1, {})); }},
+      {"status 0x40000000",
+       [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x40000000, 0, 1, {})); }},
       {"truncated then eof", [&](ServerConn& c, uint32_t id) {
          Bytes f = raw(24, 1, 0x82, 0, id, ok16);
          f.resize(20);
@@ -1391,6 +1451,7 @@ int main(int argc, char** argv) {
       {"cancel", TestCancel},
       {"cancel_with_silent_simulator", TestCancelWithSilentSimulator},
       {"reply_and_send", TestReplyAndSend},
+      {"abort_with_silent_simulator", TestAbortWithSilentSimulator},
       {"concurrent_sends", TestConcurrentSends},
       {"disconnect", TestDisconnect},
       {"eof", TestEof},

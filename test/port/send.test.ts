@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { FilterPort } from '../../lib';
 import { NtStatusError } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
-import { PORT_NAME, startSimulator } from '../helpers/sim';
+import { PORT_NAME, startSimulator, until } from '../helpers/sim';
 
 test('send runs MessageNotify and resolves its output', async () => {
   const t = await startSimulator({
@@ -131,7 +131,7 @@ test('the input buffer may be reused as soon as send() returns', async () => {
   }
 });
 
-test('close() waits for sends still in MessageNotify, then closes', async () => {
+test('close() does not wait for sends in MessageNotify: they reject with ERROR_OPERATION_ABORTED, the kernel sees the disconnect', async () => {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let entered = 0;
@@ -144,19 +144,29 @@ test('close() waits for sends still in MessageNotify, then closes', async () => 
   });
   try {
     const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
-    const sends = [port.send(Buffer.from('a'), { outputSize: 4 }), port.send(Buffer.from('b'), { outputSize: 4 })];
-    while (entered < 2) await new Promise((r) => setTimeout(r, 5));
-    let closed = false;
-    const closing = port.close().then(() => (closed = true));
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(closed, false, 'close() resolved while sends were still in MessageNotify');
-    assert.equal(t.port.connections.size, 1, 'the connection must stay open for the in-flight sends');
-    release();
-    assert.deepEqual((await Promise.all(sends)).map(String), ['done', 'done']);
-    await closing;
-    assert.equal(closed, true);
+    const sends = Promise.allSettled([port.send(Buffer.from('a'), { outputSize: 4 }), port.send(Buffer.from('b'), { outputSize: 4 })]);
+    await until(() => entered === 2, 'both sends in MessageNotify');
+    await port.close(); // settles with MessageNotify still running
+    for (const outcome of await sends) {
+      assert.equal(outcome.status, 'rejected');
+      assert.equal((outcome.reason as { code?: string }).code, 'ERROR_OPERATION_ABORTED');
+    }
+    await until(() => t.port.connections.size === 0, 'the kernel side to see the disconnect');
+    await assert.rejects(port.send(Buffer.from('c')), { code: 'ERR_PORT_CLOSED' });
   } finally {
     release();
+    await t.close();
+  }
+});
+
+test('close() after awaiting sends: they complete normally', async () => {
+  const t = await startSimulator({ message: (_c, input) => input });
+  try {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const sends = Array.from({ length: 20 }, (_, i) => port.send(Buffer.from(`s${i}`), { outputSize: 8 }));
+    assert.deepEqual((await Promise.all(sends)).map(String), Array.from({ length: 20 }, (_, i) => `s${i}`));
+    await port.close();
+  } finally {
     await t.close();
   }
 });

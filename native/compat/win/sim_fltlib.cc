@@ -518,6 +518,8 @@ class Port : public std::enable_shared_from_this<Port> {
   HRESULT Reply(PFILTER_REPLY_HEADER buffer, DWORD size);
   HRESULT Send(const void* in, DWORD inSize, void* out, DWORD outSize, DWORD* bytesReturned);
   BOOL Close();
+  // FltSimAbortPort: fails every waiting caller now and ends the connection; the handle stays valid.
+  void Abort();
 
  private:
   enum class EndReason { kStop, kKill, kClientClosed, kUpstreamEnded };
@@ -552,7 +554,8 @@ class Port : public std::enable_shared_from_this<Port> {
   bool StartInboundRead();
   bool Dispatch(const wire::FrameHeader& header, const uint8_t* payload);
   bool OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size);
-  void MarkDead();
+  // Fails every pending synchronous get and call with callHr; later calls fail with E_HANDLE.
+  void MarkDead(HRESULT callHr = kHrHandle);
   void Teardown(EndReason reason);
 
   const CloseMode mode_;
@@ -788,6 +791,11 @@ BOOL Port::Close() {
 }
 
 void Port::Kill() { SetEvent(killEvent_); }
+
+void Port::Abort() {
+  MarkDead(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED));
+  Kill();  // the relay tears down: pending reads complete, writers blocked on the upstream are cancelled
+}
 
 bool Port::WriteUpstream(const uint8_t* a, size_t aSize, const void* b, size_t bSize) {
   std::lock_guard<std::mutex> lock(upWriteMu_);
@@ -1271,6 +1279,9 @@ bool Port::Dispatch(const wire::FrameHeader& header, const uint8_t* payload) {
 bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
   wire::GetComplete msg;
   if (!wire::DecodeGetComplete(payload, size, &msg)) return false;
+  // STATUS_SUCCESS carries a message; any other success or informational status would be a message whose
+  // header was never written: the stream is not speaking the protocol.
+  if (msg.status != wire::kStatusSuccess && msg.status < 0x80000000u) return false;
   // pipeMu_ first: deciding "write it to the pipe" and writing it happen together, so a get that abandons
   // this one and then drains the pipe sees either the written message or an orphan, never neither.
   std::unique_lock<std::mutex> pipeLock(pipeMu_);
@@ -1349,18 +1360,18 @@ bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
   return true;
 }
 
-void Port::MarkDead() {
+void Port::MarkDead(HRESULT callHr) {
   std::lock_guard<std::mutex> lock(stateMu_);
   dead_.store(true);
   for (auto& entry : gets_) {
     if (entry.second.waiter != nullptr) {
-      entry.second.waiter->hr = kHrHandle;
+      entry.second.waiter->hr = callHr;
       entry.second.waiter->done = true;
     }
   }
   gets_.clear();
   for (auto& call : calls_) {
-    call.second->hr = kHrHandle;
+    call.second->hr = callHr;
     call.second->done = true;
   }
   calls_.clear();
@@ -1531,6 +1542,13 @@ HRESULT FltSimSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize,
   } catch (const std::bad_alloc&) {
     return E_OUTOFMEMORY;
   }
+}
+
+HRESULT FltSimAbortPort(HANDLE hPort) {
+  std::shared_ptr<Port> port = Registry::Instance().Find(hPort);
+  if (!port) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
+  port->Abort();
+  return S_OK;
 }
 
 BOOL FltSimClose(HANDLE hPort) {

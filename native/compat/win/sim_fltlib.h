@@ -36,6 +36,10 @@ HRESULT FltSimSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize,
 // CloseHandle also ends the connection (the relay notices and stops by itself): that is what programs using
 // the substitute fltlib.dll do.
 BOOL FltSimClose(HANDLE hPort);
+// Ends the connection now, without closing the handle: callers waiting in FltSimSendMessage /
+// FltSimReplyMessage / a synchronous get return HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), pending
+// overlapped gets complete, later calls fail with E_HANDLE. For a simulator that stopped answering.
+HRESULT FltSimAbortPort(HANDLE hPort);
 
 namespace fltmgr {
 namespace winsim {
