@@ -29,7 +29,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=120000', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, FLTMGR_TEST_TARGET: process.env.FLTMGR_TEST_TARGET || 'simulator-native' } },
 );
 process.exit(result.status === null ? 1 : result.status);

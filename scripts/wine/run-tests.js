@@ -42,6 +42,8 @@ const NOT_UNDER_WINE = new Map([
   ['test/pack.test.ts', 'npm pack + npm install on the host'],
   ['test/build-files.test.ts', 'parses binding.gyp and CMakeLists.txt of the repository (not in the compiled tree)'],
   ['test/simulator/', 'the simulator\'s unit tests: POSIX endpoints, covered on Linux'],
+  ['test/port/teardown-matrix-main.test.ts', 'its cells are plain-JS processes over dist/, which the compiled test tree lacks'],
+  ['test/port/teardown-matrix-worker.test.ts', 'its cells are plain-JS processes over dist/, which the compiled test tree lacks'],
 ]);
 const excluded = (rel) => [...NOT_UNDER_WINE.keys()].some((k) => (k.endsWith('/') ? rel.startsWith(k) : rel === k));
 

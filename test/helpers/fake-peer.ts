@@ -1,14 +1,11 @@
 // A scripted stand-in for the simulator that misbehaves on purpose: it answers the handshake (or not), then
 // lets the test decide what, if anything, to say to each frame. For tests of what a client does when the
 // other side does not behave like Filter Manager: never answers, stops reading, sends impossible completions.
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { FrameDecoder, FrameType, encodeFrame, encodeGetComplete, encodeI32, type Frame } from '../../lib/simulator/wire';
 
 export interface FakePeer {
-  /** A unix: endpoint for FilterPort.connect({ simulator }). */
+  /** A tcp: endpoint for FilterPort.connect({ simulator }) (TCP loopback: the same on POSIX and Windows). */
   endpoint: string;
   /** Every frame clients sent after their CONNECT, in order. */
   readonly frames: Frame[];
@@ -27,8 +24,6 @@ export interface FakePeerOptions {
 }
 
 export async function startFakePeer(options: FakePeerOptions = {}): Promise<FakePeer> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-fake-'));
-  const socketPath = path.join(dir, 'peer.sock');
   const sockets: net.Socket[] = [];
   const frames: Frame[] = [];
   const server = net.createServer((socket) => {
@@ -55,9 +50,10 @@ export async function startFakePeer(options: FakePeerOptions = {}): Promise<Fake
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const peer: FakePeer = {
-    endpoint: `unix:${socketPath}`,
+    // The secret is not checked: this peer lets anyone in.
+    endpoint: `tcp:127.0.0.1:${(server.address() as net.AddressInfo).port}#fake`,
     frames,
     sockets,
     onFrame: () => undefined,
@@ -73,7 +69,6 @@ export async function startFakePeer(options: FakePeerOptions = {}): Promise<Fake
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   return peer;

@@ -1030,10 +1030,12 @@ HRESULT Port::GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED o
   record->getId = id;
 
   // The caller's read.
-  HRESULT result = kHrIoPending;
-  if (ReadFile(client_, buffer, size, nullptr, overlapped)) {
-    result = S_OK;  // data was waiting; the completion is queued all the same
-  } else {
+  // An overlapped FilterGetMessage answers ERROR_IO_PENDING on Windows even when a message is already
+  // waiting, and classic clients stop their thread on anything else: a read that completed at once is
+  // reported as pending too (its completion is queued all the same; see docs/windows.md for the one case
+  // where that differs, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS).
+  const HRESULT result = kHrIoPending;
+  if (!ReadFile(client_, buffer, size, nullptr, overlapped)) {
     const DWORD e = GetLastError();
     // ERROR_MORE_DATA at once (a filler was waiting) still posts its completion, as a success does.
     if (e != ERROR_IO_PENDING && e != ERROR_MORE_DATA) {
