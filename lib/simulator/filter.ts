@@ -139,6 +139,13 @@ export class ClientPortImpl implements ClientPort {
     return this.state === 'connected';
   }
 
+  /** Bytes of FltSendMessage data waiting for a get on this connection. */
+  get queuedMessageBytes(): number {
+    let n = 0;
+    for (const m of this.queue) n += m.data.length;
+    return n;
+  }
+
   /** Runs ConnectNotify; returns the HRESULT for CONNECT_RESULT. */
   async runConnect(): Promise<number> {
     const port = this.serverPort;

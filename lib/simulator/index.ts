@@ -13,6 +13,7 @@ export type {
   ServerPort,
   SimulatedMinifilterModule,
   SimulatorOptions,
+  StreamStats,
 } from './types';
 export { startSimulatorWorker } from './worker';
 export type { SimulatorWorker, SimulatorWorkerOptions } from './worker';

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { NtStatus, Win32, hresultFromWin32 } from '../status';
 import { ClientPortImpl, ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
-import { NtStatusError, type ClientPort, type PeerIdentity, type SimulatorOptions } from './types';
+import { NtStatusError, type ClientPort, type PeerIdentity, type SimulatorOptions, type StreamStats } from './types';
 import {
   FrameDecoder,
   FrameType,
@@ -56,6 +56,7 @@ class Stream implements StreamLink {
   readonly decoder = new FrameDecoder('client-to-server');
   readonly backlog: Frame[] = [];
   outstandingSends = 0;
+  sendBytes = 0;
   private ending = false;
 
   constructor(
@@ -298,6 +299,31 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     return this.isAdmin({ uid: process.getuid?.(), gid: process.getgid?.(), owner: true });
   }
 
+  /** What each open stream holds (the figures the simulator's limits bound), in the order streams were accepted. */
+  streamStats(): StreamStats[] {
+    const out: StreamStats[] = [];
+    for (const st of this.streams) {
+      if (st.state === 'closed') continue;
+      let backlogBytes = 0;
+      for (const f of st.backlog) backlogBytes += f.payload.length;
+      out.push({
+        id: st.id,
+        transport: st.transport,
+        state: st.state,
+        client: st.client,
+        partialFrameBytes: st.decoder.pendingBytes,
+        backlogFrames: st.backlog.length,
+        backlogBytes,
+        outstandingSends: st.outstandingSends,
+        sendBytes: st.sendBytes,
+        queuedMessageBytes: st.client?.queuedMessageBytes ?? 0,
+        unsentBytes: st.socket.writableLength,
+        readPaused: st.socket.isPaused(),
+      });
+    }
+    return out;
+  }
+
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
@@ -451,13 +477,17 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
             throw new ProtocolError(`more than ${MAX_OUTSTANDING_REQUESTS} outstanding SEND requests`);
           }
           st.outstandingSends++;
+          st.sendBytes += s.input.length;
           void client
             .handleSend(s.input, s.outputCapacity)
             .then(
               (r) => st.send(FrameType.SEND_RESULT, frame.id, encodeSendResult(r.hresult, r.output)),
               (err: unknown) => this.logLine(`SEND on stream #${st.id} failed: ${describe(err)}`),
             )
-            .finally(() => st.outstandingSends--);
+            .finally(() => {
+              st.outstandingSends--;
+              st.sendBytes -= s.input.length;
+            });
           return;
         }
         default:

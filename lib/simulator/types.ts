@@ -41,6 +41,34 @@ export interface SimulatorOptions {
   peerCredentials?: (socket: Socket) => PeerIdentity | undefined;
 }
 
+/**
+ * What the simulator holds for one stream (FilterManagerSimulator.streamStats()): the figures its limits bound,
+ * for operators and tests. Byte counts are of data the simulator holds, not of its bookkeeping.
+ */
+export interface StreamStats {
+  /** Unique per simulator, from 1 (the number the log lines use: "stream #N"). */
+  readonly id: number;
+  readonly transport: 'unix' | 'tcp' | 'pipe';
+  /** 'new': no CONNECT yet; 'connecting': ConnectNotify runs; 'established': a connection. */
+  readonly state: 'new' | 'connecting' | 'established';
+  /** The connection, once CONNECT was admitted. */
+  readonly client: ClientPort | undefined;
+  /** Bytes received of a frame that is not complete yet. */
+  readonly partialFrameBytes: number;
+  /** Frames received after CONNECT and held until ConnectNotify returns, and their payload bytes. */
+  readonly backlogFrames: number;
+  readonly backlogBytes: number;
+  /** SEND requests whose MessageNotify has not returned yet, and the bytes of their input. */
+  readonly outstandingSends: number;
+  readonly sendBytes: number;
+  /** Bytes charged to the connection's FltSendMessage queue (messages not yet delivered to a get). */
+  readonly queuedMessageBytes: number;
+  /** Bytes written to the stream that the peer has not taken yet (the socket's write buffer). */
+  readonly unsentBytes: number;
+  /** True while the simulator does not read the stream (backpressure). */
+  readonly readPaused: boolean;
+}
+
 export interface CommunicationPortOptions {
   /** MaxConnections: an integer > 0. */
   maxConnections: number;

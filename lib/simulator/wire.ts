@@ -73,6 +73,7 @@ export function encodeFrame(type: number, id: number, payload: Uint8Array = Buff
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private copied = 0;
   private readonly types: ReadonlySet<number>;
 
   constructor(direction: 'client-to-server' | 'server-to-client') {
@@ -82,6 +83,11 @@ export class FrameDecoder {
   /** Bytes of an incomplete frame held back. */
   get pendingBytes(): number {
     return this.buffered;
+  }
+
+  /** Bytes copied so far while reassembling frames (a measure of the decoder's work). */
+  get bytesCopied(): number {
+    return this.copied;
   }
 
   push(chunk: Buffer): Frame[] {
@@ -113,13 +119,17 @@ export class FrameDecoder {
   }
 
   private peek(n: number): Buffer {
-    if ((this.chunks[0]?.length ?? 0) < n) this.chunks = [Buffer.concat(this.chunks)];
+    if ((this.chunks[0]?.length ?? 0) < n) {
+      this.chunks = [Buffer.concat(this.chunks)];
+      this.copied += this.buffered;
+    }
     return (this.chunks[0] as Buffer).subarray(0, n);
   }
 
   private take(n: number): Buffer {
     const first = this.peek(n);
     const out = Buffer.from(first); // copy: the payload outlives the socket's chunk
+    this.copied += n;
     const head = this.chunks[0] as Buffer;
     if (head.length === n) this.chunks.shift();
     else this.chunks[0] = head.subarray(n);
