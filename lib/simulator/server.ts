@@ -6,12 +6,21 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { NtStatus, Win32, hresultFromWin32 } from '../status';
+import { NtStatus, Win32, hresultFromNtStatus, hresultFromWin32 } from '../status';
 import { ClientPortImpl, ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
-import { NtStatusError, type ClientPort, type PeerIdentity, type SimulatorOptions, type StreamStats } from './types';
+import {
+  DEFAULT_SIMULATOR_LIMITS,
+  NtStatusError,
+  type ClientPort,
+  type PeerIdentity,
+  type SimulatorLimits,
+  type SimulatorOptions,
+  type StreamStats,
+} from './types';
 import {
   FrameDecoder,
   FrameType,
+  MAX_CONNECT_PAYLOAD,
   MAX_OUTSTANDING_REQUESTS,
   MAX_PENDING_GETS,
   ProtocolError,
@@ -49,12 +58,38 @@ const E_ACCESSDENIED = hresultFromWin32(Win32.ERROR_ACCESS_DENIED);
 const STREAM_END_GRACE_MS = 2000;
 const CLOSE_GRACE_MS = 1000;
 const MAX_BACKLOG = MAX_PENDING_GETS + MAX_OUTSTANDING_REQUESTS + 16;
+const HR_NO_SYSTEM_RESOURCES = hresultFromNtStatus(NtStatus.STATUS_INSUFFICIENT_RESOURCES);
+
+type Limits = Readonly<Required<SimulatorLimits>>;
+
+function resolveLimits(given: SimulatorLimits | undefined): Limits {
+  if (given !== undefined && (typeof given !== 'object' || given === null)) throw new TypeError('limits must be an object');
+  const out: Required<SimulatorLimits> = { ...DEFAULT_SIMULATOR_LIMITS };
+  const g = given ?? {};
+  const integer = (key: keyof SimulatorLimits, min: number): void => {
+    const v = g[key];
+    if (v === undefined) return;
+    if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`limits.${key} must be an integer >= ${min}`);
+    out[key] = v;
+  };
+  const t = g.handshakeTimeoutMs;
+  if (t !== undefined) {
+    if (t !== Infinity && (!Number.isInteger(t) || t < 1 || t > 0x7fffffff)) {
+      throw new RangeError('limits.handshakeTimeoutMs must be an integer 1..2147483647, or Infinity');
+    }
+    out.handshakeTimeoutMs = t;
+  }
+  integer('maxStreams', 1);
+  return Object.freeze(out);
+}
 
 class Stream implements StreamLink {
   state: 'new' | 'connecting' | 'established' | 'closed' = 'new';
   client: ClientPortImpl | undefined;
-  readonly decoder = new FrameDecoder('client-to-server');
+  // Until CONNECT, a frame may be no larger than the largest CONNECT: refused on its header, never buffered.
+  readonly decoder = new FrameDecoder('client-to-server', { firstFrameMaxPayload: MAX_CONNECT_PAYLOAD });
   readonly backlog: Frame[] = [];
+  handshakeTimer: NodeJS.Timeout | undefined;
   outstandingSends = 0;
   sendBytes = 0;
   private ending = false;
@@ -148,6 +183,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
   private readonly adminGids: ReadonlySet<number>;
   private readonly ownerIsAdmin: boolean;
   private readonly peerCredentials: ((socket: net.Socket) => PeerIdentity | undefined) | undefined;
+  private readonly limits: Limits;
   private readonly filters = new Map<string, SimulatedFilter>();
   private readonly ports = new Map<string, ServerPortImpl>();
   private readonly streams = new Set<Stream>();
@@ -179,6 +215,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     this.adminUids = new Set(options.admins ? (options.admins.uids ?? []) : [0, ...(ownUid === undefined ? [] : [ownUid])]);
     this.adminGids = new Set(options.admins?.gids ?? []);
     this.peerCredentials = options.peerCredentials;
+    this.limits = resolveLimits(options.limits);
     this.core = {
       log: (line) => this.logLine(line),
       nextMessageId: () => ++this.lastMessageId,
@@ -383,6 +420,10 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       socket.destroy();
       return;
     }
+    if (this.streams.size >= this.limits.maxStreams) {
+      this.refuseStream(socket, `too many streams: more than ${this.limits.maxStreams} open`);
+      return;
+    }
     let identity: PeerIdentity | undefined;
     try {
       if (transport === 'unix') identity = (this.peerCredentials ?? defaultPeerCredentials)(socket);
@@ -394,6 +435,14 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     const st = new Stream(++this.lastStreamId, socket, transport, identity);
     this.streams.add(st);
     if (transport === 'tcp') socket.setNoDelay(true);
+    if (this.limits.handshakeTimeoutMs !== Infinity) {
+      const ms = this.limits.handshakeTimeoutMs;
+      st.handshakeTimer = setTimeout(() => {
+        st.handshakeTimer = undefined;
+        if (st.state === 'new') this.protocolError(st, `no complete CONNECT within ${ms} ms (handshake deadline)`);
+      }, ms);
+      st.handshakeTimer.unref();
+    }
     socket.on('data', (chunk: Buffer) => this.onData(st, chunk));
     socket.on('end', () => {
       if (st.decoder.pendingBytes > 0) this.protocolError(st, 'stream ended inside a frame (truncated frame)');
@@ -404,7 +453,21 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     socket.on('close', () => this.onStreamClosed(st));
   }
 
+  /**
+   * A stream over maxStreams: answered at once with CONNECT_RESULT ERROR_NO_SYSTEM_RESOURCES (so a client that
+   * writes its CONNECT and then reads learns why) and closed once that is written. What it sends is discarded.
+   */
+  private refuseStream(socket: net.Socket, reason: string): void {
+    this.logLine(`refused a stream: ${reason}`);
+    socket.on('error', () => undefined);
+    socket.resume();
+    socket.write(encodeFrame(FrameType.CONNECT_RESULT, 0, encodeI32(HR_NO_SYSTEM_RESOURCES)));
+    socket.destroySoon();
+    this.safeEmit('protocol-error', { reason });
+  }
+
   private onStreamClosed(st: Stream): void {
+    clearTimeout(st.handshakeTimer);
     if (st.state === 'closed' && !this.streams.has(st)) return;
     st.state = 'closed';
     this.streams.delete(st);
@@ -448,6 +511,8 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
         if (frame.type !== FrameType.CONNECT) throw new ProtocolError(`frame type 0x${frame.type.toString(16)} before CONNECT`);
         if (frame.id !== 0) throw new ProtocolError('CONNECT id must be 0');
         const payload = parseConnect(frame.payload);
+        clearTimeout(st.handshakeTimer); // the deadline is the client's; ConnectNotify takes what it takes
+        st.handshakeTimer = undefined;
         this.connect(st, payload).catch((err: unknown) => {
           this.logLine(`internal error during connect on stream #${st.id}: ${describe(err)}`);
           st.socket.destroy();

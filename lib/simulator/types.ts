@@ -32,6 +32,31 @@ export type PortSecurity =
   | 'admins'
   | { allowUids?: number[]; allowGids?: number[]; includeAdmins?: boolean };
 
+/**
+ * Bounds on what one peer can make the simulator hold (docs/wire-protocol.md, "Limits"). A peer that exceeds a
+ * limit is closed with a 'protocol-error' event naming the limit, except where noted. Defaults:
+ * DEFAULT_SIMULATOR_LIMITS.
+ */
+export interface SimulatorLimits {
+  /**
+   * Milliseconds a new stream has to deliver its complete CONNECT frame; then it is closed. The time
+   * ConnectNotify takes does not count. Default 10,000; `Infinity` disables the deadline.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Streams open at once, in any state (before CONNECT, connecting, established). A stream over the limit is
+   * answered with CONNECT_RESULT 0x800705AA (ERROR_NO_SYSTEM_RESOURCES) without waiting for its CONNECT, and
+   * closed. Default 1024.
+   */
+  maxStreams?: number;
+}
+
+/** The limits a simulator uses when SimulatorOptions.limits leaves them out. */
+export const DEFAULT_SIMULATOR_LIMITS: Readonly<Required<SimulatorLimits>> = Object.freeze({
+  handshakeTimeoutMs: 10_000,
+  maxStreams: 1024,
+});
+
 export interface SimulatorOptions {
   /** Who counts as an administrator. Default: uid 0 and the simulator process's own uid. */
   admins?: { uids?: number[]; gids?: number[] };
@@ -39,6 +64,8 @@ export interface SimulatorOptions {
   log?: (line: string) => void;
   /** Overrides how a stream's peer is identified (tests, platforms without SO_PEERCRED). */
   peerCredentials?: (socket: Socket) => PeerIdentity | undefined;
+  /** Bounds on what a peer can make the simulator hold; each one left out takes its DEFAULT_SIMULATOR_LIMITS value. */
+  limits?: SimulatorLimits;
 }
 
 /**

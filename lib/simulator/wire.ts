@@ -7,6 +7,12 @@ export const MAX_PAYLOAD = 16 * 1024 * 1024;
 /** Flood guard: pending gets per connection, and outstanding SEND requests per connection. */
 export const MAX_PENDING_GETS = 4096;
 export const MAX_OUTSTANDING_REQUESTS = 4096;
+/**
+ * The largest CONNECT payload the format can express: u32 options, u32 clientPid, u16 + name (at most 0xFFFE
+ * bytes: an even count of UTF-16 units, 32767 of them), u16 + context (0xFFFF), u16 + secret (0xFFFF).
+ * 196,618 bytes: before CONNECT, a frame header announcing more is refused before any payload is read.
+ */
+export const MAX_CONNECT_PAYLOAD = 4 + 4 + 2 + 0xfffe + 2 + 0xffff + 2 + 0xffff;
 export const FILTER_MESSAGE_HEADER_BYTES = 16;
 export const FILTER_REPLY_HEADER_BYTES = 16;
 

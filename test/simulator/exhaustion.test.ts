@@ -1,0 +1,150 @@
+// Exhaustion: a hostile or buggy local peer must not make the simulator hold unbounded memory or streams. Each
+// limit is checked through the counters the simulator exposes (streamStats()), never through RSS or a clock:
+// waits are for events and counters, with generous timeouts only as hang protection.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import type { ClientPort, ProtocolErrorEvent, StreamStats } from '../../lib/simulator';
+import { until } from '../helpers/sim';
+import { T, connectPayload, frameBytes, withTimeout } from '../helpers/wire-client';
+import { PORT, startHarness, type Harness } from './harness';
+
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0);
+  return b;
+};
+const connect = (): Buffer => connectPayload({ portName: PORT, secret: '' });
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** HRESULT_FROM_WIN32(ERROR_NO_SYSTEM_RESOURCES): what RtlNtStatusToDosError makes of STATUS_INSUFFICIENT_RESOURCES. */
+const HR_NO_SYSTEM_RESOURCES = 0x800705aa;
+const STATUS_INSUFFICIENT_RESOURCES = 0xc000009a;
+/** The largest CONNECT payload the wire format can express: u32 + u32 + u16 + 0xFFFE name bytes + u16 + 0xFFFF + u16 + 0xFFFF. */
+const LARGEST_CONNECT_PAYLOAD = 4 + 4 + 2 + 0xfffe + 2 + 0xffff + 2 + 0xffff;
+const GUARD = { timeout: 60_000 };
+
+function statsOf(h: Harness, client: ClientPort): StreamStats {
+  const s = h.sim.streamStats().find((x) => x.client === client);
+  assert.ok(s, 'no stream for that client');
+  return s;
+}
+
+/** Resolves with the next protocol-error event whose reason matches (hang-protected). */
+function protocolErrorMatching(h: Harness, reason: RegExp): Promise<ProtocolErrorEvent> {
+  return withTimeout(
+    new Promise<ProtocolErrorEvent>((resolve) => {
+      const on = (e: ProtocolErrorEvent): void => {
+        if (!reason.test(e.reason)) return;
+        h.sim.off('protocol-error', on);
+        resolve(e);
+      };
+      h.sim.on('protocol-error', on);
+    }),
+    `a protocol error matching ${String(reason)}`,
+    30_000,
+  );
+}
+
+const replyFrame = (id: number, messageId: bigint): Buffer => {
+  const p = Buffer.alloc(16);
+  p.writeBigUInt64LE(messageId, 8);
+  return frameBytes(T.REPLY, id, p);
+};
+const sendFrame = (id: number, outputCapacity: number, input: Buffer): Buffer => frameBytes(T.SEND, id, Buffer.concat([u32(outputCapacity), input]));
+
+test('exhaustion: a stream that has not sent its CONNECT within handshakeTimeoutMs is closed, idle or trickling', GUARD, async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const h = await startHarness({ options: { limits: { handshakeTimeoutMs: 200 } }, port: { connect: () => gate, message: () => Buffer.from('pong') } });
+  try {
+    const before = h.sim.streamStats().length;
+    const idle = await h.open();
+    const trickler = await h.open();
+    const full = frameBytes(T.CONNECT, 0, connect());
+    trickler.writeRaw(full.subarray(0, 5));
+    // A CONNECT that arrived in time is not cut by the deadline, however long ConnectNotify takes.
+    const slow = await h.open();
+    slow.writeRaw(full);
+    await until(() => h.protocolErrors.length >= 2, 'two handshake deadlines', 30_000);
+    await withTimeout(idle.closed, 'the idle stream to close');
+    await withTimeout(trickler.closed, 'the trickling stream to close');
+    assert.equal(h.protocolErrors.length, 2);
+    for (const e of h.protocolErrors) {
+      assert.match(e.reason, /no complete CONNECT within 200 ms/);
+      assert.equal(e.client, undefined);
+    }
+    assert.equal(slow.isOpen, true);
+    release();
+    await until(() => slow.unexpected.length > 0, 'CONNECT_RESULT after the slow ConnectNotify');
+    assert.deepEqual(slow.unexpected.map((f) => [f.type, f.payload.readUInt32LE(0)]), [[T.CONNECT_RESULT, 0]]);
+    assert.equal((await slow.send(Buffer.alloc(0), 8)).hresult, 0);
+    assert.equal(h.sim.streamStats().length, before + 1);
+  } finally {
+    release();
+    await h.close();
+  }
+});
+
+test('exhaustion: before CONNECT, a frame longer than the largest CONNECT is refused before its payload is read (TCP, no secret)', GUARD, async () => {
+  const h = await startHarness({ listen: { tcp: {} }, port: { message: (_c, input) => Buffer.from(String(input.length)) } });
+  try {
+    const w = await h.open();
+    const error = protocolErrorMatching(h, /exceeds/);
+    w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + LARGEST_CONNECT_PAYLOAD + 1 }));
+    assert.match((await error).reason, /largest CONNECT/);
+    await withTimeout(w.closed, 'the stream to close');
+    // The largest CONNECT the wire format can carry is still read and answered (wrong secret: access denied).
+    const largest = await h.open();
+    const u16 = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
+    const payload = Buffer.concat([u32(0), u32(1), u16(0xfffe), Buffer.alloc(0xfffe, 0x41), u16(0xffff), Buffer.alloc(0xffff), u16(0xffff), Buffer.alloc(0xffff, 0x61)]);
+    assert.equal(payload.length, LARGEST_CONNECT_PAYLOAD);
+    const answered = new Promise<void>((resolve) => largest.socket.once('data', () => resolve()));
+    largest.writeRaw(frameBytes(T.CONNECT, 0, payload));
+    await withTimeout(answered, 'CONNECT_RESULT for the largest CONNECT');
+    await withTimeout(largest.closed, 'close after the refused CONNECT');
+    assert.equal(largest.unexpected[0]?.type, T.CONNECT_RESULT);
+    assert.equal(largest.unexpected[0]?.payload.readUInt32LE(0), 0x80070005);
+    // The limit is the first frame's only: a full-size frame may follow CONNECT in the same write.
+    const pipelined = await h.open();
+    const sent = new Promise<Buffer>((resolve) => {
+      pipelined.socket.on('data', () => {
+        const f = pipelined.unexpected.find((x) => x.type === T.SEND_RESULT);
+        if (f) resolve(f.payload);
+      });
+    });
+    pipelined.writeRaw(Buffer.concat([frameBytes(T.CONNECT, 0, connectPayload({ portName: PORT, secret: pipelined.secret })), sendFrame(7, 16, Buffer.alloc(MiB))]));
+    assert.equal((await withTimeout(sent, 'SEND_RESULT behind CONNECT')).subarray(4).toString(), String(MiB));
+    assert.equal(h.protocolErrors.length, 1);
+  } finally {
+    await h.close();
+  }
+});
+
+test('exhaustion: streams beyond maxStreams are answered with ERROR_NO_SYSTEM_RESOURCES and closed; a freed slot is reused', GUARD, async () => {
+  const h = await startHarness({ options: { limits: { maxStreams: 3 } }, port: { message: () => Buffer.from('pong') } });
+  try {
+    const bystander = await h.connect();
+    const a = await h.open();
+    await h.open();
+    await until(() => h.sim.streamStats().length === 3, 'three streams');
+    const error = protocolErrorMatching(h, /too many streams/);
+    const over = await h.open();
+    assert.match((await error).reason, /more than 3/);
+    await withTimeout(over.closed, 'the stream over the cap to close');
+    assert.deepEqual(
+      over.unexpected.map((f) => [f.type, f.payload.readUInt32LE(0)]),
+      [[T.CONNECT_RESULT, HR_NO_SYSTEM_RESOURCES]],
+    );
+    assert.equal(h.sim.streamStats().length, 3);
+    assert.equal((await bystander.send(Buffer.alloc(0), 8)).hresult, 0);
+    a.destroy();
+    await until(() => h.sim.streamStats().length === 2, 'the slot to be freed');
+    const again = await h.open();
+    assert.equal(await again.connect({ portName: PORT }), 0);
+    assert.equal(h.protocolErrors.length, 1);
+  } finally {
+    await h.close();
+  }
+});
+
