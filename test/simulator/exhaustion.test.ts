@@ -148,3 +148,45 @@ test('exhaustion: streams beyond maxStreams are answered with ERROR_NO_SYSTEM_RE
   }
 });
 
+
+test('a peer trickling a 16 MiB SEND does not hold up the other connections', GUARD, async () => {
+  const order: string[] = [];
+  const h = await startHarness({
+    port: {
+      message: (_c, input) => {
+        order.push(input.length === 1 ? 'bystander' : `big ${input.length}`);
+        return Buffer.from(String(input.length));
+      },
+    },
+  });
+  try {
+    const bystander = await h.connect();
+    const { wire, client } = await h.connectPair();
+    const frame = sendFrame(1, 16, Buffer.alloc(16 * MiB - 4, 3));
+    const CHUNK = 64 * KiB;
+    let chunks = 0;
+    for (let o = 0; o < frame.length; o += CHUNK) {
+      const last = o + CHUNK >= frame.length;
+      if (!last) {
+        wire.writeRaw(frame.subarray(o, o + CHUNK));
+        chunks++;
+        // Lockstep: the bystander is served between any two pieces of the big frame.
+        assert.deepEqual(await bystander.send(Buffer.from([chunks & 0xff]), 8), { hresult: 0, output: Buffer.from('1') });
+        continue;
+      }
+      await until(() => statsOf(h, client).partialFrameBytes === o, 'the simulator to have read all but the last piece', 30_000);
+      const done = new Promise<Buffer>((resolve) => wire.socket.on('data', () => {
+        const f = wire.unexpected.find((x) => x.type === T.SEND_RESULT);
+        if (f) resolve(f.payload);
+      }));
+      wire.writeRaw(frame.subarray(o));
+      assert.equal((await withTimeout(done, 'the big SEND_RESULT', 30_000)).subarray(4).toString(), String(16 * MiB - 4));
+    }
+    assert.equal(order.length, chunks + 1);
+    assert.ok(order.slice(0, chunks).every((x) => x === 'bystander'));
+    assert.equal(order.at(-1), `big ${16 * MiB - 4}`);
+    assert.deepEqual(h.protocolErrors, []);
+  } finally {
+    await h.close();
+  }
+});
