@@ -36,6 +36,8 @@ export interface SimulatorCore {
 /** The stream under a connection, as the kernel objects see it. */
 export interface StreamLink {
   readonly open: boolean;
+  /** The peer is not taking what it is sent: hold messages back until linkDrained(). */
+  readonly congested: boolean;
   send(type: number, id: number, payload: Buffer): void;
   /** Flush, then close the stream. */
   end(): void;
@@ -281,8 +283,14 @@ export class ClientPortImpl implements ClientPort {
     return 0;
   }
 
+  /** The stream's write buffer drained: deliver what waited for it. */
+  linkDrained(): void {
+    this.pump();
+  }
+
   private pump(): void {
-    while (this.state === 'connected' && this.gets.size > 0 && this.queue.length > 0) {
+    // A peer that does not read its completions gets no more: messages wait here, in the bounded queue.
+    while (this.state === 'connected' && this.gets.size > 0 && this.queue.length > 0 && this.link.open && !this.link.congested) {
       const [getId, capacity] = this.gets.entries().next().value as [number, number];
       this.gets.delete(getId);
       const m = this.queue[0] as PendingMessage;

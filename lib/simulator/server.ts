@@ -25,6 +25,7 @@ import {
   MAX_PENDING_GETS,
   ProtocolError,
   encodeFrame,
+  encodeFrameHeader,
   encodeI32,
   encodeSendResult,
   formatEndpoint,
@@ -58,6 +59,8 @@ const E_ACCESSDENIED = hresultFromWin32(Win32.ERROR_ACCESS_DENIED);
 const STREAM_END_GRACE_MS = 2000;
 const CLOSE_GRACE_MS = 1000;
 const MAX_BACKLOG = MAX_PENDING_GETS + MAX_OUTSTANDING_REQUESTS + 16;
+/** Frames with a payload up to this size are written as one buffer; larger payloads are not copied. */
+const SMALL_FRAME_PAYLOAD = 4096;
 const HR_NO_SYSTEM_RESOURCES = hresultFromNtStatus(NtStatus.STATUS_INSUFFICIENT_RESOURCES);
 
 type Limits = Readonly<Required<SimulatorLimits>>;
@@ -80,6 +83,11 @@ function resolveLimits(given: SimulatorLimits | undefined): Limits {
     out.handshakeTimeoutMs = t;
   }
   integer('maxStreams', 1);
+  integer('writeHighWaterMark', 0);
+  integer('maxUnsentBytes', 1);
+  if (out.maxUnsentBytes < out.writeHighWaterMark) {
+    throw new RangeError('limits.maxUnsentBytes must be at least limits.writeHighWaterMark');
+  }
   return Object.freeze(out);
 }
 
@@ -92,21 +100,59 @@ class Stream implements StreamLink {
   handshakeTimer: NodeJS.Timeout | undefined;
   outstandingSends = 0;
   sendBytes = 0;
+  /** Whether the simulator stopped reading the socket (backpressure). */
+  readPaused = false;
   private ending = false;
+  /** Unsent bytes at or above which the stream is congested. */
+  private readonly mark: number;
 
   constructor(
     readonly id: number,
     readonly socket: net.Socket,
     readonly transport: Transport,
     readonly identity: PeerIdentity,
-  ) {}
+    private readonly limits: Limits,
+    private readonly onOverflow: (st: Stream, unsent: number) => void,
+  ) {
+    // Never below the socket's own high-water mark: a write that reaches the mark then returned false, so
+    // 'drain' is sure to follow (Node emits it only after such a write).
+    this.mark = Math.max(limits.writeHighWaterMark, socket.writableHighWaterMark);
+  }
 
   get open(): boolean {
     return !this.ending && !this.socket.destroyed && this.socket.writable;
   }
 
+  /** The peer has not taken writeHighWaterMark bytes yet: stop reading its requests and feeding its gets. */
+  get congested(): boolean {
+    return this.socket.writableLength >= this.mark;
+  }
+
   send(type: number, id: number, payload: Buffer): void {
-    if (this.open) this.socket.write(encodeFrame(type, id, payload));
+    if (!this.open) return;
+    const socket = this.socket;
+    if (payload.length <= SMALL_FRAME_PAYLOAD) {
+      socket.write(encodeFrame(type, id, payload));
+    } else {
+      // Header and payload go out in one writev, without copying the payload into a frame buffer.
+      socket.cork();
+      socket.write(encodeFrameHeader(type, id, payload.length));
+      socket.write(payload);
+      socket.uncork();
+    }
+    const unsent = socket.writableLength;
+    if (unsent > this.limits.maxUnsentBytes) this.onOverflow(this, unsent);
+    else if (unsent >= this.mark) this.updateFlow();
+  }
+
+  /** Reads while the peer keeps up with what it is sent; paused otherwise, until 'drain'. */
+  updateFlow(): void {
+    if (this.socket.destroyed) return;
+    const pause = this.congested;
+    if (pause === this.readPaused) return;
+    this.readPaused = pause;
+    if (pause) this.socket.pause();
+    else this.socket.resume();
   }
 
   end(): void {
@@ -355,7 +401,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
         sendBytes: st.sendBytes,
         queuedMessageBytes: st.client?.queuedMessageBytes ?? 0,
         unsentBytes: st.socket.writableLength,
-        readPaused: st.socket.isPaused(),
+        readPaused: st.readPaused,
       });
     }
     return out;
@@ -432,7 +478,9 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       this.logLine(`peerCredentials failed: ${describe(err)}`);
     }
     identity ??= { via: transport === 'unix' ? 'unix' : 'secret' };
-    const st = new Stream(++this.lastStreamId, socket, transport, identity);
+    const st = new Stream(++this.lastStreamId, socket, transport, identity, this.limits, (s, unsent) => {
+      this.protocolError(s, `the peer does not read: ${unsent} bytes unsent (limits.maxUnsentBytes, limit ${this.limits.maxUnsentBytes})`);
+    });
     this.streams.add(st);
     if (transport === 'tcp') socket.setNoDelay(true);
     if (this.limits.handshakeTimeoutMs !== Infinity) {
@@ -444,6 +492,10 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       st.handshakeTimer.unref();
     }
     socket.on('data', (chunk: Buffer) => this.onData(st, chunk));
+    socket.on('drain', () => {
+      st.updateFlow();
+      if (!st.congested) st.client?.linkDrained();
+    });
     socket.on('end', () => {
       if (st.decoder.pendingBytes > 0) this.protocolError(st, 'stream ended inside a frame (truncated frame)');
     });

@@ -49,12 +49,26 @@ export interface SimulatorLimits {
    * closed. Default 1024.
    */
   maxStreams?: number;
+  /**
+   * Bytes written to a stream and not yet taken by the peer (its socket's write buffer) at which the simulator
+   * stops reading that stream's requests and stops handing messages to its gets, until the buffer drains.
+   * Never effectively below the socket's own high-water mark (16 KiB). Default 1 MiB.
+   */
+  writeHighWaterMark?: number;
+  /**
+   * Unsent bytes past which a stream whose peer does not read is closed (a protocol error, "the peer does not
+   * read"). Reached only by answers already owed when reading stopped (SEND_RESULTs of sends in MessageNotify,
+   * one message). At least writeHighWaterMark. Default 128 MiB.
+   */
+  maxUnsentBytes?: number;
 }
 
 /** The limits a simulator uses when SimulatorOptions.limits leaves them out. */
 export const DEFAULT_SIMULATOR_LIMITS: Readonly<Required<SimulatorLimits>> = Object.freeze({
   handshakeTimeoutMs: 10_000,
   maxStreams: 1024,
+  writeHighWaterMark: 1024 * 1024,
+  maxUnsentBytes: 128 * 1024 * 1024,
 });
 
 export interface SimulatorOptions {

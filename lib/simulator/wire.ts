@@ -59,6 +59,18 @@ export class ProtocolError extends Error {
   }
 }
 
+/** The 12-byte header of a frame whose payload (payloadLength bytes) is written separately. */
+export function encodeFrameHeader(type: number, id: number, payloadLength: number): Buffer {
+  if (payloadLength > MAX_PAYLOAD) throw new RangeError(`payload of ${payloadLength} bytes exceeds MAX_PAYLOAD`);
+  const out = Buffer.allocUnsafe(HEADER_BYTES);
+  out.writeUInt32LE(8 + payloadLength, 0);
+  out.writeUInt8(WIRE_VERSION, 4);
+  out.writeUInt8(type, 5);
+  out.writeUInt16LE(0, 6);
+  out.writeUInt32LE(id >>> 0, 8);
+  return out;
+}
+
 export function encodeFrame(type: number, id: number, payload: Uint8Array = Buffer.alloc(0)): Buffer {
   if (payload.length > MAX_PAYLOAD) throw new RangeError(`payload of ${payload.length} bytes exceeds MAX_PAYLOAD`);
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);

@@ -148,6 +148,117 @@ test('exhaustion: streams beyond maxStreams are answered with ERROR_NO_SYSTEM_RE
   }
 });
 
+test('exhaustion: a peer that does not read stops being read past writeHighWaterMark, and is served again once it reads', GUARD, async () => {
+  const HWM = 64 * KiB;
+  let sends = 0;
+  const h = await startHarness({
+    options: { limits: { writeHighWaterMark: HWM } },
+    port: {
+      message: (_c, input) => {
+        if (input.toString() === 'after the flood') sends++;
+        return input;
+      },
+    },
+  });
+  try {
+    const bystander = await h.connect();
+    const { wire, client } = await h.connectPair();
+    wire.socket.pause();
+    // 100,000 REPLYs nobody waits for: each is answered with a 16-byte REPLY_RESULT the peer never takes.
+    const N = 100_000;
+    const flood = Buffer.concat(Array.from({ length: N }, (_, i) => replyFrame(i + 1, 1n)));
+    wire.writeRaw(Buffer.concat([flood, sendFrame(N + 1, 16, Buffer.from('after the flood'))]));
+    await until(() => statsOf(h, client).readPaused || statsOf(h, client).unsentBytes > HWM + 256 * KiB, 'the simulator to stop reading the stream', 30_000);
+    const s = statsOf(h, client);
+    assert.equal(s.readPaused, true, `unsent ${s.unsentBytes} bytes, still reading`);
+    // Bounded by the mark plus the answers to one read's worth of requests.
+    assert.ok(s.unsentBytes <= HWM + 128 * KiB, `unsent ${s.unsentBytes}`);
+    // The peer's own requests wait: the SEND behind the flood has not reached MessageNotify.
+    assert.equal(sends, 0);
+    // Everybody else is served meanwhile.
+    assert.deepEqual((await bystander.send(Buffer.from('hi'), 8)).output, Buffer.from('hi'));
+    wire.socket.resume();
+    await until(() => wire.unexpected.some((f) => f.type === T.SEND_RESULT), 'the SEND behind the flood', 30_000);
+    const results = wire.unexpected.filter((f) => f.type === T.REPLY_RESULT);
+    assert.equal(results.length, N);
+    assert.ok(results.every((f, i) => f.id === i + 1 && f.payload.readUInt32LE(0) === 0x801f0020));
+    assert.equal(wire.unexpected.at(-1)?.payload.subarray(4).toString(), 'after the flood');
+    assert.equal(sends, 1);
+    await until(() => !statsOf(h, client).readPaused, 'reading to resume');
+    assert.deepEqual(h.protocolErrors, []);
+  } finally {
+    await h.close();
+  }
+});
+
+test('exhaustion: messages wait in the kernel queue, not in the socket, while the peer does not read its completed gets', GUARD, async () => {
+  const HWM = 64 * KiB;
+  const h = await startHarness({ options: { limits: { writeHighWaterMark: HWM } } });
+  try {
+    const { wire, client } = await h.connectPair();
+    const gets = Array.from({ length: 64 }, () => wire.postGet(MiB));
+    wire.socket.pause();
+    let delivered = 0;
+    const messages = Array.from({ length: 64 }, (_, i) => {
+      const data = Buffer.alloc(256 * KiB, i);
+      return h.filter.sendMessage(client, data).then((r) => {
+        delivered++;
+        return r;
+      });
+    });
+    await until(() => statsOf(h, client).readPaused || delivered === 64, 'deliveries to stop', 30_000);
+    const s = statsOf(h, client);
+    assert.ok(delivered < 64, `all ${delivered} messages went to the socket (${s.unsentBytes} bytes unsent)`);
+    assert.equal(s.readPaused, true);
+    assert.ok(s.unsentBytes <= HWM + 256 * KiB + 64, `unsent ${s.unsentBytes}`);
+    assert.ok(s.queuedMessageBytes >= (64 - delivered - 1) * 256 * KiB, `queued ${s.queuedMessageBytes}`);
+    wire.socket.resume();
+    const results = await withTimeout(Promise.all(gets.map((g) => g.done)), 'all 64 gets', 30_000);
+    results.forEach((r, i) => {
+      assert.equal(r.status, 0);
+      assert.equal(r.data.length, 256 * KiB);
+      assert.equal(r.data[0], i);
+    });
+    assert.ok((await Promise.all(messages)).every((r) => r.status === 0));
+    assert.equal(statsOf(h, client).queuedMessageBytes, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+test('exhaustion: a peer that does not read is dropped once its unsent bytes pass maxUnsentBytes', GUARD, async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const disconnected: ClientPort[] = [];
+  const h = await startHarness({
+    options: { limits: { writeHighWaterMark: 64 * KiB, maxUnsentBytes: MiB } },
+    port: {
+      message: async (_c, _input, capacity) => {
+        await gate;
+        return Buffer.alloc(capacity, 1);
+      },
+      disconnect: (c) => void disconnected.push(c),
+    },
+  });
+  try {
+    const bystander = await h.connectPair();
+    const { wire, client } = await h.connectPair();
+    wire.socket.pause();
+    wire.writeRaw(Buffer.concat(Array.from({ length: 16 }, (_, i) => sendFrame(i + 1, 256 * KiB, Buffer.alloc(0)))));
+    await until(() => statsOf(h, client).outstandingSends === 16, '16 SENDs in MessageNotify');
+    const error = protocolErrorMatching(h, /does not read/);
+    release();
+    const e = await error;
+    assert.equal(e.client, client);
+    assert.match(e.reason, /limit 1048576/);
+    await until(() => disconnected.includes(client), 'DisconnectNotify for the dropped peer');
+    assert.deepEqual(disconnected, [client]);
+    assert.equal((await bystander.wire.send(Buffer.alloc(0), 4)).output.length, 4);
+  } finally {
+    release();
+    await h.close();
+  }
+});
 
 test('a peer trickling a 16 MiB SEND does not hold up the other connections', GUARD, async () => {
   const order: string[] = [];
