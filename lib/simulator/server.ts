@@ -62,11 +62,14 @@ const MAX_BACKLOG = MAX_PENDING_GETS + MAX_OUTSTANDING_REQUESTS + 16;
 /** Frames with a payload up to this size are written as one buffer; larger payloads are not copied. */
 const SMALL_FRAME_PAYLOAD = 4096;
 const HR_NO_SYSTEM_RESOURCES = hresultFromNtStatus(NtStatus.STATUS_INSUFFICIENT_RESOURCES);
+const EMPTY = Buffer.alloc(0);
 
 type Limits = Readonly<Required<SimulatorLimits>>;
 
 function resolveLimits(given: SimulatorLimits | undefined): Limits {
-  if (given !== undefined && (typeof given !== 'object' || given === null)) throw new TypeError('limits must be an object');
+  if (given !== undefined && (typeof given !== 'object' || given === null)) {
+    throw new TypeError('limits must be an object');
+  }
   const out: Required<SimulatorLimits> = { ...DEFAULT_SIMULATOR_LIMITS };
   const g = given ?? {};
   const integer = (key: keyof SimulatorLimits, min: number): void => {
@@ -83,6 +86,8 @@ function resolveLimits(given: SimulatorLimits | undefined): Limits {
     out.handshakeTimeoutMs = t;
   }
   integer('maxStreams', 1);
+  integer('maxSendBytes', 0);
+  integer('maxQueuedMessageBytes', 0);
   integer('writeHighWaterMark', 0);
   integer('maxUnsentBytes', 1);
   if (out.maxUnsentBytes < out.writeHighWaterMark) {
@@ -100,6 +105,8 @@ class Stream implements StreamLink {
   handshakeTimer: NodeJS.Timeout | undefined;
   outstandingSends = 0;
   sendBytes = 0;
+  /** Whether the current run of SENDs refused for maxSendBytes has been logged. */
+  sendRefusalLogged = false;
   /** Whether the simulator stopped reading the socket (backpressure). */
   readPaused = false;
   private ending = false;
@@ -145,10 +152,13 @@ class Stream implements StreamLink {
     else if (unsent >= this.mark) this.updateFlow();
   }
 
-  /** Reads while the peer keeps up with what it is sent; paused otherwise, until 'drain'. */
+  /**
+   * Reads while the peer keeps up with what it is sent (paused otherwise, until 'drain'), and, while
+   * ConnectNotify runs, only until a frame is held for after it (so the backlog is one read's worth at most).
+   */
   updateFlow(): void {
     if (this.socket.destroyed) return;
-    const pause = this.congested;
+    const pause = this.congested || (this.state === 'connecting' && this.backlog.length > 0);
     if (pause === this.readPaused) return;
     this.readPaused = pause;
     if (pause) this.socket.pause();
@@ -281,6 +291,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       filterUnloaded: (filter) => {
         if (this.filters.get(filter.name) === filter) this.filters.delete(filter.name);
       },
+      maxQueuedMessageBytes: this.limits.maxQueuedMessageBytes,
     };
   }
 
@@ -548,6 +559,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       if (st.socket.destroyed) return;
       this.dispatch(st, frame);
     }
+    if (st.state === 'connecting') st.updateFlow();
   }
 
   private dispatch(st: Stream, frame: Frame): void {
@@ -593,6 +605,20 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
           if (st.outstandingSends >= MAX_OUTSTANDING_REQUESTS) {
             throw new ProtocolError(`more than ${MAX_OUTSTANDING_REQUESTS} outstanding SEND requests`);
           }
+          const limit = this.limits.maxSendBytes;
+          if (st.outstandingSends > 0 && st.sendBytes + s.input.length > limit) {
+            // Not buffered: FilterSendMessage fails as it would when the kernel cannot allocate for the request.
+            if (!st.sendRefusalLogged) {
+              st.sendRefusalLogged = true;
+              this.logLine(
+                `stream #${st.id}: ${st.sendBytes} bytes of SEND input in MessageNotify (limits.maxSendBytes ${limit}); ` +
+                  'further SENDs get ERROR_NO_SYSTEM_RESOURCES until some complete',
+              );
+            }
+            st.send(FrameType.SEND_RESULT, frame.id, encodeSendResult(HR_NO_SYSTEM_RESOURCES, EMPTY));
+            return;
+          }
+          if (st.sendBytes + s.input.length <= limit / 2) st.sendRefusalLogged = false; // log runs, not each refusal
           st.outstandingSends++;
           st.sendBytes += s.input.length;
           void client
@@ -630,6 +656,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     if (hresult !== 0 || !st.client) {
       st.client = undefined;
       st.state = 'new';
+      st.backlog.length = 0; // dropped: the connection was refused
       st.end();
       return;
     }
@@ -640,6 +667,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       if (st.socket.destroyed || !st.open) break;
       this.dispatch(st, frame);
     }
+    st.updateFlow();
   }
 
   /** The checks FilterConnectCommunicationPort goes through, in order; then ConnectNotify. */

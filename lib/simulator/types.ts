@@ -50,6 +50,21 @@ export interface SimulatorLimits {
    */
   maxStreams?: number;
   /**
+   * Per connection: bytes of SEND input held while MessageNotify runs. A SEND that would take the connection
+   * over it, while other SENDs are still in MessageNotify, is not run: its SEND_RESULT is 0x800705AA
+   * (ERROR_NO_SYSTEM_RESOURCES, what FilterSendMessage returns for STATUS_INSUFFICIENT_RESOURCES) at once. A SEND
+   * arriving when none is outstanding always runs, whatever its size. Default 64 MiB.
+   */
+  maxSendBytes?: number;
+  /**
+   * Per connection: bytes FltSendMessage may hold for the client, counting each message's data while it waits
+   * for a get plus MESSAGE_CHARGE_BYTES (512) per message waiting for a get or for its reply. Past it,
+   * filter.sendMessage resolves with STATUS_INSUFFICIENT_RESOURCES (0xC000009A) at once, as a real
+   * FltSendMessage does when pool memory runs out. While no message waits for a get, a message's data is not
+   * counted against the limit, so any single message can be sent. Default 64 MiB.
+   */
+  maxQueuedMessageBytes?: number;
+  /**
    * Bytes written to a stream and not yet taken by the peer (its socket's write buffer) at which the simulator
    * stops reading that stream's requests and stops handing messages to its gets, until the buffer drains.
    * Never effectively below the socket's own high-water mark (16 KiB). Default 1 MiB.
@@ -67,6 +82,8 @@ export interface SimulatorLimits {
 export const DEFAULT_SIMULATOR_LIMITS: Readonly<Required<SimulatorLimits>> = Object.freeze({
   handshakeTimeoutMs: 10_000,
   maxStreams: 1024,
+  maxSendBytes: 64 * 1024 * 1024,
+  maxQueuedMessageBytes: 64 * 1024 * 1024,
   writeHighWaterMark: 1024 * 1024,
   maxUnsentBytes: 128 * 1024 * 1024,
 });
@@ -174,7 +191,8 @@ export interface SendMessageOptions {
 export interface SendMessageResult {
   /**
    * NTSTATUS: 0 STATUS_SUCCESS, 0x102 STATUS_TIMEOUT (a success code), 0x80000005 STATUS_BUFFER_OVERFLOW (reply
-   * truncated to replyLength), 0xC0000037 STATUS_PORT_DISCONNECTED.
+   * truncated to replyLength), 0xC0000037 STATUS_PORT_DISCONNECTED, 0xC000009A STATUS_INSUFFICIENT_RESOURCES (the
+   * connection already holds SimulatorLimits.maxQueuedMessageBytes of messages; nothing was queued).
    */
   status: number;
   /** The reply data (at most replyLength bytes) when a reply arrived. */

@@ -3,7 +3,14 @@
 // waits are for events and counters, with generous timeouts only as hang protection.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import type { ClientPort, ProtocolErrorEvent, StreamStats } from '../../lib/simulator';
+import {
+  DEFAULT_SIMULATOR_LIMITS,
+  FilterManagerSimulator,
+  type ClientPort,
+  type ProtocolErrorEvent,
+  type SimulatorLimits,
+  type StreamStats,
+} from '../../lib/simulator';
 import { until } from '../helpers/sim';
 import { T, connectPayload, frameBytes, withTimeout } from '../helpers/wire-client';
 import { PORT, startHarness, type Harness } from './harness';
@@ -260,6 +267,103 @@ test('exhaustion: a peer that does not read is dropped once its unsent bytes pas
   }
 });
 
+test('exhaustion: SENDs beyond maxSendBytes are answered at once with ERROR_NO_SYSTEM_RESOURCES', GUARD, async () => {
+  let release!: () => void;
+  let gate = new Promise<void>((r) => (release = r));
+  const h = await startHarness({
+    options: { limits: { maxSendBytes: MiB } },
+    port: {
+      message: async (_c, input) => {
+        await gate;
+        return Buffer.from(String(input.length));
+      },
+    },
+  });
+  try {
+    const { wire, client } = await h.connectPair();
+    const held = Array.from({ length: 4 }, () => wire.send(Buffer.alloc(256 * KiB), 16));
+    const over = wire.send(Buffer.alloc(256 * KiB), 16);
+    const empty = wire.send(Buffer.alloc(0), 16); // 0 more bytes: still within the bound
+    assert.deepEqual(await withTimeout(over, 'the SEND over the bound', 30_000), { hresult: HR_NO_SYSTEM_RESOURCES, output: Buffer.alloc(0) });
+    const s = statsOf(h, client);
+    assert.equal(s.sendBytes, MiB);
+    assert.equal(s.outstandingSends, 5);
+    release();
+    for (const r of await Promise.all(held)) assert.deepEqual(r, { hresult: 0, output: Buffer.from(String(256 * KiB)) });
+    assert.deepEqual(await empty, { hresult: 0, output: Buffer.from('0') });
+    // A SEND larger than the bound is accepted when it is the only one.
+    gate = Promise.resolve();
+    assert.deepEqual(await withTimeout(wire.send(Buffer.alloc(2 * MiB), 16), 'a lone 2 MiB SEND', 30_000), { hresult: 0, output: Buffer.from(String(2 * MiB)) });
+    assert.equal(statsOf(h, client).sendBytes, 0);
+    assert.deepEqual(h.protocolErrors, []);
+  } finally {
+    release();
+    await h.close();
+  }
+});
+
+test('exhaustion: FltSendMessage beyond maxQueuedMessageBytes returns STATUS_INSUFFICIENT_RESOURCES', GUARD, async () => {
+  const h = await startHarness({ options: { limits: { maxQueuedMessageBytes: MiB } } });
+  try {
+    const { wire, client } = await h.connectPair();
+    // A fire-and-forget producer and a connection that takes nothing.
+    const results = Array.from({ length: 20 }, (_, i) => h.filter.sendMessage(client, Buffer.alloc(64 * KiB, i)));
+    const refused = await withTimeout(Promise.race(results.map((p, i) => p.then((r) => ({ i, r })))), 'a refused message', 30_000);
+    assert.deepEqual(refused.r, { status: STATUS_INSUFFICIENT_RESOURCES });
+    assert.ok(refused.i > 0 && refused.i < 16, `message ${refused.i} was the first refused`);
+    assert.ok(statsOf(h, client).queuedMessageBytes <= MiB);
+    // Messages are small or empty: the per-message charge still bounds how many queue.
+    const empties = Array.from({ length: 20_000 }, () => h.filter.sendMessage(client, Buffer.alloc(0)));
+    const firstEmpty = await withTimeout(Promise.race(empties), 'an empty message refused', 30_000);
+    assert.deepEqual(firstEmpty, { status: STATUS_INSUFFICIENT_RESOURCES });
+    // What was accepted is delivered, in order.
+    const accepted = refused.i;
+    for (let i = 0; i < accepted; i++) {
+      const g = await wire.get(MiB);
+      assert.equal(g.data.length, 64 * KiB);
+      assert.equal(g.data[0], i);
+      assert.deepEqual(await results[i], { status: 0 });
+    }
+    for (let i = accepted; i < results.length; i++) assert.deepEqual(await results[i], { status: STATUS_INSUFFICIENT_RESOURCES });
+    // Drain the empty ones that were accepted, then a message larger than the bound is accepted on an empty queue.
+    while (statsOf(h, client).queuedMessageBytes > 0) await wire.get(64);
+    const big = h.filter.sendMessage(client, Buffer.alloc(2 * MiB, 7));
+    const g = await wire.get(4 * MiB);
+    assert.equal(g.data.length, 2 * MiB);
+    assert.deepEqual(await big, { status: 0 });
+    await Promise.all(empties);
+  } finally {
+    await h.close();
+  }
+});
+
+test('exhaustion: while ConnectNotify runs, the frames behind CONNECT are held one read at a time, not without bound', GUARD, async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const h = await startHarness({ port: { connect: () => gate, message: (_c, input) => Buffer.from(String(input.length)) } });
+  try {
+    const w = await h.open();
+    const sends = Array.from({ length: 32 }, (_, i) => sendFrame(i + 1, 16, Buffer.alloc(MiB, i)));
+    w.writeRaw(Buffer.concat([frameBytes(T.CONNECT, 0, connect()), ...sends]));
+    const connecting = (): StreamStats | undefined => h.sim.streamStats().find((x) => x.state === 'connecting');
+    await until(() => (connecting()?.readPaused ?? false) || (connecting()?.backlogBytes ?? 0) > 4 * MiB, 'the backlog to stop growing', 30_000);
+    const s = connecting();
+    assert.ok(s);
+    assert.equal(s.readPaused, true, `backlog of ${s.backlogFrames} frames, ${s.backlogBytes} bytes, still reading`);
+    assert.ok(s.backlogBytes <= MiB + 128 * KiB, `backlog ${s.backlogBytes}`);
+    release();
+    await until(() => w.unexpected.filter((f) => f.type === T.SEND_RESULT).length === 32, 'the 32 SEND_RESULTs', 30_000);
+    assert.deepEqual(w.unexpected[0] && [w.unexpected[0].type, w.unexpected[0].payload.readUInt32LE(0)], [T.CONNECT_RESULT, 0]);
+    const results = w.unexpected.filter((f) => f.type === T.SEND_RESULT);
+    assert.deepEqual(results.map((f) => f.id), Array.from({ length: 32 }, (_, i) => i + 1));
+    assert.ok(results.every((f) => f.payload.readUInt32LE(0) === 0 && f.payload.subarray(4).toString() === String(MiB)));
+    assert.deepEqual(h.protocolErrors, []);
+  } finally {
+    release();
+    await h.close();
+  }
+});
+
 test('a peer trickling a 16 MiB SEND does not hold up the other connections', GUARD, async () => {
   const order: string[] = [];
   const h = await startHarness({
@@ -300,4 +404,28 @@ test('a peer trickling a 16 MiB SEND does not hold up the other connections', GU
   } finally {
     await h.close();
   }
+});
+
+test('limits: documented defaults, and bad values are refused when the simulator is created', () => {
+  assert.deepEqual(DEFAULT_SIMULATOR_LIMITS, {
+    handshakeTimeoutMs: 10_000,
+    maxStreams: 1024,
+    maxSendBytes: 64 * MiB,
+    maxQueuedMessageBytes: 64 * MiB,
+    writeHighWaterMark: MiB,
+    maxUnsentBytes: 128 * MiB,
+  });
+  assert.ok(Object.isFrozen(DEFAULT_SIMULATOR_LIMITS));
+  const bad: SimulatorLimits[] = [
+    { handshakeTimeoutMs: 0 },
+    { handshakeTimeoutMs: 1.5 },
+    { handshakeTimeoutMs: 2 ** 31 },
+    { maxStreams: 0 },
+    { maxSendBytes: -1 },
+    { maxQueuedMessageBytes: Number.NaN },
+    { writeHighWaterMark: 2 * MiB, maxUnsentBytes: MiB },
+  ];
+  for (const limits of bad) assert.throws(() => new FilterManagerSimulator({ limits }), RangeError, JSON.stringify(limits));
+  assert.throws(() => new FilterManagerSimulator({ limits: null as unknown as SimulatorLimits }), TypeError);
+  new FilterManagerSimulator({ limits: { handshakeTimeoutMs: Infinity, maxSendBytes: 0, maxQueuedMessageBytes: 0, writeHighWaterMark: 0 } });
 });
