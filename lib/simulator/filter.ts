@@ -9,6 +9,7 @@ import {
   MAX_PENDING_GETS,
   ProtocolError,
   encodeGetComplete,
+  encodeGetCompleteHead,
   encodeI32,
 } from './wire';
 import {
@@ -40,7 +41,8 @@ export interface StreamLink {
   readonly open: boolean;
   /** The peer is not taking what it is sent: hold messages back until linkDrained(). */
   readonly congested: boolean;
-  send(type: number, id: number, payload: Buffer): void;
+  /** Writes one frame; its payload is `payload` followed by `tail` (written as is, not copied). */
+  send(type: number, id: number, payload: Buffer, tail?: Buffer): void;
   /** Flush, then close the stream. */
   end(): void;
 }
@@ -344,10 +346,12 @@ export class ClientPortImpl implements ClientPort {
       m.data = EMPTY;
       this.held -= data.length;
       m.charge -= data.length;
+      // The data goes out as is (it is the simulator's own copy): no 16 MiB copy on the event loop.
       this.link.send(
         FrameType.GET_COMPLETE,
         getId,
-        encodeGetComplete({ status: NtStatus.STATUS_SUCCESS, replyLength, messageId: m.id, data }),
+        encodeGetCompleteHead({ status: NtStatus.STATUS_SUCCESS, replyLength, messageId: m.id }),
+        data,
       );
       if (m.replyLength === undefined) {
         this.finish(m, { status: NtStatus.STATUS_SUCCESS });

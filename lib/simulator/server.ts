@@ -135,16 +135,18 @@ class Stream implements StreamLink {
     return this.socket.writableLength >= this.mark;
   }
 
-  send(type: number, id: number, payload: Buffer): void {
+  send(type: number, id: number, payload: Buffer, tail?: Buffer): void {
     if (!this.open) return;
     const socket = this.socket;
-    if (payload.length <= SMALL_FRAME_PAYLOAD) {
-      socket.write(encodeFrame(type, id, payload));
+    const length = payload.length + (tail?.length ?? 0);
+    if (length <= SMALL_FRAME_PAYLOAD) {
+      socket.write(encodeFrame(type, id, tail ? Buffer.concat([payload, tail]) : payload));
     } else {
       // Header and payload go out in one writev, without copying the payload into a frame buffer.
       socket.cork();
-      socket.write(encodeFrameHeader(type, id, payload.length));
-      socket.write(payload);
+      socket.write(encodeFrameHeader(type, id, length));
+      if (payload.length > 0) socket.write(payload);
+      if (tail && tail.length > 0) socket.write(tail);
       socket.uncork();
     }
     const unsent = socket.writableLength;

@@ -340,10 +340,17 @@ export interface GetCompletePayload {
 
 export function encodeGetComplete(p: GetCompletePayload): Buffer {
   const out = Buffer.alloc(16 + p.data.length);
+  encodeGetCompleteHead(p).copy(out, 0);
+  p.data.copy(out, 16);
+  return out;
+}
+
+/** The 16 bytes of a GET_COMPLETE payload before the data (for writing the data without copying it). */
+export function encodeGetCompleteHead(p: Omit<GetCompletePayload, 'data'>): Buffer {
+  const out = Buffer.alloc(16);
   out.writeInt32LE(p.status | 0, 0);
   out.writeUInt32LE(p.replyLength >>> 0, 4);
   out.writeBigUInt64LE(p.messageId, 8);
-  p.data.copy(out, 16);
   return out;
 }
 
