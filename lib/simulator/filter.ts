@@ -123,7 +123,8 @@ export class ClientPortImpl implements ClientPort {
   private closeRequested = false;
   private streamGone = false;
   private readonly gets = new Map<number, number>(); // getId -> capacity, in GET order
-  private readonly queue: PendingMessage[] = [];
+  // Insertion-ordered; a Set so that a message withdrawn (timeout, abort) from anywhere in it leaves in O(1).
+  private readonly queue = new Set<PendingMessage>();
   private readonly awaiting = new Map<bigint, PendingMessage>();
   /** Bytes charged by the messages in queue and awaiting (see maxQueuedMessageBytes). */
   private held = 0;
@@ -250,7 +251,7 @@ export class ClientPortImpl implements ClientPort {
     // allocate the message. The data part is waived while nothing waits for a get, so any single message fits.
     const limit = this.core.maxQueuedMessageBytes;
     const charge = data.length + MESSAGE_CHARGE_BYTES;
-    if (this.held + MESSAGE_CHARGE_BYTES > limit || (this.queue.length > 0 && this.held + charge > limit)) {
+    if (this.held + MESSAGE_CHARGE_BYTES > limit || (this.queue.size > 0 && this.held + charge > limit)) {
       if (!this.refusalLogged) {
         this.refusalLogged = true;
         this.core.log(
@@ -280,7 +281,7 @@ export class ClientPortImpl implements ClientPort {
       if (options.timeout !== undefined) {
         m.timer = setTimeout(() => this.withdraw(m, { status: NtStatus.STATUS_TIMEOUT }), options.timeout);
       }
-      this.queue.push(m);
+      this.queue.add(m);
       this.pump();
     });
   }
@@ -325,11 +326,11 @@ export class ClientPortImpl implements ClientPort {
 
   private pump(): void {
     // A peer that does not read its completions gets no more: messages wait here, in the bounded queue.
-    while (this.state === 'connected' && this.gets.size > 0 && this.queue.length > 0) {
+    while (this.state === 'connected' && this.gets.size > 0 && this.queue.size > 0) {
       if (!this.link.open || this.link.congested) return;
       const [getId, capacity] = this.gets.entries().next().value as [number, number];
       this.gets.delete(getId);
-      const m = this.queue[0] as PendingMessage;
+      const m = this.queue.values().next().value as PendingMessage;
       const needed = FILTER_MESSAGE_HEADER_BYTES + m.data.length;
       if (capacity < needed) {
         // The message stays queued for a later (bigger) get; the size needed travels in replyLength.
@@ -340,7 +341,7 @@ export class ClientPortImpl implements ClientPort {
         );
         continue;
       }
-      this.queue.shift();
+      this.queue.delete(m);
       const replyLength = m.replyLength === undefined ? 0 : m.replyLength + FILTER_REPLY_HEADER_BYTES;
       const data = m.data;
       m.data = EMPTY;
@@ -374,8 +375,7 @@ export class ClientPortImpl implements ClientPort {
 
   private detach(m: PendingMessage): void {
     if (m.state === 'queued') {
-      const i = this.queue.indexOf(m);
-      if (i >= 0) this.queue.splice(i, 1);
+      this.queue.delete(m);
     } else if (m.state === 'delivered') {
       this.awaiting.delete(m.id);
     }
