@@ -621,17 +621,19 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
             return;
           }
           if (st.sendBytes + s.input.length <= limit / 2) st.sendRefusalLogged = false; // log runs, not each refusal
+          const sendId = frame.id;
+          const inputBytes = s.input.length;
           st.outstandingSends++;
-          st.sendBytes += s.input.length;
+          st.sendBytes += inputBytes;
           void client
             .handleSend(s.input, s.outputCapacity)
             .then(
-              (r) => st.send(FrameType.SEND_RESULT, frame.id, encodeSendResult(r.hresult, r.output)),
+              (r) => st.send(FrameType.SEND_RESULT, sendId, encodeSendResult(r.hresult, r.output)),
               (err: unknown) => this.logLine(`SEND on stream #${st.id} failed: ${describe(err)}`),
             )
             .finally(() => {
               st.outstandingSends--;
-              st.sendBytes -= s.input.length;
+              st.sendBytes -= inputBytes;
             });
           return;
         }
