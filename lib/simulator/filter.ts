@@ -9,6 +9,7 @@ import {
   MAX_PENDING_GETS,
   ProtocolError,
   encodeGetComplete,
+  encodeGetCompleteHead,
   encodeI32,
 } from './wire';
 import {
@@ -31,12 +32,17 @@ export interface SimulatorCore {
   unregisterPortName(port: ServerPortImpl): void;
   notify(event: 'connect' | 'disconnect', client: ClientPort): void;
   filterUnloaded(filter: SimulatedFilter): void;
+  /** SimulatorLimits.maxQueuedMessageBytes. */
+  readonly maxQueuedMessageBytes: number;
 }
 
 /** The stream under a connection, as the kernel objects see it. */
 export interface StreamLink {
   readonly open: boolean;
-  send(type: number, id: number, payload: Buffer): void;
+  /** The peer is not taking what it is sent: hold messages back until linkDrained(). */
+  readonly congested: boolean;
+  /** Writes one frame; its payload is `payload` followed by `tail` (written as is, not copied). */
+  send(type: number, id: number, payload: Buffer, tail?: Buffer): void;
   /** Flush, then close the stream. */
   end(): void;
 }
@@ -45,6 +51,12 @@ const EMPTY = Buffer.alloc(0);
 const MAX_PORT_NAME_CHARS = 0x7fff; // the CONNECT frame carries the name's byte length in a u16
 const MAX_MESSAGE_DATA = MAX_PAYLOAD - FILTER_MESSAGE_HEADER_BYTES;
 const MAX_REPLY_LENGTH = 0xffffffff - FILTER_REPLY_HEADER_BYTES;
+/**
+ * What a FltSendMessage message costs its connection besides its data, while it waits for a get or for its
+ * reply: the bookkeeping (message, promise, timer), measured at roughly this much. It bounds how many empty
+ * messages can wait.
+ */
+export const MESSAGE_CHARGE_BYTES = 512;
 
 function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
@@ -84,7 +96,10 @@ function validateSecurity(security: unknown): PortSecurity {
 
 interface PendingMessage {
   readonly id: bigint;
-  readonly data: Buffer;
+  /** Released (emptied) once delivered: only the stream's write buffer needs it then. */
+  data: Buffer;
+  /** Bytes charged to the connection's queue budget (data + MESSAGE_CHARGE_BYTES, then the latter alone). */
+  charge: number;
   readonly replyLength: number | undefined;
   state: 'queued' | 'delivered' | 'done';
   timer?: NodeJS.Timeout;
@@ -108,8 +123,13 @@ export class ClientPortImpl implements ClientPort {
   private closeRequested = false;
   private streamGone = false;
   private readonly gets = new Map<number, number>(); // getId -> capacity, in GET order
-  private readonly queue: PendingMessage[] = [];
+  // Insertion-ordered; a Set so that a message withdrawn (timeout, abort) from anywhere in it leaves in O(1).
+  private readonly queue = new Set<PendingMessage>();
   private readonly awaiting = new Map<bigint, PendingMessage>();
+  /** Bytes charged by the messages in queue and awaiting (see maxQueuedMessageBytes). */
+  private held = 0;
+  /** Whether the current run of refusals (queue full) has been logged. */
+  private refusalLogged = false;
   private resolveSettled!: () => void;
 
   constructor(
@@ -137,6 +157,14 @@ export class ClientPortImpl implements ClientPort {
 
   get connected(): boolean {
     return this.state === 'connected';
+  }
+
+  /**
+   * Bytes charged to this connection by FltSendMessage: the data of messages waiting for a get, plus
+   * MESSAGE_CHARGE_BYTES for each message waiting for a get or for its reply.
+   */
+  get queuedMessageBytes(): number {
+    return this.held;
   }
 
   /** Runs ConnectNotify; returns the HRESULT for CONNECT_RESULT. */
@@ -219,10 +247,27 @@ export class ClientPortImpl implements ClientPort {
     }
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    // Bounded like pool memory: past the budget FltSendMessage fails as it would when the kernel cannot
+    // allocate the message. The data part is waived while nothing waits for a get, so any single message fits.
+    const limit = this.core.maxQueuedMessageBytes;
+    const charge = data.length + MESSAGE_CHARGE_BYTES;
+    if (this.held + MESSAGE_CHARGE_BYTES > limit || (this.queue.size > 0 && this.held + charge > limit)) {
+      if (!this.refusalLogged) {
+        this.refusalLogged = true;
+        this.core.log(
+          `client ${this.id} of port ${this.portName}: ${this.held} bytes of messages held (limit ${limit}); ` +
+            'FltSendMessage returns STATUS_INSUFFICIENT_RESOURCES until the client takes some',
+        );
+      }
+      return Promise.resolve({ status: NtStatus.STATUS_INSUFFICIENT_RESOURCES });
+    }
+    if (this.held + charge <= limit / 2) this.refusalLogged = false; // log the next run of refusals, not each one
+    this.held += charge;
     return new Promise<SendMessageResult>((resolve, reject) => {
       const m: PendingMessage = {
         id: this.core.nextMessageId(),
         data,
+        charge,
         replyLength: options.replyLength,
         state: 'queued',
         resolve,
@@ -236,7 +281,7 @@ export class ClientPortImpl implements ClientPort {
       if (options.timeout !== undefined) {
         m.timer = setTimeout(() => this.withdraw(m, { status: NtStatus.STATUS_TIMEOUT }), options.timeout);
       }
-      this.queue.push(m);
+      this.queue.add(m);
       this.pump();
     });
   }
@@ -274,11 +319,18 @@ export class ClientPortImpl implements ClientPort {
     return 0;
   }
 
+  /** The stream's write buffer drained: deliver what waited for it. */
+  linkDrained(): void {
+    this.pump();
+  }
+
   private pump(): void {
-    while (this.state === 'connected' && this.gets.size > 0 && this.queue.length > 0) {
+    // A peer that does not read its completions gets no more: messages wait here, in the bounded queue.
+    while (this.state === 'connected' && this.gets.size > 0 && this.queue.size > 0) {
+      if (!this.link.open || this.link.congested) return;
       const [getId, capacity] = this.gets.entries().next().value as [number, number];
       this.gets.delete(getId);
-      const m = this.queue[0] as PendingMessage;
+      const m = this.queue.values().next().value as PendingMessage;
       const needed = FILTER_MESSAGE_HEADER_BYTES + m.data.length;
       if (capacity < needed) {
         // The message stays queued for a later (bigger) get; the size needed travels in replyLength.
@@ -289,12 +341,18 @@ export class ClientPortImpl implements ClientPort {
         );
         continue;
       }
-      this.queue.shift();
+      this.queue.delete(m);
       const replyLength = m.replyLength === undefined ? 0 : m.replyLength + FILTER_REPLY_HEADER_BYTES;
+      const data = m.data;
+      m.data = EMPTY;
+      this.held -= data.length;
+      m.charge -= data.length;
+      // The data goes out as is (it is the simulator's own copy): no 16 MiB copy on the event loop.
       this.link.send(
         FrameType.GET_COMPLETE,
         getId,
-        encodeGetComplete({ status: NtStatus.STATUS_SUCCESS, replyLength, messageId: m.id, data: m.data }),
+        encodeGetCompleteHead({ status: NtStatus.STATUS_SUCCESS, replyLength, messageId: m.id }),
+        data,
       );
       if (m.replyLength === undefined) {
         this.finish(m, { status: NtStatus.STATUS_SUCCESS });
@@ -317,12 +375,14 @@ export class ClientPortImpl implements ClientPort {
 
   private detach(m: PendingMessage): void {
     if (m.state === 'queued') {
-      const i = this.queue.indexOf(m);
-      if (i >= 0) this.queue.splice(i, 1);
+      this.queue.delete(m);
     } else if (m.state === 'delivered') {
       this.awaiting.delete(m.id);
     }
     m.state = 'done';
+    this.held -= m.charge;
+    m.charge = 0;
+    m.data = EMPTY;
     if (m.timer) clearTimeout(m.timer);
     m.detachAbort?.();
   }
@@ -446,9 +506,10 @@ export class SimulatedFilter {
   }
 
   /**
-   * FltSendMessage. Resolves with STATUS_SUCCESS, STATUS_TIMEOUT, STATUS_BUFFER_OVERFLOW (reply truncated) or
-   * STATUS_PORT_DISCONNECTED; rejects with NtStatusError(STATUS_INVALID_PARAMETER) on bad arguments and with
-   * signal.reason when aborted.
+   * FltSendMessage. Resolves with STATUS_SUCCESS, STATUS_TIMEOUT, STATUS_BUFFER_OVERFLOW (reply truncated),
+   * STATUS_PORT_DISCONNECTED or STATUS_INSUFFICIENT_RESOURCES (the connection's queue budget,
+   * SimulatorLimits.maxQueuedMessageBytes, is used up: the message was not queued); rejects with
+   * NtStatusError(STATUS_INVALID_PARAMETER) on bad arguments and with signal.reason when aborted.
    */
   async sendMessage(client: ClientPort, data: Uint8Array, options: SendMessageOptions = {}): Promise<SendMessageResult> {
     const bad = (what: string): NtStatusError => new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, what);

@@ -2,7 +2,7 @@
 export { FilterManagerSimulator } from './server';
 export type { ListenTarget, ProtocolErrorEvent, SimulatorEventMap } from './server';
 export { SimulatedFilter } from './filter';
-export { NtStatusError } from './types';
+export { DEFAULT_SIMULATOR_LIMITS, NtStatusError } from './types';
 export type {
   ClientPort,
   CommunicationPortOptions,
@@ -12,7 +12,9 @@ export type {
   SendMessageResult,
   ServerPort,
   SimulatedMinifilterModule,
+  SimulatorLimits,
   SimulatorOptions,
+  StreamStats,
 } from './types';
 export { startSimulatorWorker } from './worker';
 export type { SimulatorWorker, SimulatorWorkerOptions } from './worker';

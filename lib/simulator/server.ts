@@ -6,16 +6,26 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { NtStatus, Win32, hresultFromWin32 } from '../status';
+import { NtStatus, Win32, hresultFromNtStatus, hresultFromWin32 } from '../status';
 import { ClientPortImpl, ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
-import { NtStatusError, type ClientPort, type PeerIdentity, type SimulatorOptions } from './types';
+import {
+  DEFAULT_SIMULATOR_LIMITS,
+  NtStatusError,
+  type ClientPort,
+  type PeerIdentity,
+  type SimulatorLimits,
+  type SimulatorOptions,
+  type StreamStats,
+} from './types';
 import {
   FrameDecoder,
   FrameType,
+  MAX_CONNECT_PAYLOAD,
   MAX_OUTSTANDING_REQUESTS,
   MAX_PENDING_GETS,
   ProtocolError,
   encodeFrame,
+  encodeFrameHeader,
   encodeI32,
   encodeSendResult,
   formatEndpoint,
@@ -49,28 +59,112 @@ const E_ACCESSDENIED = hresultFromWin32(Win32.ERROR_ACCESS_DENIED);
 const STREAM_END_GRACE_MS = 2000;
 const CLOSE_GRACE_MS = 1000;
 const MAX_BACKLOG = MAX_PENDING_GETS + MAX_OUTSTANDING_REQUESTS + 16;
+/** Frames with a payload up to this size are written as one buffer; larger payloads are not copied. */
+const SMALL_FRAME_PAYLOAD = 4096;
+const HR_NO_SYSTEM_RESOURCES = hresultFromNtStatus(NtStatus.STATUS_INSUFFICIENT_RESOURCES);
+const EMPTY = Buffer.alloc(0);
+
+type Limits = Readonly<Required<SimulatorLimits>>;
+
+function resolveLimits(given: SimulatorLimits | undefined): Limits {
+  if (given !== undefined && (typeof given !== 'object' || given === null)) {
+    throw new TypeError('limits must be an object');
+  }
+  const out: Required<SimulatorLimits> = { ...DEFAULT_SIMULATOR_LIMITS };
+  const g = given ?? {};
+  const integer = (key: keyof SimulatorLimits, min: number): void => {
+    const v = g[key];
+    if (v === undefined) return;
+    if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`limits.${key} must be an integer >= ${min}`);
+    out[key] = v;
+  };
+  const t = g.handshakeTimeoutMs;
+  if (t !== undefined) {
+    if (t !== Infinity && (!Number.isInteger(t) || t < 1 || t > 0x7fffffff)) {
+      throw new RangeError('limits.handshakeTimeoutMs must be an integer 1..2147483647, or Infinity');
+    }
+    out.handshakeTimeoutMs = t;
+  }
+  integer('maxStreams', 1);
+  integer('maxSendBytes', 0);
+  integer('maxQueuedMessageBytes', 0);
+  integer('writeHighWaterMark', 0);
+  integer('maxUnsentBytes', 1);
+  if (out.maxUnsentBytes < out.writeHighWaterMark) {
+    throw new RangeError('limits.maxUnsentBytes must be at least limits.writeHighWaterMark');
+  }
+  return Object.freeze(out);
+}
 
 class Stream implements StreamLink {
   state: 'new' | 'connecting' | 'established' | 'closed' = 'new';
   client: ClientPortImpl | undefined;
-  readonly decoder = new FrameDecoder('client-to-server');
+  // Until CONNECT, a frame may be no larger than the largest CONNECT: refused on its header, never buffered.
+  readonly decoder = new FrameDecoder('client-to-server', { firstFrameMaxPayload: MAX_CONNECT_PAYLOAD });
   readonly backlog: Frame[] = [];
+  handshakeTimer: NodeJS.Timeout | undefined;
   outstandingSends = 0;
+  sendBytes = 0;
+  /** Whether the current run of SENDs refused for maxSendBytes has been logged. */
+  sendRefusalLogged = false;
+  /** Whether the simulator stopped reading the socket (backpressure). */
+  readPaused = false;
   private ending = false;
+  /** Unsent bytes at or above which the stream is congested. */
+  private readonly mark: number;
 
   constructor(
     readonly id: number,
     readonly socket: net.Socket,
     readonly transport: Transport,
     readonly identity: PeerIdentity,
-  ) {}
+    private readonly limits: Limits,
+    private readonly onOverflow: (st: Stream, unsent: number) => void,
+  ) {
+    // Never below the socket's own high-water mark: a write that reaches the mark then returned false, so
+    // 'drain' is sure to follow (Node emits it only after such a write).
+    this.mark = Math.max(limits.writeHighWaterMark, socket.writableHighWaterMark);
+  }
 
   get open(): boolean {
     return !this.ending && !this.socket.destroyed && this.socket.writable;
   }
 
-  send(type: number, id: number, payload: Buffer): void {
-    if (this.open) this.socket.write(encodeFrame(type, id, payload));
+  /** The peer has not taken writeHighWaterMark bytes yet: stop reading its requests and feeding its gets. */
+  get congested(): boolean {
+    return this.socket.writableLength >= this.mark;
+  }
+
+  send(type: number, id: number, payload: Buffer, tail?: Buffer): void {
+    if (!this.open) return;
+    const socket = this.socket;
+    const length = payload.length + (tail?.length ?? 0);
+    if (length <= SMALL_FRAME_PAYLOAD) {
+      socket.write(encodeFrame(type, id, tail ? Buffer.concat([payload, tail]) : payload));
+    } else {
+      // Header and payload go out in one writev, without copying the payload into a frame buffer.
+      socket.cork();
+      socket.write(encodeFrameHeader(type, id, length));
+      if (payload.length > 0) socket.write(payload);
+      if (tail && tail.length > 0) socket.write(tail);
+      socket.uncork();
+    }
+    const unsent = socket.writableLength;
+    if (unsent > this.limits.maxUnsentBytes) this.onOverflow(this, unsent);
+    else if (unsent >= this.mark) this.updateFlow();
+  }
+
+  /**
+   * Reads while the peer keeps up with what it is sent (paused otherwise, until 'drain'), and, while
+   * ConnectNotify runs, only until a frame is held for after it (so the backlog is one read's worth at most).
+   */
+  updateFlow(): void {
+    if (this.socket.destroyed) return;
+    const pause = this.congested || (this.state === 'connecting' && this.backlog.length > 0);
+    if (pause === this.readPaused) return;
+    this.readPaused = pause;
+    if (pause) this.socket.pause();
+    else this.socket.resume();
   }
 
   end(): void {
@@ -147,6 +241,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
   private readonly adminGids: ReadonlySet<number>;
   private readonly ownerIsAdmin: boolean;
   private readonly peerCredentials: ((socket: net.Socket) => PeerIdentity | undefined) | undefined;
+  private readonly limits: Limits;
   private readonly filters = new Map<string, SimulatedFilter>();
   private readonly ports = new Map<string, ServerPortImpl>();
   private readonly streams = new Set<Stream>();
@@ -178,6 +273,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     this.adminUids = new Set(options.admins ? (options.admins.uids ?? []) : [0, ...(ownUid === undefined ? [] : [ownUid])]);
     this.adminGids = new Set(options.admins?.gids ?? []);
     this.peerCredentials = options.peerCredentials;
+    this.limits = resolveLimits(options.limits);
     this.core = {
       log: (line) => this.logLine(line),
       nextMessageId: () => ++this.lastMessageId,
@@ -197,6 +293,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       filterUnloaded: (filter) => {
         if (this.filters.get(filter.name) === filter) this.filters.delete(filter.name);
       },
+      maxQueuedMessageBytes: this.limits.maxQueuedMessageBytes,
     };
   }
 
@@ -298,6 +395,31 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     return this.isAdmin({ uid: process.getuid?.(), gid: process.getgid?.(), owner: true });
   }
 
+  /** What each open stream holds (the figures the simulator's limits bound), in the order streams were accepted. */
+  streamStats(): StreamStats[] {
+    const out: StreamStats[] = [];
+    for (const st of this.streams) {
+      if (st.state === 'closed') continue;
+      let backlogBytes = 0;
+      for (const f of st.backlog) backlogBytes += f.payload.length;
+      out.push({
+        id: st.id,
+        transport: st.transport,
+        state: st.state,
+        client: st.client,
+        partialFrameBytes: st.decoder.pendingBytes,
+        backlogFrames: st.backlog.length,
+        backlogBytes,
+        outstandingSends: st.outstandingSends,
+        sendBytes: st.sendBytes,
+        queuedMessageBytes: st.client?.queuedMessageBytes ?? 0,
+        unsentBytes: st.socket.writableLength,
+        readPaused: st.readPaused,
+      });
+    }
+    return out;
+  }
+
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
@@ -357,6 +479,10 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       socket.destroy();
       return;
     }
+    if (this.streams.size >= this.limits.maxStreams) {
+      this.refuseStream(socket, `too many streams: more than ${this.limits.maxStreams} open`);
+      return;
+    }
     let identity: PeerIdentity | undefined;
     try {
       if (transport === 'unix') identity = (this.peerCredentials ?? defaultPeerCredentials)(socket);
@@ -365,10 +491,24 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       this.logLine(`peerCredentials failed: ${describe(err)}`);
     }
     identity ??= { via: transport === 'unix' ? 'unix' : 'secret' };
-    const st = new Stream(++this.lastStreamId, socket, transport, identity);
+    const st = new Stream(++this.lastStreamId, socket, transport, identity, this.limits, (s, unsent) => {
+      this.protocolError(s, `the peer does not read: ${unsent} bytes unsent (limits.maxUnsentBytes, limit ${this.limits.maxUnsentBytes})`);
+    });
     this.streams.add(st);
     if (transport === 'tcp') socket.setNoDelay(true);
+    if (this.limits.handshakeTimeoutMs !== Infinity) {
+      const ms = this.limits.handshakeTimeoutMs;
+      st.handshakeTimer = setTimeout(() => {
+        st.handshakeTimer = undefined;
+        if (st.state === 'new') this.protocolError(st, `no complete CONNECT within ${ms} ms (handshake deadline)`);
+      }, ms);
+      st.handshakeTimer.unref();
+    }
     socket.on('data', (chunk: Buffer) => this.onData(st, chunk));
+    socket.on('drain', () => {
+      st.updateFlow();
+      if (!st.congested) st.client?.linkDrained();
+    });
     socket.on('end', () => {
       if (st.decoder.pendingBytes > 0) this.protocolError(st, 'stream ended inside a frame (truncated frame)');
     });
@@ -378,7 +518,21 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     socket.on('close', () => this.onStreamClosed(st));
   }
 
+  /**
+   * A stream over maxStreams: answered at once with CONNECT_RESULT ERROR_NO_SYSTEM_RESOURCES (so a client that
+   * writes its CONNECT and then reads learns why) and closed once that is written. What it sends is discarded.
+   */
+  private refuseStream(socket: net.Socket, reason: string): void {
+    this.logLine(`refused a stream: ${reason}`);
+    socket.on('error', () => undefined);
+    socket.resume();
+    socket.write(encodeFrame(FrameType.CONNECT_RESULT, 0, encodeI32(HR_NO_SYSTEM_RESOURCES)));
+    socket.destroySoon();
+    this.safeEmit('protocol-error', { reason });
+  }
+
   private onStreamClosed(st: Stream): void {
+    clearTimeout(st.handshakeTimer);
     if (st.state === 'closed' && !this.streams.has(st)) return;
     st.state = 'closed';
     this.streams.delete(st);
@@ -407,6 +561,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       if (st.socket.destroyed) return;
       this.dispatch(st, frame);
     }
+    if (st.state === 'connecting') st.updateFlow();
   }
 
   private dispatch(st: Stream, frame: Frame): void {
@@ -422,6 +577,8 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
         if (frame.type !== FrameType.CONNECT) throw new ProtocolError(`frame type 0x${frame.type.toString(16)} before CONNECT`);
         if (frame.id !== 0) throw new ProtocolError('CONNECT id must be 0');
         const payload = parseConnect(frame.payload);
+        clearTimeout(st.handshakeTimer); // the deadline is the client's; ConnectNotify takes what it takes
+        st.handshakeTimer = undefined;
         this.connect(st, payload).catch((err: unknown) => {
           this.logLine(`internal error during connect on stream #${st.id}: ${describe(err)}`);
           st.socket.destroy();
@@ -450,14 +607,34 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
           if (st.outstandingSends >= MAX_OUTSTANDING_REQUESTS) {
             throw new ProtocolError(`more than ${MAX_OUTSTANDING_REQUESTS} outstanding SEND requests`);
           }
+          const limit = this.limits.maxSendBytes;
+          if (st.outstandingSends > 0 && st.sendBytes + s.input.length > limit) {
+            // Not buffered: FilterSendMessage fails as it would when the kernel cannot allocate for the request.
+            if (!st.sendRefusalLogged) {
+              st.sendRefusalLogged = true;
+              this.logLine(
+                `stream #${st.id}: ${st.sendBytes} bytes of SEND input in MessageNotify (limits.maxSendBytes ${limit}); ` +
+                  'further SENDs get ERROR_NO_SYSTEM_RESOURCES until some complete',
+              );
+            }
+            st.send(FrameType.SEND_RESULT, frame.id, encodeSendResult(HR_NO_SYSTEM_RESOURCES, EMPTY));
+            return;
+          }
+          if (st.sendBytes + s.input.length <= limit / 2) st.sendRefusalLogged = false; // log runs, not each refusal
+          const sendId = frame.id;
+          const inputBytes = s.input.length;
           st.outstandingSends++;
+          st.sendBytes += inputBytes;
           void client
             .handleSend(s.input, s.outputCapacity)
             .then(
-              (r) => st.send(FrameType.SEND_RESULT, frame.id, encodeSendResult(r.hresult, r.output)),
+              (r) => st.send(FrameType.SEND_RESULT, sendId, encodeSendResult(r.hresult, r.output)),
               (err: unknown) => this.logLine(`SEND on stream #${st.id} failed: ${describe(err)}`),
             )
-            .finally(() => st.outstandingSends--);
+            .finally(() => {
+              st.outstandingSends--;
+              st.sendBytes -= inputBytes;
+            });
           return;
         }
         default:
@@ -483,6 +660,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     if (hresult !== 0 || !st.client) {
       st.client = undefined;
       st.state = 'new';
+      st.backlog.length = 0; // dropped: the connection was refused
       st.end();
       return;
     }
@@ -493,6 +671,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       if (st.socket.destroyed || !st.open) break;
       this.dispatch(st, frame);
     }
+    st.updateFlow();
   }
 
   /** The checks FilterConnectCommunicationPort goes through, in order; then ConnectNotify. */

@@ -32,6 +32,62 @@ export type PortSecurity =
   | 'admins'
   | { allowUids?: number[]; allowGids?: number[]; includeAdmins?: boolean };
 
+/**
+ * Bounds on what one peer can make the simulator hold (docs/wire-protocol.md, "Limits"). A peer that exceeds a
+ * limit is closed with a 'protocol-error' event naming the limit, except where noted. Defaults:
+ * DEFAULT_SIMULATOR_LIMITS.
+ */
+export interface SimulatorLimits {
+  /**
+   * Milliseconds a new stream has to deliver its complete CONNECT frame; then it is closed. The time
+   * ConnectNotify takes does not count. Default 10,000; `Infinity` disables the deadline.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Streams open at once, in any state (before CONNECT, connecting, established). A stream over the limit is
+   * answered with CONNECT_RESULT 0x800705AA (ERROR_NO_SYSTEM_RESOURCES) without waiting for its CONNECT, and
+   * closed. Default 1024.
+   */
+  maxStreams?: number;
+  /**
+   * Per connection: bytes of SEND input held while MessageNotify runs. A SEND that would take the connection
+   * over it, while other SENDs are still in MessageNotify, is not run: its SEND_RESULT is 0x800705AA
+   * (ERROR_NO_SYSTEM_RESOURCES, what FilterSendMessage returns for STATUS_INSUFFICIENT_RESOURCES) at once. A SEND
+   * arriving when none is outstanding always runs, whatever its size. Default 64 MiB.
+   */
+  maxSendBytes?: number;
+  /**
+   * Per connection: bytes FltSendMessage may hold for the client, counting each message's data while it waits
+   * for a get plus MESSAGE_CHARGE_BYTES (512) per message waiting for a get or for its reply. Past it,
+   * filter.sendMessage resolves with STATUS_INSUFFICIENT_RESOURCES (0xC000009A) at once, as a real
+   * FltSendMessage does when pool memory runs out. While no message waits for a get, a message's data is not
+   * counted against the limit, so any single message can be sent. Default 64 MiB.
+   */
+  maxQueuedMessageBytes?: number;
+  /**
+   * Bytes written to a stream and not yet taken by the peer (its socket's write buffer) at which the simulator
+   * stops reading that stream's requests and stops handing messages to its gets, until the buffer drains.
+   * Never effectively below the socket's own high-water mark (16 KiB). Default 1 MiB.
+   */
+  writeHighWaterMark?: number;
+  /**
+   * Unsent bytes past which a stream whose peer does not read is closed (a protocol error, "the peer does not
+   * read"). Reached only by answers already owed when reading stopped (SEND_RESULTs of sends in MessageNotify,
+   * one message). At least writeHighWaterMark. Default 128 MiB.
+   */
+  maxUnsentBytes?: number;
+}
+
+/** The limits a simulator uses when SimulatorOptions.limits leaves them out. */
+export const DEFAULT_SIMULATOR_LIMITS: Readonly<Required<SimulatorLimits>> = Object.freeze({
+  handshakeTimeoutMs: 10_000,
+  maxStreams: 1024,
+  maxSendBytes: 64 * 1024 * 1024,
+  maxQueuedMessageBytes: 64 * 1024 * 1024,
+  writeHighWaterMark: 1024 * 1024,
+  maxUnsentBytes: 128 * 1024 * 1024,
+});
+
 export interface SimulatorOptions {
   /** Who counts as an administrator. Default: uid 0 and the simulator process's own uid. */
   admins?: { uids?: number[]; gids?: number[] };
@@ -39,6 +95,36 @@ export interface SimulatorOptions {
   log?: (line: string) => void;
   /** Overrides how a stream's peer is identified (tests, platforms without SO_PEERCRED). */
   peerCredentials?: (socket: Socket) => PeerIdentity | undefined;
+  /** Bounds on what a peer can make the simulator hold; each one left out takes its DEFAULT_SIMULATOR_LIMITS value. */
+  limits?: SimulatorLimits;
+}
+
+/**
+ * What the simulator holds for one stream (FilterManagerSimulator.streamStats()): the figures its limits bound,
+ * for operators and tests. Byte counts are of data the simulator holds, not of its bookkeeping.
+ */
+export interface StreamStats {
+  /** Unique per simulator, from 1 (the number the log lines use: "stream #N"). */
+  readonly id: number;
+  readonly transport: 'unix' | 'tcp' | 'pipe';
+  /** 'new': no CONNECT yet; 'connecting': ConnectNotify runs; 'established': a connection. */
+  readonly state: 'new' | 'connecting' | 'established';
+  /** The connection, once CONNECT was admitted. */
+  readonly client: ClientPort | undefined;
+  /** Bytes received of a frame that is not complete yet. */
+  readonly partialFrameBytes: number;
+  /** Frames received after CONNECT and held until ConnectNotify returns, and their payload bytes. */
+  readonly backlogFrames: number;
+  readonly backlogBytes: number;
+  /** SEND requests whose MessageNotify has not returned yet, and the bytes of their input. */
+  readonly outstandingSends: number;
+  readonly sendBytes: number;
+  /** Bytes charged to the connection's FltSendMessage queue (messages not yet delivered to a get). */
+  readonly queuedMessageBytes: number;
+  /** Bytes written to the stream that the peer has not taken yet (the socket's write buffer). */
+  readonly unsentBytes: number;
+  /** True while the simulator does not read the stream (backpressure). */
+  readonly readPaused: boolean;
 }
 
 export interface CommunicationPortOptions {
@@ -105,7 +191,8 @@ export interface SendMessageOptions {
 export interface SendMessageResult {
   /**
    * NTSTATUS: 0 STATUS_SUCCESS, 0x102 STATUS_TIMEOUT (a success code), 0x80000005 STATUS_BUFFER_OVERFLOW (reply
-   * truncated to replyLength), 0xC0000037 STATUS_PORT_DISCONNECTED.
+   * truncated to replyLength), 0xC0000037 STATUS_PORT_DISCONNECTED, 0xC000009A STATUS_INSUFFICIENT_RESOURCES (the
+   * connection already holds SimulatorLimits.maxQueuedMessageBytes of messages; nothing was queued).
    */
   status: number;
   /** The reply data (at most replyLength bytes) when a reply arrived. */

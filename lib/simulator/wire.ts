@@ -7,6 +7,12 @@ export const MAX_PAYLOAD = 16 * 1024 * 1024;
 /** Flood guard: pending gets per connection, and outstanding SEND requests per connection. */
 export const MAX_PENDING_GETS = 4096;
 export const MAX_OUTSTANDING_REQUESTS = 4096;
+/**
+ * The largest CONNECT payload the format can express: u32 options, u32 clientPid, u16 + name (at most 0xFFFE
+ * bytes: an even count of UTF-16 units, 32767 of them), u16 + context (0xFFFF), u16 + secret (0xFFFF).
+ * 196,618 bytes: before CONNECT, a frame header announcing more is refused before any payload is read.
+ */
+export const MAX_CONNECT_PAYLOAD = 4 + 4 + 2 + 0xfffe + 2 + 0xffff + 2 + 0xffff;
 export const FILTER_MESSAGE_HEADER_BYTES = 16;
 export const FILTER_REPLY_HEADER_BYTES = 16;
 
@@ -53,6 +59,18 @@ export class ProtocolError extends Error {
   }
 }
 
+/** The 12-byte header of a frame whose payload (payloadLength bytes) is written separately. */
+export function encodeFrameHeader(type: number, id: number, payloadLength: number): Buffer {
+  if (payloadLength > MAX_PAYLOAD) throw new RangeError(`payload of ${payloadLength} bytes exceeds MAX_PAYLOAD`);
+  const out = Buffer.allocUnsafe(HEADER_BYTES);
+  out.writeUInt32LE(8 + payloadLength, 0);
+  out.writeUInt8(WIRE_VERSION, 4);
+  out.writeUInt8(type, 5);
+  out.writeUInt16LE(0, 6);
+  out.writeUInt32LE(id >>> 0, 8);
+  return out;
+}
+
 export function encodeFrame(type: number, id: number, payload: Uint8Array = Buffer.alloc(0)): Buffer {
   if (payload.length > MAX_PAYLOAD) throw new RangeError(`payload of ${payload.length} bytes exceeds MAX_PAYLOAD`);
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
@@ -67,64 +85,100 @@ export function encodeFrame(type: number, id: number, payload: Uint8Array = Buff
 
 /**
  * Incremental frame decoder. push() returns the complete frames in the data so far and throws ProtocolError on
- * the first bad header (length, version, flags, a type the given direction does not send). Payload layouts are
- * checked by the parse* functions.
+ * the first bad header (length, version, flags, a type the given direction does not send), as soon as the bytes
+ * that show it have arrived. Payload layouts are checked by the parse* functions.
+ *
+ * Cost: each byte is copied once, when it arrives (into a header buffer, then into the frame's own payload
+ * buffer, allocated when the header is complete), so a push costs O(its length) however large the frame and
+ * however small the pieces it comes in; nothing is reassembled at the end. Payloads are private buffers, never
+ * views of the pushed chunks.
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
   private readonly types: ReadonlySet<number>;
+  private readonly head = Buffer.alloc(HEADER_BYTES);
+  private headFill = 0;
+  private payload: Buffer | undefined;
+  private payloadFill = 0;
+  private copied = 0;
+  private frames = 0;
+  private readonly firstFrameMaxPayload: number;
 
-  constructor(direction: 'client-to-server' | 'server-to-client') {
+  /**
+   * firstFrameMaxPayload: a tighter payload limit for the first frame only (the simulator uses it to refuse,
+   * on its header, a first frame larger than the largest CONNECT). Later frames may carry MAX_PAYLOAD bytes.
+   */
+  constructor(direction: 'client-to-server' | 'server-to-client', options: { firstFrameMaxPayload?: number } = {}) {
     this.types = direction === 'client-to-server' ? CLIENT_TYPES : SERVER_TYPES;
+    this.firstFrameMaxPayload = Math.min(options.firstFrameMaxPayload ?? MAX_PAYLOAD, MAX_PAYLOAD);
   }
 
-  /** Bytes of an incomplete frame held back. */
+  /** Bytes of an incomplete frame received so far. */
   get pendingBytes(): number {
-    return this.buffered;
+    return this.headFill + this.payloadFill;
+  }
+
+  /** Bytes copied so far while reassembling frames (a measure of the decoder's work). */
+  get bytesCopied(): number {
+    return this.copied;
   }
 
   push(chunk: Buffer): Frame[] {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.buffered < 4) break;
-      const head = this.peek(Math.min(this.buffered, HEADER_BYTES));
-      const length = head.readUInt32LE(0);
-      if (length < 8) throw new ProtocolError(`frame length ${length} is below 8`);
-      if (length > 8 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${length} exceeds 8 + MAX_PAYLOAD`);
-      if (head.length >= 5 && head[4] !== WIRE_VERSION) {
-        throw new ProtocolError(`unsupported protocol version ${String(head[4])}`);
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.headFill < HEADER_BYTES) {
+        const n = Math.min(HEADER_BYTES - this.headFill, chunk.length - offset);
+        const was = this.headFill;
+        chunk.copy(this.head, was, offset, offset + n);
+        this.copied += n;
+        this.headFill += n;
+        offset += n;
+        this.checkHeader(was);
+        if (this.headFill < HEADER_BYTES) break;
+        const size = this.head.readUInt32LE(0) - 8;
+        this.payload = size === 0 ? Buffer.alloc(0) : Buffer.allocUnsafe(size);
+        this.payloadFill = 0;
       }
-      if (head.length >= 6 && !this.types.has(head[5] ?? -1)) {
-        throw new ProtocolError(`unknown frame type 0x${(head[5] ?? 0).toString(16)}`);
+      const payload = this.payload as Buffer;
+      const n = Math.min(payload.length - this.payloadFill, chunk.length - offset);
+      if (n > 0) {
+        chunk.copy(payload, this.payloadFill, offset, offset + n);
+        this.copied += n;
+        this.payloadFill += n;
+        offset += n;
       }
-      if (head.length >= 8 && head.readUInt16LE(6) !== 0) {
-        throw new ProtocolError(`nonzero flags 0x${head.readUInt16LE(6).toString(16)}`);
+      if (this.payloadFill === payload.length) {
+        frames.push({ type: this.head[5] ?? 0, id: this.head.readUInt32LE(8), payload });
+        this.frames++;
+        this.headFill = 0;
+        this.payloadFill = 0;
+        this.payload = undefined;
       }
-      if (this.buffered < 4 + length) break;
-      const whole = this.take(4 + length);
-      frames.push({ type: whole[5] ?? 0, id: whole.readUInt32LE(8), payload: whole.subarray(HEADER_BYTES) });
     }
     return frames;
   }
 
-  private peek(n: number): Buffer {
-    if ((this.chunks[0]?.length ?? 0) < n) this.chunks = [Buffer.concat(this.chunks)];
-    return (this.chunks[0] as Buffer).subarray(0, n);
-  }
-
-  private take(n: number): Buffer {
-    const first = this.peek(n);
-    const out = Buffer.from(first); // copy: the payload outlives the socket's chunk
-    const head = this.chunks[0] as Buffer;
-    if (head.length === n) this.chunks.shift();
-    else this.chunks[0] = head.subarray(n);
-    this.buffered -= n;
-    return out;
+  /** Checks the header fields that became complete with this push (`was` bytes of header were there before). */
+  private checkHeader(was: number): void {
+    const have = this.headFill;
+    const head = this.head;
+    if (was < 4 && have >= 4) {
+      const length = head.readUInt32LE(0);
+      if (length < 8) throw new ProtocolError(`frame length ${length} is below 8`);
+      if (this.frames === 0 && this.firstFrameMaxPayload < MAX_PAYLOAD && length > 8 + this.firstFrameMaxPayload) {
+        throw new ProtocolError(`first frame length ${length} exceeds 8 + ${this.firstFrameMaxPayload}, the largest CONNECT`);
+      }
+      if (length > 8 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${length} exceeds 8 + MAX_PAYLOAD`);
+    }
+    if (was < 5 && have >= 5 && head[4] !== WIRE_VERSION) {
+      throw new ProtocolError(`unsupported protocol version ${String(head[4])}`);
+    }
+    if (was < 6 && have >= 6 && !this.types.has(head[5] ?? -1)) {
+      throw new ProtocolError(`unknown frame type 0x${(head[5] ?? 0).toString(16)}`);
+    }
+    if (was < 8 && have >= 8 && head.readUInt16LE(6) !== 0) {
+      throw new ProtocolError(`nonzero flags 0x${head.readUInt16LE(6).toString(16)}`);
+    }
   }
 }
 
@@ -248,12 +302,13 @@ export function encodeReply(p: ReplyPayload): Buffer {
   return out;
 }
 
+/** `data` is a view of `payload` (FrameDecoder payloads are private buffers: no copy needed). */
 export function parseReply(payload: Buffer): ReplyPayload {
   const r = new Reader(payload, 'REPLY');
   const status = r.i32() >>> 0;
   r.u32(); // reserved: FILTER_REPLY_HEADER padding, may be whatever the caller's buffer held
   const messageId = r.u64();
-  return { status, messageId, data: Buffer.from(r.rest()) };
+  return { status, messageId, data: r.rest() };
 }
 
 export function encodeSend(outputCapacity: number, input: Uint8Array): Buffer {
@@ -263,10 +318,11 @@ export function encodeSend(outputCapacity: number, input: Uint8Array): Buffer {
   return out;
 }
 
+/** `input` is a view of `payload` (FrameDecoder payloads are private buffers: a 16 MiB input is not copied again). */
 export function parseSend(payload: Buffer): { outputCapacity: number; input: Buffer } {
   const r = new Reader(payload, 'SEND');
   const outputCapacity = r.u32();
-  return { outputCapacity, input: Buffer.from(r.rest()) };
+  return { outputCapacity, input: r.rest() };
 }
 
 export function encodeI32(value: number): Buffer {
@@ -284,10 +340,17 @@ export interface GetCompletePayload {
 
 export function encodeGetComplete(p: GetCompletePayload): Buffer {
   const out = Buffer.alloc(16 + p.data.length);
+  encodeGetCompleteHead(p).copy(out, 0);
+  p.data.copy(out, 16);
+  return out;
+}
+
+/** The 16 bytes of a GET_COMPLETE payload before the data (for writing the data without copying it). */
+export function encodeGetCompleteHead(p: Omit<GetCompletePayload, 'data'>): Buffer {
+  const out = Buffer.alloc(16);
   out.writeInt32LE(p.status | 0, 0);
   out.writeUInt32LE(p.replyLength >>> 0, 4);
   out.writeBigUInt64LE(p.messageId, 8);
-  p.data.copy(out, 16);
   return out;
 }
 

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadFilterModule } from './load-module';
 import { FilterManagerSimulator, type ListenTarget } from './server';
+import type { SimulatorLimits } from './types';
 
 export interface SimulatorWorkerOptions {
   /** Where to listen (default: a private Unix socket, see FilterManagerSimulator.listen). */
@@ -12,6 +13,8 @@ export interface SimulatorWorkerOptions {
   filterOptions?: Record<string, unknown>;
   /** SimulatorOptions.admins for the worker's simulator. */
   admins?: { uids?: number[]; gids?: number[] };
+  /** SimulatorOptions.limits for the worker's simulator. */
+  limits?: SimulatorLimits;
   /** Receives the worker simulator's log lines. */
   log?: (line: string) => void;
   /** Milliseconds to wait for the worker to be ready (default 15000). */
@@ -30,6 +33,7 @@ interface WorkerInit {
   listen?: ListenTarget;
   filterOptions?: Record<string, unknown>;
   admins?: { uids?: number[]; gids?: number[] };
+  limits?: SimulatorLimits;
 }
 
 type FromWorker =
@@ -58,6 +62,7 @@ export function startSimulatorWorker(filterModule: string, options: SimulatorWor
   if (options.listen !== undefined) init.listen = options.listen;
   if (options.filterOptions !== undefined) init.filterOptions = options.filterOptions;
   if (options.admins !== undefined) init.admins = options.admins;
+  if (options.limits !== undefined) init.limits = options.limits;
   const entry = workerEntry();
   const worker = new Worker(entry.code, { eval: entry.eval, workerData: init });
   const log = options.log;
@@ -127,6 +132,7 @@ async function runWorker(init: WorkerInit): Promise<void> {
   const post = (msg: FromWorker): void => port.postMessage(msg);
   const sim = new FilterManagerSimulator({
     ...(init.admins ? { admins: init.admins } : {}),
+    ...(init.limits ? { limits: init.limits } : {}),
     log: (line) => post({ type: 'log', line }),
   });
   try {

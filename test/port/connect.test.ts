@@ -208,3 +208,19 @@ test('connect honours an AbortSignal and does not leak the late connection', asy
     await t.close();
   }
 });
+
+test('over the simulator\u2019s maxStreams, a connect fails with FilterError ERROR_NO_SYSTEM_RESOURCES', async () => {
+  const t = await startSimulator({}, { limits: { maxStreams: 1 } });
+  try {
+    const first = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: t.endpoint }), (error: unknown) => {
+      assert.ok(error instanceof FilterError);
+      assert.equal(error.hresult, 0x800705aa);
+      assert.equal(error.code, 'ERROR_NO_SYSTEM_RESOURCES');
+      return true;
+    });
+    await first.close();
+  } finally {
+    await t.close();
+  }
+});

@@ -68,6 +68,13 @@ const cases: Case[] = [
     attack: (w) => w.writeRaw(Buffer.concat(Array.from({ length: 4097 }, (_, i) => frameBytes(T.SEND, i + 1, Buffer.from([0, 0, 0, 0, 1])))),),
     reason: /more than 4096 outstanding SEND/,
   },
+  {
+    // u32 + u32 + u16 + 0xFFFE name bytes + u16 + 0xFFFF context bytes + u16 + 0xFFFF secret bytes, plus one.
+    name: 'a first frame longer than the largest CONNECT (refused on its header)',
+    established: false,
+    attack: (w) => w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + 196_618 + 1 })),
+    reason: /exceeds 8 \+ 196618, the largest CONNECT/,
+  },
   { name: 'garbage (an HTTP request)', established: false, attack: (w) => w.writeRaw(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), reason: /exceeds/ },
   { name: 'garbage (small random-looking bytes)', established: true, attack: (w) => w.writeRaw(Buffer.from([9, 0, 0, 0, 0xa5, 0x5a, 0xff, 0x13, 0x37, 0, 0, 0, 0])), reason: /version 165/ },
 ];

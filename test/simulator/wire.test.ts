@@ -110,3 +110,27 @@ test('endpoint strings parse and format', () => {
     assert.throws(() => parseEndpoint(bad), TypeError, bad);
   }
 });
+
+test('the decoder copies each byte once, as it arrives, however a 16 MiB frame is chunked', () => {
+  const frame = encodeFrame(FrameType.SEND, 3, Buffer.alloc(MAX_PAYLOAD, 0x5a));
+  for (const size of [65536, 4096, 1000]) {
+    const d = new FrameDecoder('client-to-server');
+    let frames = 0;
+    for (let o = 0; o < frame.length; o += size) {
+      const chunk = frame.subarray(o, o + size);
+      const before = d.bytesCopied;
+      const out = d.push(chunk);
+      // Work per push is bounded by the push, not by the frame: no reassembly of everything received at the end.
+      assert.ok(d.bytesCopied - before <= chunk.length, `a push of ${chunk.length} bytes copied ${d.bytesCopied - before}`);
+      for (const f of out) {
+        frames++;
+        assert.equal(f.payload.length, MAX_PAYLOAD);
+        assert.equal(f.payload[0], 0x5a);
+        assert.equal(f.payload[MAX_PAYLOAD - 1], 0x5a);
+      }
+    }
+    assert.equal(frames, 1);
+    assert.ok(d.bytesCopied <= frame.length, `copied ${d.bytesCopied} bytes for a frame of ${frame.length}`);
+    assert.equal(d.pendingBytes, 0);
+  }
+});

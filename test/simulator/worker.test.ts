@@ -62,3 +62,18 @@ test('worker start failures reject with the reason', OPTS, async () => {
   await assert.rejects(startSimulatorWorker(''), TypeError);
   await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { listen: { tcp: { port: -1 } } }), /tcp\.port/);
 });
+
+test('limits reach the worker\u2019s simulator', OPTS, async () => {
+  const logs: string[] = [];
+  const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { limits: { maxStreams: 1 }, log: (l) => logs.push(l) });
+  try {
+    const first = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
+    const second = await WireClient.open(w.endpoint);
+    await withTimeout(second.closed, 'the stream over maxStreams to close');
+    assert.deepEqual(second.unexpected.map((f) => f.payload.readUInt32LE(0)), [0x800705aa]);
+    assert.ok(logs.some((l) => /too many streams: more than 1 open/.test(l)), logs.join('\n'));
+    first.destroy();
+  } finally {
+    await withTimeout(w.terminate(), 'terminate', 8000);
+  }
+});
