@@ -70,6 +70,7 @@ export interface Binding {
   /** undefined, or why a simulator endpoint cannot be used on this host. */
   checkEndpoint(endpoint: string): string | undefined;
   limits: NativeLimits;
+  eventKinds: { message: number; replyDone: number; error: number; disconnected: number; stopped: number };
   peerCredentials(fd: number): PeerCredentials | undefined;
 }
 
@@ -98,11 +99,33 @@ function packageRoot(): string {
 export function loadBinding(): Binding {
   if (loaded !== undefined) return loaded;
   const override = explicitPath ?? process.env['FLTMGR_BINDING'];
+  let binding: Binding;
   if (override !== undefined && override !== '') {
-    loaded = require(path.resolve(override)) as Binding;
+    binding = require(path.resolve(override)) as Binding;
   } else {
     const load = require('node-gyp-build') as (dir: string) => unknown;
-    loaded = load(packageRoot()) as Binding;
+    binding = load(packageRoot()) as Binding;
   }
+  checkContract(binding);
+  loaded = binding;
   return loaded;
+}
+
+/** The JS side and the loaded .node must agree on what they exchange; a stale or foreign build says so here. */
+function checkContract(binding: Binding): void {
+  const kinds = binding.eventKinds as Binding['eventKinds'] | undefined;
+  const expected = {
+    message: EventKind.Message,
+    replyDone: EventKind.ReplyDone,
+    error: EventKind.Error,
+    disconnected: EventKind.Disconnected,
+    stopped: EventKind.Stopped,
+  };
+  const agrees = kinds !== undefined && Object.entries(expected).every(([name, value]) => kinds[name as keyof typeof expected] === value);
+  if (!agrees || typeof binding.limits?.maxConcurrency !== 'number') {
+    throw new Error(
+      'the fltmgr native binding does not match this version of the JavaScript library (a stale build or a ' +
+        'prebuild of another version): rebuild it with `npm rebuild fltmgr`',
+    );
+  }
 }

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    if (floodDone && !loop.stopRequested()) loop.Stop();
+    if (floodDone) loop.Stop();  // idempotent
   }
   const double recvCpuMs = CpuMs() - cpu0;
   commander.join();

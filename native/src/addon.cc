@@ -86,6 +86,14 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   limits.Set("simulatorMaxSendInput", Napi::Number::New(env, wire::kMaxSendInput));
   limits.Set("simulatorMaxReplyData", Napi::Number::New(env, wire::kMaxReplyData));
   exports.Set("limits", limits);
+  // The event kinds of a receive batch (lib/binding.ts EventKind is checked against these when it loads).
+  Napi::Object eventKinds = Napi::Object::New(env);
+  eventKinds.Set("message", Napi::Number::New(env, ReceiveEvent::kMessage));
+  eventKinds.Set("replyDone", Napi::Number::New(env, ReceiveEvent::kReplyDone));
+  eventKinds.Set("error", Napi::Number::New(env, ReceiveEvent::kError));
+  eventKinds.Set("disconnected", Napi::Number::New(env, ReceiveEvent::kDisconnected));
+  eventKinds.Set("stopped", Napi::Number::New(env, ReceiveEvent::kStopped));
+  exports.Set("eventKinds", eventKinds);
 }
 
 // checkEndpoint(endpoint: string) -> undefined, or why the simulator endpoint cannot be used on this host.

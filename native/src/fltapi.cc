@@ -18,10 +18,10 @@ HRESULT SystemAbort(HANDLE port) {
   return CancelIoEx(port, nullptr) || GetLastError() == ERROR_NOT_FOUND ? S_OK : HRESULT_FROM_WIN32(GetLastError());
 }
 
-const FilterApi kSystemApi = {"fltlib",          SystemConnect,     FilterGetMessage, FilterReplyMessage,
-                              FilterSendMessage, SystemClose,       SystemAbort};
-const FilterApi kSimulatorApi = {"simulator",       FltSimConnect, FltSimGetMessage, FltSimReplyMessage,
-                                 FltSimSendMessage, FltSimClose,   FltSimAbortPort};
+const FilterApi kSystemApi = {SystemConnect, FilterGetMessage, FilterReplyMessage,
+                              FilterSendMessage, SystemClose, SystemAbort};
+const FilterApi kSimulatorApi = {FltSimConnect, FltSimGetMessage, FltSimReplyMessage,
+                                 FltSimSendMessage, FltSimClose, FltSimAbortPort};
 #else
 HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, LPCVOID context,
                    WORD contextSize, HANDLE* port) {
@@ -29,8 +29,8 @@ HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, L
 }
 BOOL SimClose(HANDLE port) { return CloseHandle(port); }
 
-const FilterApi kSimulatorApi = {"simulator",       SimConnect, FilterGetMessage, FilterReplyMessage,
-                                 FilterSendMessage, SimClose,   FltSimAbortPort};
+const FilterApi kSimulatorApi = {SimConnect, FilterGetMessage, FilterReplyMessage,
+                                 FilterSendMessage, SimClose, FltSimAbortPort};
 #endif
 
 }  // namespace

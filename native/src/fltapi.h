@@ -26,7 +26,6 @@
 namespace fltmgr {
 
 struct FilterApi {
-  const char* name;  // "fltlib" or "simulator"
   // simulatorEndpoint: the endpoint string (docs/wire-protocol.md); nullptr = the default (environment).
   HRESULT (*connect)(const char* simulatorEndpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
                      WORD wSizeOfContext, HANDLE* hPort);

@@ -70,7 +70,6 @@ class ReceiveLoop {
   void Join();  // after the kStopped event (or to wait for it); bounded: never waits for the owner
   bool started() const { return started_; }
   bool joined() const { return joined_; }
-  bool stopRequested() const { return stopPosted_; }
 
   // Owner thread. Moves pending events into `out` (cleared first) and re-arms the notification. A kMessage
   // event marks its slot held by the owner until Reply() or Release().

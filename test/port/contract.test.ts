@@ -1,0 +1,25 @@
+// The JS library and the native addon share one contract: limits and event kinds come from the addon, and the
+// library's exported constants must agree with it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MAX_CONCURRENCY } from '../../lib';
+import { EventKind, loadBinding } from '../../lib/binding';
+import { MAX_PAYLOAD } from '../../lib/simulator';
+
+test('the addon exports the limits the library documents', () => {
+  const { limits } = loadBinding();
+  assert.equal(limits.maxConcurrency, MAX_CONCURRENCY);
+  assert.equal(limits.maxSendThreads, 4); // README: "at most 4 sends per port run at once"
+  assert.equal(limits.simulatorMaxSendInput, MAX_PAYLOAD - 4); // SEND payload: u32 output capacity + input
+  assert.equal(limits.simulatorMaxReplyData, MAX_PAYLOAD - 16); // REPLY payload: FILTER_REPLY_HEADER + data
+});
+
+test('receive batch event kinds agree with the addon', () => {
+  assert.deepEqual(loadBinding().eventKinds, {
+    message: EventKind.Message,
+    replyDone: EventKind.ReplyDone,
+    error: EventKind.Error,
+    disconnected: EventKind.Disconnected,
+    stopped: EventKind.Stopped,
+  });
+});
