@@ -147,6 +147,10 @@ bool DecodeGetComplete(const uint8_t* payload, uint32_t size, GetComplete* out) 
   out->messageId = GetU64(payload + 8);
   out->data = payload + kGetCompletePrefixSize;
   out->dataSize = size - static_cast<uint32_t>(kGetCompletePrefixSize);
+  // A get ends with a message (STATUS_SUCCESS) or a failure (error or warning severity). Any other
+  // success-class status (STATUS_PENDING, informational) would complete the caller's I/O as still pending,
+  // or as a success that wrote no FILTER_MESSAGE_HEADER.
+  if (out->status != kStatusSuccess && out->status < 0x80000000u) return false;
   // Only a delivered message carries data (the protocol says `data` is empty otherwise).
   return out->status == kStatusSuccess || out->dataSize == 0;
 }

@@ -122,7 +122,8 @@ void EncodeConnectPayload(uint8_t* out, uint32_t options, uint32_t clientPid, co
                           size_t secretBytes);
 
 // Payload views of simulator -> client frames. Each returns false if the payload is malformed for its type
-// (wrong size, data where none is allowed). Data pointers alias the payload.
+// (wrong size, data where none is allowed, a GET_COMPLETE status that is neither STATUS_SUCCESS nor a
+// failure). Data pointers alias the payload.
 struct GetComplete {
   uint32_t status;       // NTSTATUS bit pattern
   uint32_t replyLength;  // or, with STATUS_BUFFER_TOO_SMALL, the size needed (header included)

@@ -118,6 +118,17 @@ void TestWire() {
   CHECK(!DecodeGetComplete(g.data(), 15, &gc));
   g = test::GetCompletePayload(kStatusCancelled, 0, 0, {1});
   CHECK(!DecodeGetComplete(g.data(), static_cast<uint32_t>(g.size()), &gc));
+  // A get completes with STATUS_SUCCESS (a message) or a failure. Any other success-class status is malformed:
+  // STATUS_PENDING left the OVERLAPPED "pending" after its completion was queued, and an informational status
+  // made a successful 0-byte get with no header written (found by native/test/fuzz/fuzz_client).
+  for (const uint32_t status : {0x00000103u, 0x00000001u, 0x40000000u, 0x7FFFFFFFu}) {
+    g = test::GetCompletePayload(status, 0, 0, {});
+    CHECK(!DecodeGetComplete(g.data(), static_cast<uint32_t>(g.size()), &gc));
+  }
+  for (const uint32_t status : {kStatusCancelled, kStatusBufferTooSmall, 0x80000005u, 0xC0000001u}) {
+    g = test::GetCompletePayload(status, 0, 0, {});
+    CHECK(DecodeGetComplete(g.data(), static_cast<uint32_t>(g.size()), &gc) && gc.status == status);
+  }
   int32_t v = 0;
   CHECK(!DecodeResult(g.data(), 3, &v) && !DecodeResult(g.data(), 5, &v) && DecodeResult(g.data(), 4, &v));
   SendResult sr;
