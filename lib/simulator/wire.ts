@@ -53,9 +53,16 @@ export interface Frame {
 
 /** A malformed frame or payload. The simulator closes the stream that sent it. */
 export class ProtocolError extends Error {
-  constructor(message: string) {
+  /**
+   * From FrameDecoder.push(): the complete frames that came before the bad header in the data pushed so far
+   * (and were not returned yet). A receiver that handles them before closing the stream behaves the same
+   * however the stream was cut into chunks. Empty for errors of other origin.
+   */
+  readonly frames: Frame[];
+  constructor(message: string, frames: Frame[] = []) {
     super(message);
     this.name = 'ProtocolError';
+    this.frames = frames;
   }
 }
 
@@ -86,7 +93,8 @@ export function encodeFrame(type: number, id: number, payload: Uint8Array = Buff
 /**
  * Incremental frame decoder. push() returns the complete frames in the data so far and throws ProtocolError on
  * the first bad header (length, version, flags, a type the given direction does not send), as soon as the bytes
- * that show it have arrived. Payload layouts are checked by the parse* functions.
+ * that show it have arrived; the frames before that header which push() did not return are on the error's
+ * `frames`. Payload layouts are checked by the parse* functions.
  *
  * Cost: each byte is copied once, when it arrives (into a header buffer, then into the frame's own payload
  * buffer, allocated when the header is complete), so a push costs O(its length) however large the frame and
@@ -133,7 +141,7 @@ export class FrameDecoder {
         this.copied += n;
         this.headFill += n;
         offset += n;
-        this.checkHeader(was);
+        this.checkHeader(was, frames);
         if (this.headFill < HEADER_BYTES) break;
         const size = this.head.readUInt32LE(0) - 8;
         this.payload = size === 0 ? Buffer.alloc(0) : Buffer.allocUnsafe(size);
@@ -158,26 +166,29 @@ export class FrameDecoder {
     return frames;
   }
 
-  /** Checks the header fields that became complete with this push (`was` bytes of header were there before). */
-  private checkHeader(was: number): void {
+  /**
+   * Checks the header fields that became complete with this push (`was` bytes of header were there before).
+   * `frames`: those this push completed so far, handed over on the error.
+   */
+  private checkHeader(was: number, frames: Frame[]): void {
     const have = this.headFill;
     const head = this.head;
     if (was < 4 && have >= 4) {
       const length = head.readUInt32LE(0);
-      if (length < 8) throw new ProtocolError(`frame length ${length} is below 8`);
+      if (length < 8) throw new ProtocolError(`frame length ${length} is below 8`, frames);
       if (this.frames === 0 && this.firstFrameMaxPayload < MAX_PAYLOAD && length > 8 + this.firstFrameMaxPayload) {
-        throw new ProtocolError(`first frame length ${length} exceeds 8 + ${this.firstFrameMaxPayload}, the largest CONNECT`);
+        throw new ProtocolError(`first frame length ${length} exceeds 8 + ${this.firstFrameMaxPayload}, the largest CONNECT`, frames);
       }
-      if (length > 8 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${length} exceeds 8 + MAX_PAYLOAD`);
+      if (length > 8 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${length} exceeds 8 + MAX_PAYLOAD`, frames);
     }
     if (was < 5 && have >= 5 && head[4] !== WIRE_VERSION) {
-      throw new ProtocolError(`unsupported protocol version ${String(head[4])}`);
+      throw new ProtocolError(`unsupported protocol version ${String(head[4])}`, frames);
     }
     if (was < 6 && have >= 6 && !this.types.has(head[5] ?? -1)) {
-      throw new ProtocolError(`unknown frame type 0x${(head[5] ?? 0).toString(16)}`);
+      throw new ProtocolError(`unknown frame type 0x${(head[5] ?? 0).toString(16)}`, frames);
     }
     if (was < 8 && have >= 8 && head.readUInt16LE(6) !== 0) {
-      throw new ProtocolError(`nonzero flags 0x${head.readUInt16LE(6).toString(16)}`);
+      throw new ProtocolError(`nonzero flags 0x${head.readUInt16LE(6).toString(16)}`, frames);
     }
   }
 }
@@ -413,7 +424,8 @@ export function parseEndpoint(text: string): Endpoint {
     return { kind: 'tcp', host, port, secret };
   }
   if (text.startsWith('pipe:')) {
-    const hash = text.indexOf('#');
+    // Pipe names may contain '#'; generated secrets do not (the native parser also splits at the last '#').
+    const hash = text.lastIndexOf('#');
     const path = text.slice(5, hash >= 0 ? hash : undefined);
     if (path.length === 0) throw new TypeError(`bad pipe endpoint: ${text}`);
     return { kind: 'pipe', path, secret: hash >= 0 ? text.slice(hash + 1) : '' };
