@@ -66,8 +66,12 @@ std::string gEndpoint;
 int gListen = -1;
 
 bool AllPattern(const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    if (p[i] != kPattern) return false;
+  static uint8_t block[4096];
+  static const bool filled = (std::memset(block, kPattern, sizeof(block)), true);
+  (void)filled;
+  for (size_t at = 0; at < n; at += sizeof(block)) {
+    const size_t len = n - at < sizeof(block) ? n - at : sizeof(block);
+    if (std::memcmp(p + at, block, len) != 0) return false;
   }
   return true;
 }
@@ -168,6 +172,9 @@ struct Session {
   bool clientClosed = false;
   uint64_t msgCounter = 0;
   uint32_t nextSerial = 1;
+  int bigGets = 0;   // gets over 4 KiB so far, and over 1 MiB: bounded, each costs page faults
+  int hugeGets = 0;
+  int bigCalls = 0;  // SEND/REPLY with kBigCallData bytes
 
   std::vector<std::unique_ptr<OvGet>> outstanding;
   std::vector<std::unique_ptr<Helper>> helpers;
@@ -284,6 +291,24 @@ void SrvWrite(Session& s, const Bytes& b) {
     }
     off += static_cast<size_t>(n);
   }
+}
+
+// Limits big buffers per input; past the limit a get gets 64 bytes.
+uint32_t Capacity(Session& s, uint8_t sel) {
+  const uint32_t cap = fuzz::GetCapacity(sel);
+  if (cap > (1u << 20)) return s.hugeGets++ < 1 ? cap : 64;
+  if (cap > 4096) return s.bigGets++ < 2 ? cap : 64;
+  return cap;
+}
+
+void ServerClose(Session& s) {
+  if (s.srv < 0) return;
+  Pump(s);
+  close(s.srv);
+  s.srv = -1;
+  s.srvWriteOpen = false;
+  s.clientEof = true;  // nothing more can be read from the client
+  s.clean = false;
 }
 
 void ServerHangUp(Session& s) {
@@ -564,7 +589,7 @@ void Launch(Session& s, std::unique_ptr<Helper> owned) {
 
 // ---- ops ----------------------------------------------------------------------------------------
 void OpGet(Session& s, Input& in) {
-  const uint32_t cap = fuzz::GetCapacity(in.U8());
+  const uint32_t cap = Capacity(s, in.U8());
   if (s.clientClosed) return;
   std::unique_ptr<OvGet> g(new OvGet);
   g->ov.reset(new OVERLAPPED);
@@ -615,8 +640,9 @@ void OpCancel(Session& s, Input& in) {
 void OpSend(Session& s, Input& in) {
   const uint8_t inLen = in.U8();
   const uint32_t outSize = fuzz::SendOutCapacity(in.U8());
-  const Bytes data = in.Bytes(inLen);
+  Bytes data = in.Bytes(inLen);
   if (s.clientClosed || LiveHelpers(s) >= kMaxLiveHelpers) return;
+  if (inLen == 255 && s.bigCalls++ < 1) data.assign(fuzz::kBigCallData, 0x3C);  // written in several pieces
   std::unique_ptr<Helper> h(new Helper);
   h->kind = Helper::kSend;
   h->serial = s.nextSerial++;
@@ -629,9 +655,11 @@ void OpSend(Session& s, Input& in) {
 
 void OpReply(Session& s, Input& in) {
   const uint32_t status = in.U32();
-  const uint8_t len = in.U8();
-  const Bytes data = in.Bytes(len);
+  const uint8_t lenSel = in.U8();
+  Bytes data = in.Bytes(lenSel);
   if (s.clientClosed || LiveHelpers(s) >= kMaxLiveHelpers) return;
+  if (lenSel == 255 && s.bigCalls++ < 1) data.assign(fuzz::kBigCallData, 0x3D);
+  const size_t len = data.size();
   std::unique_ptr<Helper> h(new Helper);
   h->kind = Helper::kReply;
   h->serial = s.nextSerial++;
@@ -648,7 +676,7 @@ void OpReply(Session& s, Input& in) {
 }
 
 void OpSyncGet(Session& s, Input& in) {
-  const uint32_t cap = fuzz::GetCapacity(in.U8());
+  const uint32_t cap = Capacity(s, in.U8());
   if (s.clientClosed || LiveHelpers(s) >= kMaxLiveHelpers) return;
   if (cap < sizeof(FILTER_MESSAGE_HEADER)) {
     std::unique_ptr<uint8_t[]> buf = PatternBuffer(cap);
@@ -685,6 +713,14 @@ void OpGetComplete(Session& s, Input& in) {
   const size_t k = which % s.srvGets.size();
   const SrvGet g = s.srvGets[k];
   const size_t room = g.cap - sizeof(FILTER_MESSAGE_HEADER);
+  if ((flags & 2) != 0) {  // a message as big as the buffer allows (or half): one byte value, the counter at both ends
+    const size_t n = (flags & 4) != 0 ? room / 2 : room;
+    data.assign(n, static_cast<uint8_t>(s.msgCounter * 37 + 1));
+    if (n >= 16) {
+      wire::PutU64(data.data(), s.msgCounter);
+      wire::PutU64(data.data() + n - 8, s.msgCounter);
+    }
+  }
   if ((flags & 1) != 0 && data.size() > room) data.resize(room);
   Bytes payload(16);
   wire::PutU32(payload.data(), wire::kStatusSuccess);
@@ -760,6 +796,7 @@ void OpCallResult(Session& s, Input& in, bool send) {
   const SrvCall c = s.srvCalls[k];
   bool accepted = true;
   if (send) {
+    if ((flags & 2) != 0) data.assign(c.outCap, static_cast<uint8_t>(c.serial));
     if ((flags & 1) != 0) {
       if (data.size() > c.outCap) data.resize(c.outCap);
       if (hr < 0) data.clear();
@@ -968,6 +1005,7 @@ void RunSession(Input& in) {
         break;
       case fuzz::kOpServerHangUp: ServerHangUp(s); break;
       case fuzz::kOpClientClose: ClientClose(s); break;
+      case fuzz::kOpServerClose: ServerClose(s); break;
     }
   }
 
@@ -983,7 +1021,7 @@ void RunSession(Input& in) {
   Drain(s);
   FUZZ_REQUIRE(s.outstanding.empty(), "%zu overlapped gets never completed", s.outstanding.size());
   if (s.iocp != nullptr) FUZZ_REQUIRE(CloseHandle(s.iocp), "CloseHandle(iocp)");
-  close(s.srv);
+  if (s.srv >= 0) close(s.srv);
   close(s.wake[0]);
   close(s.wake[1]);
 }

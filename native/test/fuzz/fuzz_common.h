@@ -110,25 +110,33 @@ enum Handshake : uint8_t { kHandshakeOk = 0, kHandshakeHresult = 2, kHandshakeRa
 enum Op : uint8_t {
   kOpGet = 0,             // u8 capacity selector: FilterGetMessage with an OVERLAPPED
   kOpCancel = 1,          // u8 which: 255 = CancelIoEx(h, NULL), else one pending get (or a foreign OVERLAPPED)
-  kOpSend = 2,            // u8 input bytes, u8 output capacity selector: FilterSendMessage (own thread)
-  kOpReply = 3,           // u32 status, u8 data bytes: FilterReplyMessage (own thread)
+  kOpSend = 2,            // u8 input bytes (255: 300000), u8 output capacity selector: FilterSendMessage (own thread)
+  kOpReply = 3,           // u32 status, u8 data bytes (255: 300000): FilterReplyMessage (own thread)
   kOpSyncGet = 4,         // u8 capacity selector: FilterGetMessage without an OVERLAPPED (own thread)
   kOpDrain = 5,           // wait until the client is idle, then take every completion and check it
-  kOpGetComplete = 6,     // u8 which get, u8 flags (1: clamp data to fit), u32 replyLength, u32 id tag, u8 len, data
+  kOpGetComplete = 6,     // u8 which get, u8 flags (1: clamp data to fit, 2: fill the buffer, 2+4: half of it), u32 replyLength, u32 id tag, u8 len, data
   kOpGetStatus = 7,       // u8 which get, u8 sel (0 CANCELLED, 1 BUFFER_TOO_SMALL, 2 u32 from input; +4: with a data byte), u32 status, u32 replyLength
   kOpReplyResult = 8,     // u8 which reply, u32 hresult
-  kOpSendResult = 9,      // u8 which send, u8 flags (1: make it valid), u32 hresult, u8 len, data
+  kOpSendResult = 9,      // u8 which send, u8 flags (1: make it valid, 2: fill the output), u32 hresult, u8 len, data
   kOpRawFrame = 10,       // u8 type, u8 id selector, u32 id, u8 len, payload: a frame with a valid length field
   kOpRawBytes = 11,       // u8 len, bytes
   kOpDisconnect = 12,     // u32 status: DISCONNECT, then the server stops writing
   kOpServerHangUp = 13,   // the server stops writing (shutdown SHUT_WR): the client sees EOF
   kOpClientClose = 14,    // CloseHandle(port) now; later client ops are skipped
-  kOpCount = 15,
+  kOpServerClose = 15,    // the server closes its socket altogether: the client's next writes fail
+  kOpCount = 16,
 };
 
-// u8 selector -> get buffer capacity (below 16 is invalid and must be refused).
-inline uint32_t GetCapacity(uint8_t sel) { return sel <= 200 ? sel : 16u + (sel - 200u) * 64u; }
+// u8 selector -> get buffer capacity (below 16 is invalid and must be refused). 254 and 255 are larger than
+// the client's 64 KiB read buffer and its 1 MiB shrink threshold.
+inline uint32_t GetCapacity(uint8_t sel) {
+  if (sel == 254) return 16u + 100000u;
+  if (sel == 255) return 16u + (1u << 20) + 64u;
+  return sel <= 200 ? sel : 16u + (sel - 200u) * 64u;
+}
 // u8 selector -> FilterSendMessage output capacity.
-inline uint32_t SendOutCapacity(uint8_t sel) { return sel <= 200 ? sel : (sel - 200u) * 64u; }
+inline uint32_t SendOutCapacity(uint8_t sel) { return sel == 255 ? 100000u : sel <= 200 ? sel : (sel - 200u) * 64u; }
+// Selector 255 of a SEND input or REPLY data length: more than a socket buffer holds.
+constexpr uint32_t kBigCallData = 300000;
 
 }  // namespace fuzz

@@ -216,6 +216,54 @@ void ClientSeeds() {
     s.U8(fuzz::kOpGetStatus).U8(0).U8(2).U32(0xC0000001u).U32(0).U8(fuzz::kOpDrain);
     Write(t, "get-failure-status", s.bytes());
   }
+  {
+    // Messages larger than the client's read buffer (64 KiB) and its shrink threshold (1 MiB).
+    Script s;
+    s.U8(0);
+    Get(s, 254);
+    Get(s, 255);
+    s.U8(fuzz::kOpGetComplete).U8(0).U8(2).U32(0).U32(1).U8(0);
+    s.U8(fuzz::kOpGetComplete).U8(0).U8(2).U32(0).U32(2).U8(0).U8(fuzz::kOpDrain);
+    Get(s, 64);
+    Message(s, 0, data).U8(fuzz::kOpDrain);
+    Write(t, "big-messages", s.bytes());
+  }
+  {
+    // Two half-buffer messages back to back: the second straddles the end of the read buffer.
+    Script s;
+    s.U8(0);
+    Get(s, 254);
+    Get(s, 254);
+    s.U8(fuzz::kOpGetComplete).U8(0).U8(6).U32(0).U32(3).U8(0);
+    s.U8(fuzz::kOpGetComplete).U8(0).U8(6).U32(0).U32(4).U8(0).U8(fuzz::kOpDrain);
+    Write(t, "half-buffer-messages", s.bytes());
+  }
+  {
+    // A SEND bigger than the socket buffer (written in pieces), a big SEND_RESULT, a big REPLY.
+    Script s;
+    s.U8(0).U8(fuzz::kOpSend).U8(255).U8(255).U8(fuzz::kOpSendResult).U8(0).U8(3).U32(0).U8(0);
+    s.U8(fuzz::kOpReply).U32(0).U8(255).U8(fuzz::kOpReplyResult).U8(0).U32(0).U8(fuzz::kOpDrain);
+    Write(t, "big-calls", s.bytes());
+  }
+  {
+    // A message that crossed a cancel goes to a synchronous get that is already waiting.
+    Script s;
+    s.U8(0);
+    Get(s, 64);
+    s.U8(fuzz::kOpSyncGet).U8(64).U8(fuzz::kOpCancel).U8(0);
+    Message(s, 0, data).U8(fuzz::kOpDrain);
+    Write(t, "orphan-to-sync-get", s.bytes());
+  }
+  {
+    // The server goes away altogether while calls are pending; the next writes fail.
+    Script s;
+    s.U8(0);
+    Get(s, 64);
+    s.U8(fuzz::kOpSend).U8(1).U8(8).U8(7).U8(fuzz::kOpServerClose);
+    Get(s, 64);
+    s.U8(fuzz::kOpReply).U32(0).U8(0).U8(fuzz::kOpDrain);
+    Write(t, "server-close", s.bytes());
+  }
   // Regressions: GET_COMPLETE with a success-class status other than STATUS_SUCCESS (found by fuzz_client:
   // the get completed as "successful" with 0 bytes and no header written, or with STATUS_PENDING).
   for (const uint32_t status : {0x40000000u, 0x00000103u}) {
