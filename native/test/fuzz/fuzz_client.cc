@@ -6,6 +6,8 @@
 // helper threads; the fuzz thread waits until each has written its frame (or returned) before going on.
 //
 // Invariants (any violation aborts, so libFuzzer keeps the input):
+// - connect succeeds (with S_OK and a handle) only after a well-formed CONNECT_RESULT with a success code,
+//   and fails with the CONNECT_RESULT's failure code and no handle otherwise;
 // - every overlapped get that returned ERROR_IO_PENDING completes exactly once (at the latest when the handle
 //   is closed); nothing else completes; a get whose FilterGetMessage failed never completes;
 // - after CloseHandle(port) every overlapped get is complete; after CancelIoEx(h, ov) succeeded, ov is;
@@ -807,6 +809,7 @@ void OpCallResult(Session& s, Input& in, bool send) {
   const bool binding = s.clean && accepted;
   SrvWrite(s, Frame(type, c.id, payload));
   s.srvCalls.erase(s.srvCalls.begin() + static_cast<long>(k));
+  // s.clean again: the write itself may have found the client gone.
   s.answers[c.serial] = Answer{binding && s.clean, accepted, hr, data};
   if (!accepted) s.clean = false;
 }
