@@ -59,6 +59,7 @@ constexpr size_t kMaxLiveHelpers = 6;
 const char16_t kPortName[] = u"\\FuzzPort";
 const uint8_t kContext[4] = {'f', 'u', 'z', 'z'};
 const HRESULT kIoPending = HRESULT_FROM_WIN32(ERROR_IO_PENDING);
+const HRESULT kAborted = HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED);  // FltSimAbortPort's answer to waiters
 void* const kOvPointer = reinterpret_cast<void*>(static_cast<uintptr_t>(0x11112222));
 const HANDLE kOvEvent = reinterpret_cast<HANDLE>(static_cast<uintptr_t>(0x33334444));
 
@@ -172,6 +173,7 @@ struct Session {
   bool clean = true;  // every server frame so far was one the client must accept; the handle is open
   bool raw = false;   // arbitrary frames or bytes were written: the client may legitimately see anything
   bool clientClosed = false;
+  bool aborted = false;  // FltSimAbortPort was called: waiting calls may return kAborted
   uint64_t msgCounter = 0;
   uint32_t nextSerial = 1;
   int bigGets = 0;   // gets over 4 KiB so far, and over 1 MiB: bounded, each costs page faults
@@ -485,16 +487,16 @@ void CheckHelper(Session& s, Helper& h) {
         }
       }
       if (s.raw) return;  // any answer may have come from a raw frame
+      const bool lost = h.hr == E_HANDLE || (s.aborted && h.hr == kAborted);  // the connection ended first
       if (a == nullptr || !a->accepted) {
-        FUZZ_REQUIRE(h.hr == E_HANDLE, "%s returned 0x%08x with no (well-formed) answer", what,
-                     static_cast<uint32_t>(h.hr));
+        FUZZ_REQUIRE(lost, "%s returned 0x%08x with no (well-formed) answer", what, static_cast<uint32_t>(h.hr));
         return;
       }
       if (a->binding) {
         FUZZ_REQUIRE(h.hr == a->hr, "%s returned 0x%08x, the server answered 0x%08x", what,
                      static_cast<uint32_t>(h.hr), static_cast<uint32_t>(a->hr));
       } else {
-        FUZZ_REQUIRE(h.hr == a->hr || h.hr == E_HANDLE, "%s returned 0x%08x, the server answered 0x%08x", what,
+        FUZZ_REQUIRE(h.hr == a->hr || lost, "%s returned 0x%08x, the server answered 0x%08x", what,
                      static_cast<uint32_t>(h.hr), static_cast<uint32_t>(a->hr));
       }
       if (h.kind == Helper::kSend && h.hr == a->hr && SUCCEEDED(h.hr)) {
@@ -854,13 +856,26 @@ void OpRawBytes(Session& s, Input& in) {
   s.clean = false;
 }
 
-void ClientClose(Session& s) {
-  if (s.clientClosed) return;
-  // A call still waiting may now fail with E_HANDLE even if its answer is already on the way.
+// Before the client ends the connection itself: a call still waiting may now fail even if its answer is
+// already on the way.
+void UnbindWaitingCalls(Session& s) {
   for (const auto& h : s.helpers) {
     const auto it = s.answers.find(h->serial);
     if (it != s.answers.end() && !h->done.load(std::memory_order_acquire)) it->second.binding = false;
   }
+}
+
+void Abort(Session& s) {
+  if (s.clientClosed) return;
+  UnbindWaitingCalls(s);
+  FUZZ_REQUIRE(FltSimAbortPort(s.port) == S_OK, "FltSimAbortPort failed");
+  s.aborted = true;
+  s.clean = false;
+}
+
+void ClientClose(Session& s) {
+  if (s.clientClosed) return;
+  UnbindWaitingCalls(s);
   FUZZ_REQUIRE(CloseHandle(s.port), "CloseHandle(port) failed: %u", GetLastError());
   s.clientClosed = true;
   s.clean = false;
@@ -1009,6 +1024,7 @@ void RunSession(Input& in) {
       case fuzz::kOpServerHangUp: ServerHangUp(s); break;
       case fuzz::kOpClientClose: ClientClose(s); break;
       case fuzz::kOpServerClose: ServerClose(s); break;
+      case fuzz::kOpAbort: Abort(s); break;
     }
   }
 

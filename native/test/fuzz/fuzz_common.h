@@ -124,7 +124,8 @@ enum Op : uint8_t {
   kOpServerHangUp = 13,   // the server stops writing (shutdown SHUT_WR): the client sees EOF
   kOpClientClose = 14,    // CloseHandle(port) now; later client ops are skipped
   kOpServerClose = 15,    // the server closes its socket altogether: the client's next writes fail
-  kOpCount = 16,
+  kOpAbort = 16,          // FltSimAbortPort(port): the connection ends, the handle stays open
+  kOpCount = 17,
 };
 
 // u8 selector -> get buffer capacity (below 16 is invalid and must be refused). 254 and 255 are larger than

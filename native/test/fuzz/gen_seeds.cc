@@ -264,6 +264,16 @@ void ClientSeeds() {
     s.U8(fuzz::kOpReply).U32(0).U8(0).U8(fuzz::kOpDrain);
     Write(t, "server-close", s.bytes());
   }
+  {
+    // FltSimAbortPort with a get, a synchronous get and a SEND pending, then more calls on the handle.
+    Script s;
+    s.U8(0);
+    Get(s, 64);
+    s.U8(fuzz::kOpSyncGet).U8(64).U8(fuzz::kOpSend).U8(2).U8(8).U8(1).U8(2).U8(fuzz::kOpAbort);
+    Get(s, 64);
+    s.U8(fuzz::kOpDrain);
+    Write(t, "abort", s.bytes());
+  }
   // Regressions: GET_COMPLETE with a success-class status other than STATUS_SUCCESS (found by fuzz_client:
   // the get completed as "successful" with 0 bytes and no header written, or with STATUS_PENDING).
   for (const uint32_t status : {0x40000000u, 0x00000103u}) {
