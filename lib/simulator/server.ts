@@ -554,6 +554,13 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     try {
       frames = st.decoder.push(chunk);
     } catch (err) {
+      // The frames before the bad header were whole and valid: they count, however the stream was chunked.
+      if (err instanceof ProtocolError) {
+        for (const frame of err.frames) {
+          if (st.socket.destroyed) break;
+          this.dispatch(st, frame);
+        }
+      }
       this.protocolError(st, describe(err));
       return;
     }

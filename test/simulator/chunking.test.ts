@@ -1,10 +1,8 @@
-// Reproducer for a finding of the wire property tests (test/simulator/wire.property.test.ts), in a file this
-// change may not edit (lib/simulator/server.ts): what the simulator does with the frames that precede a
-// malformed header depends on how the stream was cut into chunks. A REPLY that arrives in its own chunk is
-// delivered to the kernel-side sender before the bad header closes the stream; the same bytes in ONE chunk
-// lose the REPLY, because FrameDecoder.push() throws and server.ts's onData() drops the frames that came
-// before the error. FrameDecoder now hands them over (ProtocolError.frames); server.ts does not dispatch them
-// yet. Marked todo until it does: the assertion shows the failure without failing the suite.
+// A finding of the wire property tests (test/simulator/wire.property.test.ts): what the simulator does with the
+// frames that precede a malformed header must not depend on how the stream was cut into chunks. A REPLY that
+// arrives in its own chunk is delivered to the kernel-side sender before the bad header closes the stream; the
+// same bytes in ONE chunk lost the REPLY, because FrameDecoder.push() threw and server.ts dropped the frames
+// that came before the error. FrameDecoder hands them over (ProtocolError.frames) and the server dispatches them.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { frameBytes, T } from '../helpers/wire-client';
@@ -32,20 +30,16 @@ test('control: a REPLY in its own chunk, then a bad header, reaches the kernel-s
   }
 });
 
-test(
-  'the same REPLY and bad header in one chunk: the REPLY must reach the sender too',
-  { todo: 'lib/simulator/server.ts onData() must dispatch ProtocolError.frames before closing the stream' },
-  async () => {
+test('the same REPLY and bad header in one chunk: the REPLY reaches the sender too', async () => {
     const h = await startHarness();
     try {
       const { wire, client } = await h.connectPair();
       const sent = h.filter.sendMessage(client, Buffer.from('question'), { replyLength: 8 });
       const g = await wire.get(64);
       wire.writeRaw(Buffer.concat([replyFrame(99, g.messageId, Buffer.from('answer')), BAD_VERSION]));
-      // Today: { status: 0xC0000037 } (STATUS_PORT_DISCONNECTED), the reply lost.
+      // Before the fix: { status: 0xC0000037 } (STATUS_PORT_DISCONNECTED), the reply lost.
       assert.deepEqual(await sent, { status: 0, reply: Buffer.from('answer'), replyStatus: 0 });
     } finally {
       await h.close();
     }
-  },
-);
+});
