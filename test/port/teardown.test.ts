@@ -273,8 +273,9 @@ test('unref(): a receiving port does not keep the process alive; by default it d
 
     const refd = startChild('ref-receiving', endpoint);
     try {
-      const alive = await refd.sawLine('still running');
-      assert.ok(alive, `a ref'd receiving port should keep the process alive; it exited: ${JSON.stringify(await refd.exit)} ${refd.stderr()}`);
+      if (!(await refd.sawLine('still running'))) {
+        assert.fail(`a ref'd receiving port should keep the process alive; it exited: ${JSON.stringify(await refd.exit)} ${refd.stderr()}`);
+      }
       assert.equal(refd.stdout(), 'receiving\nstill running\n');
     } finally {
       refd.kill();
