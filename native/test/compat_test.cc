@@ -583,7 +583,7 @@ void TestAbortWithSilentSimulator() {
   sender.join();
   OVERLAPPED_ENTRY e;
   ULONG n = 0;
-  CHECK(GetQueuedCompletionStatusEx(iocp, &e, 1, &n, 5000, FALSE));
+  CHECK(GetQueuedCompletionStatusEx(iocp, &e, 1, &n, test::kHangGuardMs, FALSE));
   CHECK_EQ(e.Internal, static_cast<ULONG_PTR>(0xC0000120u));  // STATUS_CANCELLED
   DWORD bytes = 0;
   CHECK_EQ(FilterSendMessage(port, nullptr, 0, nullptr, 0, &bytes), E_HANDLE);
