@@ -29,6 +29,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
+  // --test-timeout: the outer hang guard for a test; the waits inside tests are guarded by test/helpers/timing.ts.
   ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, FLTMGR_TEST_TARGET: process.env.FLTMGR_TEST_TARGET || 'simulator-native' } },
 );

@@ -49,7 +49,7 @@ export interface CompilerCheckOptions {
   /** Fail early when a layout was computed for another arch (arch-independent layouts always pass). */
   readonly arch?: Arch;
   readonly mode?: 'static' | 'run';
-  /** Per compiler/program invocation; default 60 s. */
+  /** Per compiler/program invocation, a hang guard (not a budget); default COMPILER_HANG_GUARD_MS. */
   readonly timeoutMs?: number;
 }
 
@@ -162,13 +162,21 @@ function checksFor(opts: CompilerCheckOptions): LayoutCheck[] {
 
 interface ExecResult { code: number; stdout: string; stderr: string }
 
+/**
+ * How long one compiler or probe run may take before it counts as hung. Generous on purpose: CI runs on a busy
+ * 2-core machine (and the sanitizer lane preloads libasan into every child, compilers included).
+ */
+export const COMPILER_HANG_GUARD_MS = 300_000;
+
+class TimedOut extends Error {}
+
 function run(cmd: string, args: readonly string[], timeoutMs: number): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err === null) return resolve({ code: 0, stdout, stderr });
       const e = err as NodeJS.ErrnoException & { code?: unknown; killed?: boolean };
       if (e.code === 'ENOENT') return reject(new Error(`${cmd}: not found`));
-      if (e.killed === true) return reject(new Error(`${cmd}: timed out after ${timeoutMs} ms`));
+      if (e.killed === true) return reject(new TimedOut(`${cmd}: timed out after ${timeoutMs} ms`));
       resolve({ code: typeof e.code === 'number' ? e.code : 1, stdout, stderr });
     });
   });
@@ -177,8 +185,10 @@ function run(cmd: string, args: readonly string[], timeoutMs: number): Promise<E
 /** True when `compiler --version` runs. */
 export async function compilerAvailable(compiler: string): Promise<boolean> {
   try {
-    return (await run(compiler, ['--version'], 30_000)).code === 0;
-  } catch {
+    return (await run(compiler, ['--version'], COMPILER_HANG_GUARD_MS)).code === 0;
+  } catch (error) {
+    // A compiler that hangs is a failure, not a reason to skip its checks.
+    if (error instanceof TimedOut) throw error;
     return false;
   }
 }
@@ -239,7 +249,7 @@ export async function checkLayoutsWithCompiler(opts: CompilerCheckOptions): Prom
     }
   }
   const mode = opts.mode ?? 'static';
-  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const timeoutMs = opts.timeoutMs ?? COMPILER_HANG_GUARD_MS;
   const checks = checksFor(opts);
   const dir = await mkdtemp(join(tmpdir(), 'fltmgr-struct-probe-'));
   try {

@@ -20,6 +20,10 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+/** A hang guard for one compiler run (a busy 2-core CI machine, libasan preloaded in the sanitizer lane). */
+const COMPILER_HANG_GUARD_MS = 300_000;
+/** execFile's error when the hang guard killed the compiler: a failure, never "not installed" or "refused". */
+const timedOut = (error: unknown): boolean => (error as { killed?: boolean }).killed === true;
 
 const root = resolve(__dirname, '..');
 const includeDir = join(root, 'driver-sample', 'include');
@@ -53,9 +57,10 @@ function available(cc: string, flags: readonly string[] = []): Promise<boolean> 
       try {
         const file = join(dir, 'probe.c');
         await writeFile(file, '#include <stddef.h>\nint probe(void) { return (int)offsetof(struct { int a; int b; }, b); }\n');
-        await run(cc, [...flags, '-c', file, '-o', join(dir, 'probe.o')], { timeout: 60_000 });
+        await run(cc, [...flags, '-c', file, '-o', join(dir, 'probe.o')], { timeout: COMPILER_HANG_GUARD_MS });
         return true;
-      } catch {
+      } catch (error) {
+        if (timedOut(error)) throw new Error(`${key}: no answer within ${COMPILER_HANG_GUARD_MS} ms`);
         return false;
       } finally {
         await rm(dir, { recursive: true, force: true });
@@ -73,9 +78,11 @@ interface CompileResult {
 
 async function compile(cc: string, args: readonly string[]): Promise<CompileResult> {
   try {
-    const { stdout, stderr } = await run(cc, [...args], { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout, stderr } = await run(cc, [...args], { timeout: COMPILER_HANG_GUARD_MS, maxBuffer: 16 * 1024 * 1024 });
     return { ok: true, output: stdout + stderr };
   } catch (error) {
+    // A killed compiler did not refuse the code: that must not pass a test that expects a refusal.
+    if (timedOut(error)) throw new Error(`${cc} ${args.join(' ')}: no answer within ${COMPILER_HANG_GUARD_MS} ms`);
     const e = error as { stdout?: string; stderr?: string; message: string };
     return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
   }

@@ -49,8 +49,11 @@ function cleanEnv(binDir: string): NodeJS.ProcessEnv {
   return env;
 }
 
+/** A hang guard for one npm/node run (npm install on a busy machine takes a while), not a budget. */
+const STEP_HANG_GUARD_MS = 300_000;
+
 function run(cmd: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): { stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { ...options, encoding: 'utf8', timeout: 60_000, maxBuffer: 32 * 1024 * 1024 });
+  const r = spawnSync(cmd, args, { ...options, encoding: 'utf8', timeout: STEP_HANG_GUARD_MS, maxBuffer: 32 * 1024 * 1024 });
   assert.equal(r.status, 0, `${path.basename(cmd)} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stdout}\n${r.stderr}`);
   return { stdout: r.stdout, stderr: r.stderr };
 }
@@ -74,7 +77,7 @@ const { FilterManagerSimulator } = require('fltmgr/simulator');
 })().catch((err) => { console.error(err); process.exit(1); });
 `;
 
-test('npm pack ships dist, prebuilds, native sources; the tarball installs and loads its prebuild without a compiler', { skip: skipReason(), timeout: 120_000 }, () => {
+test('npm pack ships dist, prebuilds, native sources; the tarball installs and loads its prebuild without a compiler', { skip: skipReason(), timeout: 3 * STEP_HANG_GUARD_MS }, () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-pack-'));
   try {
     const npm = npmCli();

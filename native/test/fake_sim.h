@@ -24,6 +24,10 @@
 
 namespace test {
 
+// How long a test waits for something that must happen (a frame, a completion, an EOF) before it calls it hung.
+// Generous on purpose: CI runs these under TSan on a busy 2-core machine. A guard, never an expectation.
+constexpr int kHangGuardMs = 60000;
+
 inline std::atomic<int>& Failures() {
   static std::atomic<int> failures{0};
   return failures;
@@ -92,7 +96,7 @@ class ServerConn {
   }
 
   // false on EOF, error, malformed client frame or time-out.
-  bool Read(Frame* f, int timeoutMs = 10000) {
+  bool Read(Frame* f, int timeoutMs = kHangGuardMs) {
     for (;;) {
       const size_t avail = buf_.size() - pos_;
       if (avail >= fltmgr::wire::kHeaderSize) {
@@ -113,7 +117,7 @@ class ServerConn {
   }
 
   // True if the client closed the stream (EOF) within the time-out, discarding frames.
-  bool WaitEof(int timeoutMs = 10000) {
+  bool WaitEof(int timeoutMs = kHangGuardMs) {
     Frame f;
     while (Read(&f, timeoutMs)) {
     }

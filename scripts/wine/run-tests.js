@@ -14,7 +14,8 @@
 // Environment:
 //   FLTMGR_WINE_BINDING      test this win32-x64 .node instead of cross building (no build-win.js needed)
 //   FLTMGR_WINEPREFIX        the prefix directory (default .cache/wine/prefix); recreated on every run
-//   FLTMGR_WINE_RUN_TIMEOUT  seconds allowed per suite run (default 300); the run is killed after that
+//   FLTMGR_WINE_RUN_TIMEOUT  hang guard per suite run in seconds (default 1200; a run takes ~2 min on an idle
+//                            2-core machine, several times that on a busy one); the run is killed after that
 // Output of every Wine process goes to build-wine/logs/*.txt (Wine's node.exe cannot write to a pipe: EBADF)
 // and is copied to this process's stdout/stderr as it grows. The exit status is 0 only if every run passed.
 'use strict';
@@ -28,7 +29,10 @@ const BUILD = path.join(ROOT, 'build-wine');
 const TESTS = path.join(BUILD, 'tests');
 const LOGS = path.join(BUILD, 'logs');
 const PREFIX = path.resolve(process.env.FLTMGR_WINEPREFIX || path.join(ROOT, '.cache', 'wine', 'prefix'));
-const RUN_TIMEOUT_MS = Number(process.env.FLTMGR_WINE_RUN_TIMEOUT || 300) * 1000;
+// Hang guards, not budgets: a busy CI machine makes Wine several times slower.
+const RUN_TIMEOUT_MS = Number(process.env.FLTMGR_WINE_RUN_TIMEOUT || 1200) * 1000;
+const STEP_TIMEOUT_MS = 600_000; // one probe or C client run
+const STARTUP_TIMEOUT_MS = 120_000; // the Linux simulator CLI printing its endpoint
 const RENAMED_HOST = 'fltmgr-host.exe';
 
 // Not run under Wine by default (naming them explicitly on the command line runs them anyway):
@@ -217,7 +221,10 @@ async function crossBoundaryClient(wine, client, env) {
   try {
     const endpoint = await new Promise((resolve, reject) => {
       let buf = '';
-      const timer = setTimeout(() => reject(new Error('the Linux simulator did not print its endpoint in 20s')), 20_000);
+      const timer = setTimeout(
+        () => reject(new Error(`the Linux simulator did not print its endpoint in ${STARTUP_TIMEOUT_MS / 1000}s`)),
+        STARTUP_TIMEOUT_MS,
+      );
       cli.on('exit', (code) => reject(new Error(`the Linux simulator exited (${code}) before printing its endpoint`)));
       cli.stdout.on('data', (d) => {
         buf += d.toString();
@@ -235,7 +242,7 @@ async function crossBoundaryClient(wine, client, env) {
     const r = await runWine(wine, 'c-client.linux-tcp', client, ['--count', '200'], {
       cwd: path.dirname(client),
       env: { ...env, FLTMGR_SIMULATOR: endpoint },
-      timeoutMs: 120_000,
+      timeoutMs: STEP_TIMEOUT_MS,
     });
     const out = fs.readFileSync(r.outFile, 'utf8');
     if (r.code === 0 && !/^PASS\s*$/m.test(out)) r.code = 1;
@@ -356,7 +363,7 @@ async function main() {
       const tag = host.name.replace(/\.exe$/i, '');
       step(`${host.name}: load the addon (probe)`);
       const hostEnv = { ...env, FLTMGR_WINE_HOST: host.name };
-      const probe = await runWine(wine, `${tag}.probe`, host.exe, ['wine-probe.js'], { cwd: TESTS, env: hostEnv, timeoutMs: 120_000 });
+      const probe = await runWine(wine, `${tag}.probe`, host.exe, ['wine-probe.js'], { cwd: TESTS, env: hostEnv, timeoutMs: STEP_TIMEOUT_MS });
       results.push({ ...probe, kind: 'probe', host: host.name });
       if (probe.code !== 0) {
         console.error(`wine: ${host.name} could not load the addon (exit ${probe.code}); its suite is not run`);
@@ -367,7 +374,7 @@ async function main() {
         wine,
         `${tag}.suite`,
         host.exe,
-        ['--test', '--test-concurrency=1', '--test-timeout=120000', '--test-reporter=spec', ...jsFiles],
+        ['--test', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...jsFiles],
         { cwd: TESTS, env: hostEnv, timeoutMs: RUN_TIMEOUT_MS },
       );
       results.push({ ...suite, kind: 'suite', host: host.name, counts: summaryOf(suite.outFile) });

@@ -65,7 +65,7 @@ test('PROBE: every synthetic message arrives whole; the completion byte count in
       },
       { concurrency: 16, bufferSize: 16 + P.SCAN_REQUEST.size },
     );
-    const result = await P.probe(scanner, { count: 2000, contentBytes: 256, timeoutMs: 5000 });
+    const result = await P.probe(scanner, { count: 2000, contentBytes: 256, timeoutMs: 10_000 }); // the most the driver takes
     assert.equal(result.sent, 2000);
     assert.equal(result.replied, 2000);
     assert.equal(result.failed, 0);

@@ -1,6 +1,7 @@
 // A client of docs/wire-protocol.md written from the document, independently of lib/simulator/wire.ts, so the
 // simulator's tests check the bytes on the wire rather than the codec against itself.
 import * as net from 'node:net';
+import { HANG_GUARD_MS } from './timing';
 
 export const T = {
   CONNECT: 0x01,
@@ -39,9 +40,10 @@ export interface ConnectOptions {
   pid?: number;
 }
 
-export const DEFAULT_TIMEOUT_MS = 3000;
+/** A hang guard (see ./timing.ts), not an expectation of speed. */
+export const DEFAULT_TIMEOUT_MS = HANG_GUARD_MS;
 
-/** Rejects when `ms` passes first. Every wait in the simulator tests goes through this. */
+/** Rejects when `ms` passes first (a hang guard). Every wait in the simulator tests goes through this. */
 export function withTimeout<V>(p: Promise<V>, what: string, ms = DEFAULT_TIMEOUT_MS): Promise<V> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
@@ -52,7 +54,10 @@ export function withTimeout<V>(p: Promise<V>, what: string, ms = DEFAULT_TIMEOUT
   ]).finally(() => clearTimeout(timer));
 }
 
-/** True when `p` is still unsettled after `ms` (for asserting that something did NOT happen). */
+/**
+ * True when `p` is still unsettled after `ms` (for asserting that something did NOT happen). A slow machine can
+ * only make this pass when it should not (it cannot make a correct program fail): use it for "must not happen".
+ */
 export async function stillPending(p: Promise<unknown>, ms = 50): Promise<boolean> {
   let settled = false;
   p.then(

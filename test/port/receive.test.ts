@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FilterError, FilterPort, type FilterMessage } from '../../lib';
 import { NtStatus } from '../../lib/status';
-import { PORT_NAME, startSimulator } from '../helpers/sim';
+import { PORT_NAME, startSimulator, until, untilGetsPending, watchReplies } from '../helpers/sim';
+import { HANG_GUARD_MS } from '../helpers/timing';
 
 test('messages(): each message arrives once, in order, and replies reach the kernel', async () => {
   const t = await startSimulator();
@@ -23,7 +24,7 @@ test('messages(): each message arrives once, in order, and replies reach the ker
     })();
     const results = [];
     for (let i = 0; i < 20; i++) {
-      results.push(await t.filter.sendMessage(client, Buffer.from(`msg${i}`), { replyLength: 8, timeout: 10_000 }));
+      results.push(await t.filter.sendMessage(client, Buffer.from(`msg${i}`), { replyLength: 8, timeout: HANG_GUARD_MS }));
     }
     await consumer;
     assert.deepEqual(received, Array.from({ length: 20 }, (_, i) => `msg${i}`));
@@ -56,7 +57,7 @@ test('serve(): returned bytes are the reply, reply status reaches the kernel, id
       { concurrency: 8 },
     );
     const sends = Array.from({ length: 50 }, (_, i) =>
-      t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: 10_000 }),
+      t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: HANG_GUARD_MS }),
     );
     const results = await Promise.all(sends);
     results.forEach((r, i) => {
@@ -81,7 +82,7 @@ test('messages that expect no reply are delivered and cannot be replied to', asy
     const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
     const client = await clientPromise;
     const iterator = port.messages({ concurrency: 2 });
-    const sent = t.filter.sendMessage(client, Buffer.from('notify'), { timeout: 10_000 });
+    const sent = t.filter.sendMessage(client, Buffer.from('notify'), { timeout: HANG_GUARD_MS });
     const { value } = await iterator.next();
     const message = value as FilterMessage;
     assert.equal(message.expectsReply, false);
@@ -102,7 +103,7 @@ test('reply validation: too large, twice, after release, wrong types, a message 
     const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
     const client = await clientPromise;
     const iterator = port.messages({ concurrency: 4 });
-    const k1 = t.filter.sendMessage(client, Buffer.from('a'), { replyLength: 4, timeout: 10_000 });
+    const k1 = t.filter.sendMessage(client, Buffer.from('a'), { replyLength: 4, timeout: HANG_GUARD_MS });
     const m1 = (await iterator.next()).value as FilterMessage;
     await assert.rejects(m1.reply(Buffer.alloc(5)), { code: 'ERR_REPLY_TOO_LARGE' });
     await assert.rejects(m1.reply('x' as unknown as Uint8Array), { code: 'ERR_INVALID_ARG_TYPE' });
@@ -115,6 +116,8 @@ test('reply validation: too large, twice, after release, wrong types, a message 
     await assert.rejects(m1.reply(Buffer.from('okay')), { code: 'ERR_MESSAGE_SETTLED' });
     assert.equal((await k1).reply?.toString(), 'okay');
 
+    // Delivered at once to a pending get: the 200 ms are all spent waiting for the (released) reply.
+    await untilGetsPending(client);
     const k2 = t.filter.sendMessage(client, Buffer.from('b'), { replyLength: 4, timeout: 200 });
     const m2 = (await iterator.next()).value as FilterMessage;
     m2.release();
@@ -122,12 +125,12 @@ test('reply validation: too large, twice, after release, wrong types, a message 
     await assert.rejects(m2.reply(Buffer.alloc(1)), { code: 'ERR_MESSAGE_SETTLED' });
     assert.equal((await k2).status, NtStatus.STATUS_TIMEOUT);
 
-    const k3 = t.filter.sendMessage(client, Buffer.from('c'), { timeout: 10_000 });
+    const k3 = t.filter.sendMessage(client, Buffer.from('c'), { timeout: HANG_GUARD_MS });
     const m3 = (await iterator.next()).value as FilterMessage;
     await assert.rejects(m3.reply(Buffer.alloc(1)), { code: 'ERR_NO_REPLY_EXPECTED' });
 
     // An empty reply is a valid reply (FILTER_REPLY_HEADER only).
-    const k4 = t.filter.sendMessage(client, Buffer.from('d'), { replyLength: 4, timeout: 10_000 });
+    const k4 = t.filter.sendMessage(client, Buffer.from('d'), { replyLength: 4, timeout: HANG_GUARD_MS });
     const m4 = (await iterator.next()).value as FilterMessage;
     await m4.reply(Buffer.alloc(0));
     const r4 = await k4;
@@ -148,6 +151,8 @@ test('a reply after the kernel timed out rejects with ERROR_FLT_NO_WAITER_FOR_RE
     const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
     const client = await clientPromise;
     const iterator = port.messages();
+    // A get is pending, so the message is delivered at once; it cannot time out in the queue.
+    await untilGetsPending(client);
     const sent = t.filter.sendMessage(client, Buffer.from('slow'), { replyLength: 4, timeout: 100 });
     const message = (await iterator.next()).value as FilterMessage;
     assert.equal((await sent).status, NtStatus.STATUS_TIMEOUT);
@@ -159,7 +164,7 @@ test('a reply after the kernel timed out rejects with ERROR_FLT_NO_WAITER_FOR_RE
       return true;
     });
     // The slot is usable again afterwards.
-    const again = t.filter.sendMessage(client, Buffer.from('next'), { replyLength: 1, timeout: 10_000 });
+    const again = t.filter.sendMessage(client, Buffer.from('next'), { replyLength: 1, timeout: HANG_GUARD_MS });
     const next = (await iterator.next()).value as FilterMessage;
     await next.reply(Buffer.from('!'));
     assert.equal((await again).status, 0);
@@ -189,7 +194,7 @@ test('backpressure: never more than `concurrency` messages held by JS, and none 
       { concurrency: 3 },
     );
     const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: 20_000 })),
+      Array.from({ length: 30 }, (_, i) => t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: HANG_GUARD_MS })),
     );
     results.forEach((r, i) => assert.deepEqual([...r.reply!], [i]));
     assert.equal(maxHeld, 3);
@@ -208,12 +213,12 @@ test('a message larger than bufferSize grows the buffer; larger than maxBufferSi
     const client = await clientPromise;
     const iterator = port.messages({ concurrency: 1, bufferSize: 64, maxBufferSize: 4096 });
     const big = Buffer.alloc(3000, 0xab);
-    const sent = t.filter.sendMessage(client, big, { timeout: 10_000 });
+    const sent = t.filter.sendMessage(client, big, { timeout: HANG_GUARD_MS });
     const message = (await iterator.next()).value as FilterMessage;
     assert.equal(message.data.length, 3000);
     assert.ok(message.data.equals(big));
     await sent;
-    void t.filter.sendMessage(client, Buffer.alloc(8000), { timeout: 1000 });
+    void t.filter.sendMessage(client, Buffer.alloc(8000), { timeout: HANG_GUARD_MS });
     await assert.rejects(iterator.next(), { name: 'FilterError', hresult: 0x8007007a, syscall: 'FilterGetMessage' });
     await port.close();
   } finally {
@@ -266,7 +271,7 @@ test('serve(): a throwing handler stops serving unless onError is given', async 
     const failing = port.serve(() => {
       throw new Error('handler bug');
     });
-    void t.filter.sendMessage(client, Buffer.from('x'), { replyLength: 1, timeout: 5000 });
+    void t.filter.sendMessage(client, Buffer.from('x'), { replyLength: 1, timeout: HANG_GUARD_MS });
     await assert.rejects(failing, { message: 'handler bug' });
 
     const errors: unknown[] = [];
@@ -277,13 +282,15 @@ test('serve(): a throwing handler stops serving unless onError is given', async 
       },
       { onError: (error) => errors.push(error) },
     );
-    const r0 = await t.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: 200 });
-    const r1 = await t.filter.sendMessage(client, Buffer.from([1]), { replyLength: 1, timeout: 5000 });
-    assert.equal(r0.status, NtStatus.STATUS_TIMEOUT);
+    // The failing message gets no reply: it is still unanswered when the port closes (no timeout involved).
+    const r0 = t.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: HANG_GUARD_MS });
+    await until(() => errors.length === 1, 'onError for the failing message');
+    const r1 = await t.filter.sendMessage(client, Buffer.from([1]), { replyLength: 1, timeout: HANG_GUARD_MS });
     assert.equal(r1.reply?.toString(), 'k');
     assert.equal(errors.length, 1);
     await port.close();
     await tolerant;
+    assert.deepEqual(await r0, { status: NtStatus.STATUS_PORT_DISCONNECTED }, 'the failing message was answered');
   } finally {
     await t.close();
   }
@@ -324,8 +331,9 @@ test('stopping and restarting receiving while messages are in flight loses no me
         },
         { concurrency: 16 },
       );
-      void t.filter.sendMessage(client, Buffer.from([round]), { replyLength: 1, timeout: 200 });
-      const stuck = new Promise((_, reject) => setTimeout(() => reject(new Error(`round ${round}: message never arrived`)), 5000).unref());
+      // Never answered (the handler throws): it waits until the port closes. The timer is a hang guard.
+      void t.filter.sendMessage(client, Buffer.from([round]), { replyLength: 1, timeout: HANG_GUARD_MS });
+      const stuck = new Promise((_, reject) => setTimeout(() => reject(new Error(`round ${round}: message never arrived`)), HANG_GUARD_MS).unref());
       await assert.rejects(Promise.race([failing, stuck]), { message: 'stop' });
       assert.deepEqual(seen, [round], `round ${round}`);
     }
@@ -336,41 +344,54 @@ test('stopping and restarting receiving while messages are in flight loses no me
 });
 
 test('serve(): a reply the minifilter no longer waits for does not stop serving; onError hears of it', async () => {
+  // The handlers hold their answer until the kernel side has timed out (a gate, not a sleep), and the test waits
+  // for the simulator to refuse the late reply before going on.
   const t = await startSimulator();
+  let release0!: () => void;
+  let release5!: () => void;
+  const late0 = new Promise<void>((r) => (release0 = r));
+  const late5 = new Promise<void>((r) => (release5 = r));
   try {
     const clientPromise = t.nextClient();
     const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
     const client = await clientPromise;
+    const answered = watchReplies(client);
     const slow = port.serve(async (message) => {
-      if (message.data[0] === 0) await new Promise((r) => setTimeout(r, 300)); // past the kernel's timeout
+      if (message.data[0] === 0) await late0; // past the kernel's timeout
       return Buffer.from([message.data[0]! + 1]);
     });
+    await untilGetsPending(client); // delivered at once: the timeout runs out while the handler holds it
     assert.equal((await t.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: 50 })).status, NtStatus.STATUS_TIMEOUT);
-    await new Promise((r) => setTimeout(r, 400)); // the late reply has failed by now
-    const r1 = await t.filter.sendMessage(client, Buffer.from([1]), { replyLength: 1, timeout: 5000 });
+    release0();
+    await until(() => answered.length === 1, 'the late reply to reach the simulator');
+    assert.deepEqual(answered, [0x801f0020], 'the late reply finds no waiter (ERROR_FLT_NO_WAITER_FOR_REPLY)');
+    const r1 = await t.filter.sendMessage(client, Buffer.from([1]), { replyLength: 1, timeout: HANG_GUARD_MS });
     assert.deepEqual([...r1.reply!], [2], 'still serving after the late reply failed');
     await port.close();
     await slow;
 
+    const client2Promise = t.nextClient();
     const port2 = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
+    const client2 = await client2Promise;
     const errors: unknown[] = [];
-    const client2 = await new Promise<import('../../lib/simulator').ClientPort>((resolve) => {
-      for (const c of t.port.connections) if (c.connected) resolve(c);
-    });
     const reporting = port2.serve(
       async (message) => {
-        await new Promise((r) => setTimeout(r, 300));
+        await late5;
         return Buffer.from([message.data[0]!]);
       },
       { onError: (error) => errors.push(error) },
     );
-    await t.filter.sendMessage(client2, Buffer.from([5]), { replyLength: 1, timeout: 50 });
-    await new Promise((r) => setTimeout(r, 400));
+    await untilGetsPending(client2);
+    assert.equal((await t.filter.sendMessage(client2, Buffer.from([5]), { replyLength: 1, timeout: 50 })).status, NtStatus.STATUS_TIMEOUT);
+    release5();
+    await until(() => errors.length > 0, 'onError for the late reply');
     assert.equal(errors.length, 1);
     assert.equal((errors[0] as { code?: string }).code, 'ERROR_FLT_NO_WAITER_FOR_REPLY');
     await port2.close();
     await reporting;
   } finally {
+    release0();
+    release5();
     await t.close();
   }
 });

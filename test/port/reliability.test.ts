@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { FilterError, FilterPort, FltmgrError, type FilterMessage } from '../../lib';
 import { FrameType } from '../../lib/simulator/wire';
-import { PORT_NAME, startSimulator, until } from '../helpers/sim';
+import { PORT_NAME, startSimulator, until, untilGetsPending } from '../helpers/sim';
 import { startFakePeer, type FakePeer } from '../helpers/fake-peer';
 import { tsWorker } from '../helpers/worker';
 
@@ -42,7 +42,8 @@ async function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const killer = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  // 'close', not 'exit': stdout is asserted on, and all of it has been read only by then.
+  const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
   clearTimeout(killer);
   return { code, signal, stdout, stderr };
 }
@@ -52,8 +53,14 @@ async function startSimulatorProcess(): Promise<{ endpoint: string; stop(): void
     cwd: root,
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  const [line] = (await once(cli.stdout, 'data', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [Buffer];
-  const { endpoint } = JSON.parse(line.toString().split('\n')[0]!) as { endpoint: string };
+  // The endpoint line, however the pipe splits it.
+  let text = '';
+  const signal = AbortSignal.timeout(HANG_GUARD_MS);
+  const onData = (chunk: Buffer): void => void (text += chunk.toString());
+  cli.stdout.on('data', onData);
+  while (!text.includes('\n')) await once(cli.stdout, 'data', { signal });
+  cli.stdout.off('data', onData);
+  const { endpoint } = JSON.parse(text.split('\n')[0]!) as { endpoint: string };
   return { endpoint, stop: () => cli.kill('SIGKILL') };
 }
 
@@ -254,9 +261,12 @@ test('serve(): a handler result too large for the reply is reported and its slot
     const errors: unknown[] = [];
     const serving = port.serve(() => Buffer.alloc(64), { concurrency: 1, onError: (error) => errors.push(error) });
     for (let i = 0; i < 3; i++) {
-      // Released unanswered: the minifilter's wait ends with its own timeout.
+      // A get is pending, so the message is delivered at once (it cannot time out in the queue before the handler
+      // saw it); released unanswered, the minifilter's wait ends with its own timeout.
+      await untilGetsPending(client);
       const result = await t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 4, timeout: 200 });
       assert.notEqual(result.status, 0, 'the minifilter got no reply');
+      await until(() => errors.length === i + 1, 'onError for the oversized result');
     }
     assert.equal(errors.length, 3);
     assert.ok(errors.every((e) => e instanceof FltmgrError && e.code === 'ERR_REPLY_TOO_LARGE'));

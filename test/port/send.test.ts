@@ -4,6 +4,7 @@ import { FilterPort } from '../../lib';
 import { NtStatusError } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
 import { PORT_NAME, startSimulator, until } from '../helpers/sim';
+import { HANG_GUARD_MS } from '../helpers/timing';
 
 test('send runs MessageNotify and resolves its output', async () => {
   const t = await startSimulator({
@@ -184,7 +185,8 @@ test('a send stuck in MessageNotify does not hold up sends issued after it', asy
     // the last one must get a thread of its own rather than queue behind the stuck ones.
     const stuck = [0, 1, 2].map(() => port.send(Buffer.from('hang'), { outputSize: 4 }));
     const next = port.send(Buffer.from('next'), { outputSize: 4 });
-    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('the second send waited behind the first')), 3000).unref());
+    // The stuck sends never finish before release(): a send queued behind them would hang (the guard).
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('the second send waited behind the first')), HANG_GUARD_MS).unref());
     assert.equal((await Promise.race([next, timeout])) + '', 'next');
     release();
     assert.deepEqual((await Promise.all(stuck)).map(String), ['late', 'late', 'late']);

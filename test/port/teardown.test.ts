@@ -8,6 +8,7 @@ import { NtStatus } from '../../lib/status';
 import { register } from '../fixtures/echo-filter';
 import { FilterManagerSimulator } from '../../lib/simulator';
 import { PORT_NAME, startSimulator, until } from '../helpers/sim';
+import { HANG_GUARD_MS } from '../helpers/timing';
 import { tsWorker } from '../helpers/worker';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -28,7 +29,7 @@ test('close() mid-stream: resolves, the iterator ends, the kernel side sees the 
     const client = await clientPromise;
     const iterator = port.messages({ concurrency: 4 });
     const kernelSends = Array.from({ length: 10 }, (_, i) =>
-      t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: 10_000 }),
+      t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: HANG_GUARD_MS }),
     );
     const first = (await iterator.next()).value as FilterMessage;
     await port.close();
@@ -57,7 +58,7 @@ test('minifilter unload mid-stream: iterator and in-flight operations fail with 
     const disconnects: FilterError[] = [];
     port.on('disconnect', (error) => disconnects.push(error));
     const iterator = port.messages({ concurrency: 2 });
-    void t.filter.sendMessage(client, Buffer.from('m'), { replyLength: 1, timeout: 10_000 });
+    void t.filter.sendMessage(client, Buffer.from('m'), { replyLength: 1, timeout: HANG_GUARD_MS });
     const held = (await iterator.next()).value as FilterMessage;
     const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), { name: 'FilterError', hresult: 0x80070006 });
     const pendingNext = assert.rejects(iterator.next(), (error: unknown) => {
@@ -99,8 +100,7 @@ test('the simulator process dying mid-stream rejects in-flight work and ends rec
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
-    const [line] = (await once(cli.stdout!, 'data', { signal: AbortSignal.timeout(20_000) })) as [Buffer];
-    const { endpoint } = JSON.parse(line.toString().split('\n')[0]!) as { endpoint: string };
+    const { endpoint } = JSON.parse(await firstLine(cli.stdout!)) as { endpoint: string };
     const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
     let handled = 0;
     const serving = port.serve(async (m) => {
@@ -131,7 +131,7 @@ test('several worker threads, each with its own connection, run round trips and 
     const results = await Promise.all(
       workers.map(async (worker) => {
         // Subscribe to both at once: a worker's 'exit' can be emitted before its last 'message'.
-        const signal = AbortSignal.timeout(60_000);
+        const signal = AbortSignal.timeout(HANG_GUARD_MS);
         const [[message], [code]] = (await Promise.all([once(worker, 'message', { signal }), once(worker, 'exit', { signal })])) as [
           [Record<string, unknown>],
           [number],
@@ -154,7 +154,7 @@ test('terminating a worker mid-stream neither crashes nor hangs, and the kernel 
     let disconnects = 0;
     sim.on('disconnect', () => void disconnects++);
     const worker = tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'abandon', count: 500 } });
-    const [message] = (await once(worker, 'message', { signal: AbortSignal.timeout(30_000) })) as [Record<string, unknown>];
+    const [message] = (await once(worker, 'message', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [Record<string, unknown>];
     assert.deepEqual(message, { flowing: true });
     await worker.terminate();
     await until(() => disconnects === 1, 'the disconnect');
@@ -167,20 +167,75 @@ test('terminating a worker mid-stream neither crashes nor hangs, and the kernel 
   }
 });
 
-function runChild(scenario: string, endpoint: string, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+interface ChildRun {
+  stdout(): string;
+  stderr(): string;
+  /** Resolves true once stdout has `line` as a whole line, false if the child exits first. */
+  sawLine(line: string): Promise<boolean>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(): void;
+}
+
+/**
+ * Runs test/fixtures/child-agent.ts <scenario>. Nothing here is timed: the tests wait for the child's lines and
+ * its exit. The only clock is the hang guard, which kills a child that is still running after HANG_GUARD_MS
+ * (the test then fails on the SIGKILL it sees).
+ */
+function startChild(scenario: string, endpoint: string): ChildRun {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(fixtures, 'child-agent.ts'), scenario], {
     env: { ...process.env, FLTMGR_SIMULATOR: endpoint },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const lineWaiters: Array<() => void> = [];
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    for (const check of [...lineWaiters]) check();
+  });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs ?? 30_000);
-  return new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
+  const guard = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS);
+  // 'close', not 'exit': all of stdout has been read by then.
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(guard);
+      resolve({ code, signal });
+    });
+  });
+  return {
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exit,
+    kill: () => void child.kill('SIGKILL'),
+    sawLine: (line) =>
+      new Promise<boolean>((resolve) => {
+        const check = (): void => {
+          if (!stdout.split('\n').slice(0, -1).includes(line)) return;
+          lineWaiters.splice(lineWaiters.indexOf(check), 1);
+          resolve(true);
+        };
+        lineWaiters.push(check);
+        check();
+        void exit.then(() => resolve(stdout.split('\n').slice(0, -1).includes(line)));
+      }),
+  };
+}
+
+/** The first line a stream prints (the simulator CLI's endpoint line). */
+function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const guard = setTimeout(() => reject(new Error(`no line within ${HANG_GUARD_MS} ms; got ${JSON.stringify(text)}`)), HANG_GUARD_MS);
+    stream.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(guard);
+      resolve(text.slice(0, nl));
+    });
+    stream.on('end', () => {
+      clearTimeout(guard);
+      reject(new Error(`the stream ended before a whole line; got ${JSON.stringify(text)}`));
     });
   });
 }
@@ -188,24 +243,44 @@ function runChild(scenario: string, endpoint: string, killAfterMs?: number): Pro
 test('process.exit() while messages flow and a send hangs: exits promptly with its own code', async () => {
   const { sim, endpoint } = await echoSimulator();
   try {
-    const result = await runChild('exit-while-receiving', endpoint);
-    assert.equal(result.signal, null, `child was killed (hung?): ${result.stderr}`);
-    assert.equal(result.code, 0, result.stderr);
+    const run = startChild('exit-while-receiving', endpoint);
+    const result = await run.exit;
+    assert.equal(result.signal, null, `child was killed (hung?): ${run.stderr()}`);
+    assert.equal(result.code, 0, run.stderr());
   } finally {
     await sim.close();
   }
 });
 
 test('unref(): a receiving port does not keep the process alive; by default it does', async () => {
+  // Both children print "receiving" once their port receives, then arm an unref'd timer that prints "still
+  // running": it can only fire while something else keeps the event loop alive. So the answer is an event
+  // either way, not a wait: the unref'd child exits without that line, the ref'd one prints it (and is then
+  // killed by the test).
   const { sim, endpoint } = await echoSimulator();
   try {
-    const unrefd = await runChild('unref-receiving', endpoint);
-    assert.equal(unrefd.signal, null, `unref'd child did not exit by itself: ${unrefd.stderr}`);
-    assert.equal(unrefd.code, 0, unrefd.stderr);
-    assert.equal(unrefd.stdout, 'receiving\n');
-    const refd = await runChild('ref-receiving', endpoint, 1500);
-    assert.equal(refd.signal, 'SIGKILL', 'a ref\'d receiving port should keep the process alive');
-    assert.equal(refd.stdout, 'receiving\n');
+    const unrefd = startChild('unref-receiving', endpoint);
+    try {
+      assert.equal(await unrefd.sawLine('still running'), false, "an unref'd receiving port kept the process alive");
+      const unrefdExit = await unrefd.exit;
+      assert.equal(unrefdExit.signal, null, `unref'd child did not exit by itself: ${unrefd.stderr()}`);
+      assert.equal(unrefdExit.code, 0, unrefd.stderr());
+      assert.equal(unrefd.stdout(), 'receiving\n');
+    } finally {
+      unrefd.kill();
+      await unrefd.exit;
+    }
+
+    const refd = startChild('ref-receiving', endpoint);
+    try {
+      if (!(await refd.sawLine('still running'))) {
+        assert.fail(`a ref'd receiving port should keep the process alive; it exited: ${JSON.stringify(await refd.exit)} ${refd.stderr()}`);
+      }
+      assert.equal(refd.stdout(), 'receiving\nstill running\n');
+    } finally {
+      refd.kill();
+      await refd.exit;
+    }
   } finally {
     await sim.close();
   }

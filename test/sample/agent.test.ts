@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { NtStatus } from '../../lib/status';
 import * as P from '../../driver-sample/protocol';
 import { EICAR, SIGNATURES, scanBytes, type ScanDecision } from '../../examples/scanner-agent';
+import { awaitingReplies } from '../helpers/sim';
+import { HANG_GUARD_MS } from '../helpers/timing';
 import { startSample, text, until } from './harness';
 
 const OTHER_PID = 4242;
@@ -37,7 +39,7 @@ function spawnAgent(endpoint: string | undefined, args: string[] = []): ChildAge
     child,
     output: () => text,
     exit,
-    async waitFor(pattern, count = 1, timeoutMs = 30_000) {
+    async waitFor(pattern, count = 1, timeoutMs = HANG_GUARD_MS) {
       const global = new RegExp(pattern.source, 'g');
       await until(`agent output ${pattern} x${count}\n--- output so far:\n${text}`, () => (text.match(global)?.length ?? 0) >= count, timeoutMs);
     },
@@ -130,6 +132,8 @@ describe('agent in process', () => {
         },
       });
       await until('SET_CONFIG', () => h.twin.configuration.replyTimeoutMs === 100);
+      // The scan must reach the agent (which answers after 400 ms), not time out waiting for the agent's first get.
+      await h.untilReceiving();
       // EICAR: had the open waited for the agent, the verdict would be BLOCK.
       const open = await h.twin.openFile({ path: 'C:\\eicar.exe', content: EICAR, processId: OTHER_PID });
       assert.deepEqual([open.allowed, open.reason, open.sendStatus], [true, 'timeout', NtStatus.STATUS_TIMEOUT]);
@@ -166,7 +170,7 @@ describe('agent in process', () => {
     try {
       const command = await h.connect();
       for (const failClosed of [false, true]) {
-        await P.setConfig(command, { ...P.defaultConfig(), failClosed, replyTimeoutMs: 10_000 });
+        await P.setConfig(command, { ...P.defaultConfig(), failClosed, replyTimeoutMs: 600_000 });
         let started = false;
         const agent = await h.startAgent({
           engine: () => {
@@ -191,15 +195,17 @@ describe('agent in process', () => {
   test('driver unload and reload: the agent reconnects and configures the new driver', async () => {
     const h = await startSample();
     try {
-      const agent = await h.startAgent({ config: { extensions: ['com'] } });
+      const agentLog: string[] = [];
+      const agent = await h.startAgent({ config: { extensions: ['com'] }, log: (line) => agentLog.push(line) });
       await until('SET_CONFIG', () => h.twin.configuration.extensions.includes('com'));
-      const lost = once(agent, 'disconnected', { signal: AbortSignal.timeout(10_000) });
+      const lost = once(agent, 'disconnected', { signal: AbortSignal.timeout(HANG_GUARD_MS) });
       await h.twin.unload();
       const [error] = (await lost) as [Error | undefined];
       assert.equal((error as { disconnected?: boolean } | undefined)?.disconnected, true);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // a few failed connects (ERROR_FILE_NOT_FOUND)
+      const failedConnects = (): number => agentLog.filter((l) => /connect failed: ERROR_FILE_NOT_FOUND/.test(l)).length;
+      await until('a few failed connects (ERROR_FILE_NOT_FOUND)', () => failedConnects() >= 2);
       assert.equal(agent.port, undefined);
-      const reconnected = once(agent, 'connected', { signal: AbortSignal.timeout(10_000) });
+      const reconnected = once(agent, 'connected', { signal: AbortSignal.timeout(HANG_GUARD_MS) });
       const twin = await h.reload();
       await reconnected;
       await until('SET_CONFIG on the new driver', () => twin.configuration.extensions.includes('com'));
@@ -256,13 +262,14 @@ describe('agent as a process (examples/scanner-agent.ts, unchanged, endpoint fro
 
       await crashing.waitFor(/connected to/);
       await until('one scanner', () => h.twin.stats().scannerConnections === 1);
-      h.twin.configure({ ...P.defaultConfig(), failClosed: true, replyTimeoutMs: 20_000 });
+      h.twin.configure({ ...P.defaultConfig(), failClosed: true, replyTimeoutMs: 600_000 });
       const pending = h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID });
       await until('the scan to reach the agent', () => h.twin.stats().scanRequests === 1n);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Delivered to the agent (taken by its get, waiting for the reply), not just queued:
+      await until('the agent to hold the scan', () => h.clients.some((c) => c.connected && awaitingReplies(c) === 1));
       crashing.child.kill('SIGKILL');
       const r = await pending;
-      // Ended by the disconnect (STATUS_PORT_DISCONNECTED), not by the 20 s timeout (STATUS_TIMEOUT).
+      // Ended by the disconnect (STATUS_PORT_DISCONNECTED), not by the 10 min timeout (STATUS_TIMEOUT).
       assert.deepEqual([r.allowed, r.reason, r.sendStatus], [false, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED]);
     } finally {
       await stopChild(graceful);

@@ -2,11 +2,13 @@
 // clients of \FltmgrSamplePort, and in-process scanner agents; everything is torn down with the harness.
 import { once } from 'node:events';
 import { FilterPort, type FilterMessage } from '../../lib';
-import { FilterManagerSimulator, type ListenTarget, type SimulatorOptions } from '../../lib/simulator';
+import { FilterManagerSimulator, type ClientPort, type ListenTarget, type SimulatorOptions } from '../../lib/simulator';
 import { hresultFromNtStatus } from '../../lib/status';
 import { SampleMinifilter, type SampleMinifilterOptions } from '../../driver-sample/sim';
 import * as P from '../../driver-sample/protocol';
 import { ScannerAgent, type ScannerAgentOptions } from '../../examples/scanner-agent';
+import { pendingGets } from '../helpers/sim';
+import { HANG_GUARD_MS, pollUntil } from '../helpers/timing';
 
 export const E_ACCESSDENIED = 0x80070005;
 export const E_INVALIDARG = 0x80070057; // HRESULT_FROM_WIN32(ERROR_INVALID_PARAMETER)
@@ -23,6 +25,13 @@ export interface SampleHarness {
   twin: SampleMinifilter;
   /** The twin's log lines (DbgPrintEx). */
   logs: string[];
+  /** Kernel-side connections, in connect order (disconnected ones stay in the list). */
+  clients: ClientPort[];
+  /**
+   * Waits until a connection has a FilterGetMessage pending at the simulator: a message sent now is delivered at
+   * once, so a short reply timeout cannot run out while it waits in the queue for the receiver's first get.
+   */
+  untilReceiving(): Promise<void>;
   /** Unloads the twin (if loaded) and loads a new one: a driver restart. */
   reload(options?: SampleMinifilterOptions): Promise<SampleMinifilter>;
   /** A connection to \FltmgrSamplePort; `scanner` sends the SCANNER context with this process's id. */
@@ -45,10 +54,15 @@ export async function startSample(
   });
   const ports: FilterPort[] = [];
   const agents: ScannerAgent[] = [];
+  const clients: ClientPort[] = [];
+  sim.on('connect', (c) => clients.push(c));
   const h: SampleHarness = {
     sim,
     endpoint,
     logs,
+    clients,
+    untilReceiving: () =>
+      pollUntil('a FilterGetMessage pending at the simulator', () => clients.some((c) => c.connected && pendingGets(c) > 0)),
     twin: new SampleMinifilter(sim, twinOptions()),
     async reload(options) {
       await h.twin.unload();
@@ -64,7 +78,7 @@ export async function startSample(
     async startAgent(options = {}) {
       const agent = new ScannerAgent({ connect: { simulator: endpoint }, reconnect: { minMs: 10, maxMs: 50 }, ...options });
       agents.push(agent);
-      const connected = once(agent, 'connected', { signal: AbortSignal.timeout(10_000) });
+      const connected = once(agent, 'connected', { signal: AbortSignal.timeout(HANG_GUARD_MS) });
       agent.start().catch(() => undefined);
       await connected;
       return agent;
@@ -79,13 +93,9 @@ export async function startSample(
   return h;
 }
 
-/** Polls until predicate() holds; fails after timeoutMs. */
-export async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+/** Polls until predicate() holds; fails after timeoutMs (a hang guard, see test/helpers/timing.ts). */
+export function until(what: string, predicate: () => boolean, timeoutMs = HANG_GUARD_MS): Promise<void> {
+  return pollUntil(what, predicate, timeoutMs);
 }
 
 /** Serves a raw port: every message is recorded and answered by `answer` (default ALLOW). */

@@ -6,11 +6,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ClientPort, PeerIdentity } from '../../lib/simulator';
 import * as P from '../../driver-sample/protocol';
+import { HANG_GUARD_MS } from '../helpers/timing';
 import { E_ACCESSDENIED, rejectsWith, serveRaw, startSample } from './harness';
 
 describe('injected identities', () => {
@@ -39,7 +40,8 @@ describe('injected identities', () => {
       assert.deepEqual(await P.getConfig(ui), P.defaultConfig());
       assert.deepEqual(await P.echo(ui, Buffer.from('ping')), Buffer.from('ping'));
       serveRaw(ui);
-      assert.equal((await P.probe(ui, { count: 3 })).replied, 3);
+      await h.untilReceiving();
+      assert.equal((await P.probe(ui, { count: 3, timeoutMs: 10_000 })).replied, 3);
       await rejectsWith(P.setConfig(ui, { ...P.defaultConfig(), failClosed: true }), E_ACCESSDENIED);
       assert.equal(h.twin.configuration.failClosed, false);
       await rejectsWith(h.connect({ scanner: true }), E_ACCESSDENIED);
@@ -94,6 +96,52 @@ describe('injected identities', () => {
 const NOBODY = 65534;
 const notRoot = process.platform === 'win32' || process.getuid?.() !== 0 ? 'needs root to run a client as uid 65534' : false;
 
+const ROOT = resolve(__dirname, '..', '..');
+
+/** The addon this process loads (the sanitizer lane's FLTMGR_BINDING, else what node-gyp-build finds). */
+function addonPath(): string {
+  const override = process.env['FLTMGR_BINDING'];
+  if (override) return resolve(override);
+  const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  return nodeGypBuild.resolve(ROOT);
+}
+
+/**
+ * Stages everything the uid-65534 child needs in a fresh world-readable folder (0755, files 0644), because the
+ * checkout may lie where that user cannot enter (a clone under /root, a mktemp -d folder: mode 0700). The
+ * child is fixtures/unprivileged-client.ts bundled with the library and the protocol into one CommonJS file by
+ * esbuild (the bundler tsx itself runs on, so it is installed with tsx), plus a copy of the addon this process
+ * loaded. Nothing under the checkout is read by the child.
+ */
+function stageChild(): { dir: string; script: string; addon: string } {
+  type BuildSync = (options: Record<string, unknown>) => { errors: unknown[] };
+  const esbuildPath = require.resolve('esbuild', { paths: [dirname(require.resolve('tsx/package.json'))] });
+  const esbuild = require(esbuildPath) as { buildSync: BuildSync };
+  const dir = mkdtempSync(join(tmpdir(), 'fltmgr-sample-child-'));
+  try {
+    const script = join(dir, 'unprivileged-client.js');
+    esbuild.buildSync({
+      entryPoints: [join(__dirname, 'fixtures', 'unprivileged-client.ts')],
+      outfile: script,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: `node${process.versions.node.split('.')[0]}`,
+      // FLTMGR_BINDING names the staged addon, so node-gyp-build's search is never used.
+      external: ['node-gyp-build'],
+      logLevel: 'error',
+    });
+    const addon = join(dir, 'fltmgr.node');
+    copyFileSync(addonPath(), addon);
+    for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
+    chmodSync(dir, 0o755);
+    return { dir, script, addon };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 describe('a real client process as uid 65534 (peer credentials from the OS)', { skip: notRoot }, () => {
   async function runAsNobody(portGroupGid: number | undefined): Promise<{ result: Record<string, number>; seen: ClientPort[] }> {
     // The socket must be reachable by the other user: a 0755 directory and a 0777 socket.
@@ -101,26 +149,28 @@ describe('a real client process as uid 65534 (peer credentials from the OS)', { 
     chmodSync(dir, 0o755);
     const home = mkdtempSync(join(tmpdir(), 'fltmgr-sample-home-'));
     chmodSync(home, 0o777);
+    const staged = stageChild();
     const socket = join(dir, 'sim.sock');
     const h = await startSample({ listen: { path: socket }, ...(portGroupGid === undefined ? {} : { twin: { portGroupGid } }) });
     const seen: ClientPort[] = [];
     h.sim.on('connect', (c) => seen.push(c));
     try {
       chmodSync(socket, 0o777);
-      const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures', 'unprivileged-client.ts')], {
+      const child = spawn(process.execPath, [staged.script], {
         uid: NOBODY,
         gid: NOBODY,
-        cwd: join(__dirname, '..', '..'),
-        env: { ...process.env, FLTMGR_SIMULATOR: h.endpoint, HOME: home, TMPDIR: home },
+        cwd: staged.dir,
+        env: { ...process.env, FLTMGR_SIMULATOR: h.endpoint, FLTMGR_BINDING: staged.addon, HOME: home, TMPDIR: home },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
       child.stderr.setEncoding('utf8').on('data', (t: string) => (out += t));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      const [code] = (await once(child, 'exit')) as [number | null];
-      clearTimeout(timer);
-      assert.equal(code, 0, out);
+      const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+      const guard = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS); // a hang guard, not a budget
+      const [code, signal] = await exited;
+      clearTimeout(guard);
+      assert.deepEqual([code, signal], [0, null], out);
       const line = out.split('\n').find((l) => l.startsWith('{'));
       assert.ok(line, out);
       return { result: JSON.parse(line) as Record<string, number>, seen };
@@ -128,6 +178,7 @@ describe('a real client process as uid 65534 (peer credentials from the OS)', { 
       await h.close();
       rmSync(dir, { recursive: true, force: true });
       rmSync(home, { recursive: true, force: true });
+      rmSync(staged.dir, { recursive: true, force: true });
     }
   }
 

@@ -184,7 +184,8 @@ describe('commands (FsPortMessage)', () => {
     try {
       const port = await h.connect(); // any connection may probe; it must be receiving
       const served = serveRaw(port);
-      const result = await P.probe(port, { count: 50, contentBytes: 16, timeoutMs: 2000 });
+      await h.untilReceiving(); // the probe's first message must not wait for the first get
+      const result = await P.probe(port, { count: 50, contentBytes: 16, timeoutMs: 10_000 });
       assert.equal(result.sent, 50);
       assert.equal(result.replied, 50);
       assert.equal(result.failed + result.timedOut, 0);
@@ -196,7 +197,7 @@ describe('commands (FsPortMessage)', () => {
       assert.equal(first.path, '\\FltmgrSample\\probe');
       assert.equal(first.fileSize, 16n);
       assert.deepEqual([...first.content], Array.from({ length: 16 }, (_v, i) => i));
-      const noReply = await P.probe(port, { count: 20, flags: P.ProbeFlag.NO_REPLY });
+      const noReply = await P.probe(port, { count: 20, flags: P.ProbeFlag.NO_REPLY, timeoutMs: 10_000 });
       assert.deepEqual([noReply.sent, noReply.replied, noReply.failed], [20, 0, 0]);
       // Taken by a get is all the driver waits for: the last ones may reach the handler after the probe returned.
       await until('every probe message to be handled', () => served.requests.length === 70);
@@ -221,7 +222,8 @@ describe('commands (FsPortMessage)', () => {
       assert.deepEqual([timedOut.sent, timedOut.timedOut, timedOut.lastStatus], [0, 1, NtStatus.STATUS_TIMEOUT]);
       const port = await h.connect();
       serveRaw(port, () => P.encodeScanReply(0));
-      const bad = await P.probe(port, { count: 3 });
+      await h.untilReceiving();
+      const bad = await P.probe(port, { count: 3, timeoutMs: 10_000 });
       assert.deepEqual([bad.sent, bad.replied, bad.failed], [3, 0, 3]);
     } finally {
       await h.close();
@@ -348,7 +350,7 @@ describe('unload and reload (FsTeardown)', () => {
     try {
       const scanner = await h.connect({ scanner: true });
       const command = await h.connect();
-      await P.setConfig(command, { ...P.defaultConfig(), replyTimeoutMs: 5000, failClosed: true });
+      await P.setConfig(command, { ...P.defaultConfig(), replyTimeoutMs: 600_000, failClosed: true });
       let seen = 0;
       serveRaw(scanner, () => {
         seen++;
@@ -361,7 +363,7 @@ describe('unload and reload (FsTeardown)', () => {
       const disconnected = new Promise((resolve) => scanner.once('disconnect', resolve));
       const unloading = h.twin.unload();
       const result = await pending;
-      // STATUS_PORT_DISCONNECTED: the waiting scan ended at unload, not after the 5 s timeout (STATUS_TIMEOUT).
+      // STATUS_PORT_DISCONNECTED: the waiting scan ended at unload, not after the 10 min timeout (STATUS_TIMEOUT).
       assert.deepEqual([result.allowed, result.reason, result.sendStatus], [false, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED]);
       await unloading;
       await disconnected;
@@ -406,7 +408,7 @@ describe('hosted by the simulator worker and CLI (register(sim, options))', () =
     try {
       let out = '';
       cli.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
-      await until('the endpoint line', () => out.includes('\n'), 15_000);
+      await until('the endpoint line', () => out.includes('\n'));
       const { endpoint } = JSON.parse(out.split('\n')[0] ?? '') as { endpoint: string };
       const port = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint });
       assert.equal((await P.getStats(port)).poolAllocations, 3n);

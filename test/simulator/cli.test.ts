@@ -7,11 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseCli, type CliConfig } from '../../lib/simulator/cli';
 import { WireClient, withTimeout } from '../helpers/wire-client';
+import { TEST_TIMEOUT_MS } from '../helpers/timing';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'lib', 'simulator', 'cli.ts');
 const FILTER = path.join(__dirname, 'fixtures', 'echo-filter.ts');
-const OPTS = { timeout: 20_000 };
+const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 interface Run {
   child: ChildProcessWithoutNullStreams;
@@ -42,7 +43,7 @@ function run(args: string[]): Run {
 
 async function stop(r: Run, signal: NodeJS.Signals): Promise<number | null> {
   r.child.kill(signal);
-  const { code } = await withTimeout(r.exit, 'CLI exit', 8000).catch((e: unknown) => {
+  const { code } = await withTimeout(r.exit, 'CLI exit').catch((e: unknown) => {
     r.child.kill('SIGKILL');
     throw e;
   });
@@ -52,7 +53,7 @@ async function stop(r: Run, signal: NodeJS.Signals): Promise<number | null> {
 test('CLI: prints the endpoint, serves the filter with its options, exits 0 on SIGTERM', OPTS, async () => {
   const r = run(['--filter', FILTER, '--option', 'greeting=yo ', '--option', 'unused=a=b']);
   try {
-    const line = await withTimeout(r.firstLine, 'endpoint line', 10_000);
+    const line = await withTimeout(r.firstLine, 'endpoint line');
     const { endpoint } = JSON.parse(line) as { endpoint: string };
     assert.match(endpoint, /^unix:\//);
     const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
@@ -70,7 +71,7 @@ test('CLI: prints the endpoint, serves the filter with its options, exits 0 on S
 test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async () => {
   const t = run(['--filter', FILTER, '--tcp', '0']);
   try {
-    const { endpoint } = JSON.parse(await withTimeout(t.firstLine, 'endpoint line', 10_000)) as { endpoint: string };
+    const { endpoint } = JSON.parse(await withTimeout(t.firstLine, 'endpoint line')) as { endpoint: string };
     assert.match(endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]{48}$/);
     const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
     assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
@@ -83,7 +84,7 @@ test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async
   const sock = path.join(dir, 'cli.sock');
   const u = run(['--filter', FILTER, '--listen', sock]);
   try {
-    const { endpoint } = JSON.parse(await withTimeout(u.firstLine, 'endpoint line', 10_000)) as { endpoint: string };
+    const { endpoint } = JSON.parse(await withTimeout(u.firstLine, 'endpoint line')) as { endpoint: string };
     assert.equal(endpoint, `unix:${sock}`);
     assert.equal(await stop(u, 'SIGTERM'), 0);
     assert.equal(fs.existsSync(sock), false);
@@ -125,12 +126,12 @@ test('CLI: usage errors exit 2, start failures exit 1, --help exits 0', OPTS, as
   await Promise.all(
     cases.map(async ([args, code, stderr]) => {
       const r = run(args);
-      const res = await withTimeout(r.exit, `exit of ${args.join(' ')}`, 15_000).finally(() => r.child.kill('SIGKILL'));
+      const res = await withTimeout(r.exit, `exit of ${args.join(' ')}`).finally(() => r.child.kill('SIGKILL'));
       assert.equal(res.code, code, `${args.join(' ')}: ${r.stderr()}`);
       assert.match(r.stderr(), stderr, args.join(' '));
     }),
   );
   const help = run(['--help']);
-  assert.match(await withTimeout(help.firstLine, 'usage', 10_000), /^usage: fltmgr-simulator/);
-  assert.equal((await withTimeout(help.exit, 'help exit', 10_000)).code, 0);
+  assert.match(await withTimeout(help.firstLine, 'usage'), /^usage: fltmgr-simulator/);
+  assert.equal((await withTimeout(help.exit, 'help exit')).code, 0);
 });

@@ -7,6 +7,7 @@ import { FilterManagerSimulator, NtStatusError, type ClientPort, type PeerIdenti
 import { NtStatus } from '../../lib/status';
 import { WireClient, WireConnectError, stillPending, withTimeout } from '../helpers/wire-client';
 import { PORT, startHarness } from './harness';
+import { TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
 
 const E_FILE_NOT_FOUND = 0x80070002;
 const E_ACCESSDENIED = 0x80070005;
@@ -14,7 +15,7 @@ const E_COUNT_LIMIT = 0x800704d6;
 const E_INVALIDARG = 0x80070057;
 const E_GEN_FAILURE = 0x8007001f;
 
-const OPTS = { timeout: 10_000 };
+const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 /** Identities handed out per connection, in order, through the peerCredentials hook. */
 function identities(...ids: (PeerIdentity | undefined)[]): () => PeerIdentity | undefined {
@@ -381,10 +382,11 @@ test('a client that leaves during ConnectNotify gets no connect event, but Disco
     }
     w.destroy();
     await withTimeout(w.closed, 'close');
-    await new Promise((r) => setTimeout(r, 20));
+    // The simulator's side of the stream must have seen the close before ConnectNotify returns.
+    const streams = (h.sim as unknown as { streams: Set<unknown> }).streams;
+    await pollUntil('the simulator to see the stream close', () => streams.size === 0);
     release();
-    const deadline = Date.now() + 2000;
-    while (disconnected.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await pollUntil('DisconnectNotify', () => disconnected.length > 0);
     assert.equal(disconnected.length, 1);
     assert.equal(disconnected[0]?.connected, false);
     assert.equal(connects, 0);

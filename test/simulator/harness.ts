@@ -11,6 +11,7 @@ import {
   type SimulatedFilter,
   type SimulatorOptions,
 } from '../../lib/simulator';
+import { HANG_GUARD_MS } from '../helpers/timing';
 import { WireClient, withTimeout, type ConnectOptions } from '../helpers/wire-client';
 
 export const PORT = '\\SimTestPort';
@@ -66,11 +67,11 @@ export async function startHarness(
       return { wire, client: await ev };
     },
     async nextEvent(event) {
-      const args = await once(sim, event, { signal: AbortSignal.timeout(3000) });
+      const args = await once(sim, event, { signal: AbortSignal.timeout(HANG_GUARD_MS) });
       return args[0];
     },
     async close() {
-      await withTimeout(sim.close(), 'simulator close', 5000);
+      await withTimeout(sim.close(), 'simulator close');
       for (const w of wires) w.destroy();
     },
   };

@@ -5,6 +5,7 @@ import * as assert from 'node:assert/strict';
 import type { ClientPort } from '../../lib/simulator';
 import { T, WireClient, connectPayload, frameBytes, withTimeout } from '../helpers/wire-client';
 import { PORT, startHarness } from './harness';
+import { TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
 
 interface Case {
   name: string;
@@ -80,7 +81,7 @@ const cases: Case[] = [
 ];
 
 for (const c of cases) {
-  test(`protocol error: ${c.name}`, { timeout: 10_000 }, async () => {
+  test(`protocol error: ${c.name}`, { timeout: TEST_TIMEOUT_MS }, async () => {
     let release!: () => void;
     const gate = new Promise<Buffer>((r) => (release = () => r(Buffer.from('late'))));
     const disconnected: ClientPort[] = [];
@@ -109,8 +110,7 @@ for (const c of cases) {
       assert.ok(h.logs.some((l) => /protocol error on stream/.test(l) && c.reason.test(l)), h.logs.join('\n'));
       if (hostile) {
         // Treated like a handle close.
-        const deadline = Date.now() + 2000;
-        while (!disconnected.includes(hostile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        await pollUntil('DisconnectNotify of the hostile client', () => disconnected.includes(hostile!));
         assert.deepEqual(disconnected, [hostile]);
         assert.equal(hostile.connected, false);
       }
@@ -129,7 +129,7 @@ for (const c of cases) {
   });
 }
 
-test('a TCP client that resets its connection mid-frame is cleaned up like any other close', { timeout: 10_000 }, async () => {
+test('a TCP client that resets its connection mid-frame is cleaned up like any other close', { timeout: TEST_TIMEOUT_MS }, async () => {
   const h = await startHarness({ listen: { tcp: {} }, port: { message: () => Buffer.from('ok') } });
   try {
     const { wire, client } = await h.connectPair();
@@ -145,7 +145,7 @@ test('a TCP client that resets its connection mid-frame is cleaned up like any o
   }
 });
 
-test('exactly 4096 pending gets and 4096 outstanding SENDs are still allowed', { timeout: 10_000 }, async () => {
+test('exactly 4096 pending gets and 4096 outstanding SENDs are still allowed', { timeout: TEST_TIMEOUT_MS }, async () => {
   let release!: () => void;
   const gate = new Promise<Buffer>((r) => (release = () => r(Buffer.from('done'))));
   const h = await startHarness({ port: { message: () => gate } });
@@ -157,7 +157,7 @@ test('exactly 4096 pending gets and 4096 outstanding SENDs are still allowed', {
     assert.equal(first.status, 0);
     assert.equal((await withTimeout(gets[0]!.done, 'first get')).data.toString(), 'first');
     release();
-    const answers = await withTimeout(Promise.all(sends), '4096 SEND_RESULTs', 5000);
+    const answers = await withTimeout(Promise.all(sends), '4096 SEND_RESULTs');
     assert.ok(answers.every((a) => a.hresult === 0 && a.output.toString() === 'done'));
     assert.deepEqual(h.protocolErrors, []);
     assert.equal(wire.isOpen, true);

@@ -8,8 +8,9 @@ import { NtStatusError, type ClientPort } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
 import { WireClient, stillPending, withTimeout } from '../helpers/wire-client';
 import { PORT, startHarness } from './harness';
+import { TEST_TIMEOUT_MS } from '../helpers/timing';
 
-const OPTS = { timeout: 10_000 };
+const OPTS = { timeout: TEST_TIMEOUT_MS };
 const ROOT = path.resolve(__dirname, '..', '..');
 
 test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify once; the port is gone', OPTS, async () => {
@@ -166,21 +167,27 @@ test('a client that never closes its side does not hold close() beyond its grace
   const h = await startHarness();
   const { wire } = await h.connectPair();
   wire.socket.allowHalfOpen = true; // keep our side open after the simulator's FIN
-  await withTimeout(h.sim.close(), 'close', 5000);
+  await withTimeout(h.sim.close(), 'close');
   assert.equal(await withTimeout(wire.disconnected, 'DISCONNECT'), 0xc0000037);
   wire.destroy();
 });
 
 test('a closed simulator does not keep the process alive', OPTS, async () => {
+  // The child prints "closed", then arms an unref'd timer that prints "still running": it fires only if something
+  // keeps the event loop alive. So a leak shows as that line (at once), a clean close as the exit.
   const script = path.join(__dirname, 'fixtures', 'exits-after-close.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const code = await withTimeout(
-    new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c))),
+    new Promise<number | null>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (/still running/.test(out)) reject(new Error(`something keeps the process alive after close():\n${out}`));
+      });
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', (c) => resolve(c));
+    }),
     'child exit',
-    8000,
   ).catch((e: unknown) => {
     child.kill('SIGKILL');
     throw e;
@@ -194,7 +201,7 @@ test('a process that exits without close() does not leave its socket behind', OP
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c))), 'child exit', 8000);
+  const code = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c))), 'child exit');
   assert.equal(code, 0);
   const socketPath = out.trim().slice('unix:'.length);
   assert.match(socketPath, /sim\.sock$/);

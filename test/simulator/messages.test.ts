@@ -5,8 +5,9 @@ import { NtStatusError, type SendMessageResult } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
 import { stillPending, withTimeout } from '../helpers/wire-client';
 import { startHarness } from './harness';
+import { TEST_TIMEOUT_MS } from '../helpers/timing';
 
-const OPTS = { timeout: 10_000 };
+const OPTS = { timeout: TEST_TIMEOUT_MS };
 const NO_WAITER = 0x801f0020;
 const b = (s: string): Buffer => Buffer.from(s);
 

@@ -3,9 +3,11 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { NtStatusError, type ClientPort } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
+import { withTimeout } from '../helpers/wire-client';
 import { startHarness } from './harness';
+import { TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
 
-const OPTS = { timeout: 10_000 };
+const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 test('MessageNotify gets the client, the input and the output capacity; its output comes back', OPTS, async () => {
   const calls: [ClientPort, string, number][] = [];
@@ -76,10 +78,19 @@ test('MessageNotify failures map to HRESULTs; bad output is refused', OPTS, asyn
 });
 
 test('concurrent sends are answered by id, in completion order', OPTS, async () => {
+  // Each MessageNotify waits for its own gate; the test opens them in reverse order and waits for each answer
+  // before opening the next gate. Answers in request order would hang here (and fail on the hang guard).
+  const gates = [0, 1, 2].map(() => {
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    return { open, opened };
+  });
+  let entered = 0;
   const h = await startHarness({
     port: {
       message: async (_c, input) => {
-        await new Promise((r) => setTimeout(r, 30 - (input[0] as number) * 10));
+        entered++;
+        await gates[input[0] as number]!.opened;
         return input;
       },
     },
@@ -88,10 +99,16 @@ test('concurrent sends are answered by id, in completion order', OPTS, async () 
     const w = await h.connect();
     const order: number[] = [];
     const all = [0, 1, 2].map((i) => w.send(Buffer.from([i]), 1).then((r) => (order.push(r.output[0] as number), r)));
+    await pollUntil('all three sends in MessageNotify', () => entered === 3);
+    for (const i of [2, 1, 0]) {
+      gates[i]!.open();
+      assert.equal((await withTimeout(all[i]!, `the answer to send ${i}`)).output[0], i);
+    }
     const results = await Promise.all(all);
     assert.deepEqual(results.map((r) => r.output[0]), [0, 1, 2]);
     assert.deepEqual(order, [2, 1, 0]);
   } finally {
+    for (const g of gates) g.open();
     await h.close();
   }
 });
@@ -99,15 +116,24 @@ test('concurrent sends are answered by id, in completion order', OPTS, async () 
 test('a send whose client leaves mid-callback is dropped quietly', OPTS, async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const h = await startHarness({ port: { message: () => gate.then(() => Buffer.from('late')) } });
+  let entered = false;
+  const h = await startHarness({
+    port: {
+      message: () => {
+        entered = true;
+        return gate.then(() => Buffer.from('late'));
+      },
+    },
+  });
   try {
     const w = await h.connect();
     void w.send(Buffer.from('x'), 8).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 20));
+    await pollUntil('the send to reach MessageNotify', () => entered);
     const gone = h.nextEvent('disconnect');
     w.destroy();
     await gone;
     release();
+    // The late answer is dropped in promise callbacks (no I/O): a timer runs after all of them.
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(h.protocolErrors, []);
     assert.ok(!h.logs.some((l) => /internal error/.test(l)));

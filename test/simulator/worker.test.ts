@@ -5,9 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startSimulatorWorker } from '../../lib/simulator';
 import { WireClient, withTimeout } from '../helpers/wire-client';
+import { TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
-const OPTS = { timeout: 20_000 };
+const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 test('a worker hosts the filter module: both directions work, terminate() ends connections', OPTS, async () => {
   const logs: string[] = [];
@@ -29,11 +30,11 @@ test('a worker hosts the filter module: both directions work, terminate() ends c
     const bad = await WireClient.open(w.endpoint);
     bad.writeRaw(Buffer.from([8, 0, 0, 0, 9, 1, 0, 0, 0, 0, 0, 0]));
     await withTimeout(bad.closed, 'bad stream closed');
-    const deadline = Date.now() + 2000;
-    while (!logs.some((l) => /version 9/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // The log line comes from the worker thread through a message: wait for it.
+    await pollUntil('the worker to log the protocol error', () => logs.some((l) => /version 9/.test(l))).catch(() => undefined);
     assert.ok(logs.some((l) => /protocol error .*version 9/.test(l)), logs.join('\n'));
   } finally {
-    await withTimeout(w.terminate(), 'terminate', 8000);
+    await withTimeout(w.terminate(), 'terminate');
   }
   assert.equal(await withTimeout(client.disconnected, 'DISCONNECT'), 0xc0000037);
   await withTimeout(client.closed, 'closed');
@@ -71,9 +72,11 @@ test('limits reach the worker\u2019s simulator', OPTS, async () => {
     const second = await WireClient.open(w.endpoint);
     await withTimeout(second.closed, 'the stream over maxStreams to close');
     assert.deepEqual(second.unexpected.map((f) => f.payload.readUInt32LE(0)), [0x800705aa]);
+    // The log line travels from the worker thread by message: it may come after the close is seen here.
+    await pollUntil('the worker to log it', () => logs.some((l) => /too many streams/.test(l))).catch(() => undefined);
     assert.ok(logs.some((l) => /too many streams: more than 1 open/.test(l)), logs.join('\n'));
     first.destroy();
   } finally {
-    await withTimeout(w.terminate(), 'terminate', 8000);
+    await withTimeout(w.terminate(), 'terminate');
   }
 });

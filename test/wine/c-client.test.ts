@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { HANG_GUARD_MS } from '../helpers/timing';
 import { startSample } from '../sample/harness';
 
 const exe = process.env['FLTMGR_WINE_C_CLIENT'];
@@ -24,7 +25,7 @@ function runClient(args: string[], endpoint: string): Promise<{ code: number | n
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const timer = setTimeout(() => child.kill(), 60_000);
+  const timer = setTimeout(() => child.kill(), HANG_GUARD_MS); // a hang guard, not a budget
   // 'close', not 'exit': the exit can be reported before the last bytes of stdout have been read.
   return new Promise((resolve) => {
     child.on('close', (code) => {
