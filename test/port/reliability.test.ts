@@ -97,10 +97,31 @@ test('close() settles while the receive thread waits for a reply the peer never 
 test('an unref()d process exits while its peer never acknowledges a reply', async () => {
   const peer = await peerThatNeverAnswersReplies();
   try {
-    const result = await runNode([path.join(fixtures, 'stuck-peer-client.ts')], { FLTMGR_SIMULATOR: peer.endpoint });
-    assert.equal(result.code, 0, `exit ${String(result.code)} / ${String(result.signal)}: ${result.stderr}`);
-    assert.match(result.stdout, /replied/);
-    assert.ok(peer.frames.some((f) => f.type === FrameType.REPLY));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(fixtures, 'stuck-peer-client.ts')], {
+      cwd: root,
+      env: { ...process.env, FLTMGR_SIMULATOR: peer.endpoint },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.on('error', () => undefined); // a child that already died: its exit code says why
+    const killer = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS);
+    const closed = once(child, 'close') as Promise<[number | null, string | null]>;
+    try {
+      await until(() => /replied/.test(stdout) || child.exitCode !== null, 'the child to reply');
+      await until(() => peer.frames.some((f) => f.type === FrameType.REPLY) || child.exitCode !== null, 'the REPLY frame');
+      child.stdin.write('go\n'); // the child stops reading stdin: only the unref()d port, waiting, is left
+      const [code, signal] = await closed;
+      assert.equal(code, 0, `exit ${String(code)} / ${String(signal)}: ${stderr}`);
+      assert.match(stdout, /replied/);
+      assert.ok(peer.frames.some((f) => f.type === FrameType.REPLY));
+    } finally {
+      clearTimeout(killer);
+      child.kill('SIGKILL');
+      await closed;
+    }
   } finally {
     await peer.close();
   }
