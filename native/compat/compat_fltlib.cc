@@ -747,10 +747,6 @@ bool Port::Dispatch(const wire::FrameHeader& header, const uint8_t* payload) {
 bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
   wire::GetComplete msg;
   if (!wire::DecodeGetComplete(payload, size, &msg)) return false;
-  // A get completes with a message (STATUS_SUCCESS) or fails (a warning or error status, no data). A success
-  // or informational status other than STATUS_SUCCESS would reach the caller as a message whose header was
-  // never written: the stream is not speaking the protocol.
-  if (msg.status != wire::kStatusSuccess && msg.status < 0x80000000u) return false;
   PendingGet get;
   Iocp* iocp = nullptr;
   ULONG_PTR key = 0;

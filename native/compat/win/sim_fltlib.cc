@@ -1281,9 +1281,6 @@ bool Port::Dispatch(const wire::FrameHeader& header, const uint8_t* payload) {
 bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
   wire::GetComplete msg;
   if (!wire::DecodeGetComplete(payload, size, &msg)) return false;
-  // STATUS_SUCCESS carries a message; any other success or informational status would be a message whose
-  // header was never written: the stream is not speaking the protocol.
-  if (msg.status != wire::kStatusSuccess && msg.status < 0x80000000u) return false;
   // pipeMu_ first: deciding "write it to the pipe" and writing it happen together, so a get that abandons
   // this one and then drains the pipe sees either the written message or an orphan, never neither.
   std::unique_lock<std::mutex> pipeLock(pipeMu_);
