@@ -39,8 +39,11 @@ export interface NativePort {
   unref(): void;
 }
 
+/** Where a port's Filter* calls go: 'fltlib' = the real Filter Manager (Windows), 'simulator' = the simulator. */
+export type Backend = 'fltlib' | 'simulator';
+
 export interface NativeConnectOptions {
-  backend: 'system' | 'simulator';
+  backend: Backend;
   endpoint?: string;
   context?: Uint8Array;
   syncHandle?: boolean;
@@ -66,7 +69,8 @@ export interface NativeLimits {
 
 export interface Binding {
   connect(name: string, options: NativeConnectOptions): Promise<{ hresult: number; port?: NativePort }>;
-  info(): { systemFilterManager: boolean; platform: 'win32' | 'posix' };
+  /** `fltlib`: whether the real Filter Manager's fltlib is there (Windows). */
+  info(): { fltlib: boolean; platform: 'win32' | 'posix' };
   /** undefined, or why a simulator endpoint cannot be used on this host. */
   checkEndpoint(endpoint: string): string | undefined;
   limits: NativeLimits;
@@ -122,7 +126,7 @@ function checkContract(binding: Binding): void {
     stopped: EventKind.Stopped,
   };
   const agrees = kinds !== undefined && Object.entries(expected).every(([name, value]) => kinds[name as keyof typeof expected] === value);
-  if (!agrees || typeof binding.limits?.maxConcurrency !== 'number') {
+  if (!agrees || typeof binding.limits?.maxConcurrency !== 'number' || typeof binding.info?.().fltlib !== 'boolean') {
     throw new Error(
       'the fltmgr native binding does not match this version of the JavaScript library (a stale build or a ' +
         'prebuild of another version): rebuild it with `npm rebuild fltmgr`',

@@ -1,8 +1,17 @@
 // Typed errors. FilterError carries what Windows (or the simulator) said: the HRESULT, its symbolic name, the
 // call that failed, and a message that says what to do about it. Misuse of the API gets Node-style errors
 // with a `code` (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_PORT_CLOSED, ...).
-import { hex32, nameOfHresult, win32FromHresult, Win32, HResult } from './status';
+import { hex32, nameOfHresult, win32FromHresult, Win32, HResult, type HResultName, type NtStatusName, type Win32Name } from './status';
 
+/**
+ * FilterError.code: the symbolic name of the HRESULT (a Win32 error such as 'ERROR_FILE_NOT_FOUND', an
+ * 'ERROR_FLT_*' code, a named HRESULT such as 'E_HANDLE', or the NTSTATUS name of an HRESULT_FROM_NT value),
+ * or its hex value ('0x8007FFFF') when the tables do not know it. `string & Record<never, never>` keeps the union open for
+ * those while editors still complete the known names.
+ */
+export type FilterErrorCode = Win32Name | HResultName | NtStatusName | (string & Record<never, never>);
+
+/** The fltlib (or Win32) call a FilterError came from. */
 export type FilterSyscall =
   | 'FilterConnectCommunicationPort'
   | 'FilterSendMessage'
@@ -68,12 +77,17 @@ export class FilterError extends Error {
   /** The HRESULT as an unsigned 32-bit number, e.g. 0x80070002. */
   readonly hresult: number;
   /** Symbolic name: 'ERROR_FILE_NOT_FOUND', 'ERROR_FLT_NO_WAITER_FOR_REPLY', 'E_INVALIDARG', or the hex value. */
-  readonly code: string;
+  readonly code: FilterErrorCode;
   /** The Win32 error inside a FACILITY_WIN32 HRESULT, if any. */
   readonly win32: number | undefined;
   /** The fltlib call that failed. */
   readonly syscall: FilterSyscall;
 
+  /**
+   * @param hresult what the call returned (or the simulator reported), signed or unsigned.
+   * @param syscall the call that failed, named in the message.
+   * @param subject what it was about (the port name), for the message's hint.
+   */
   constructor(hresult: number, syscall: FilterSyscall, subject = '') {
     const hr = hresult >>> 0;
     const code = nameOfHresult(hr) ?? hex32(hr);
@@ -91,6 +105,7 @@ export class FilterError extends Error {
   }
 }
 
+/** FltmgrError.code: misuse of the API, or an operation in the wrong state (README, "Errors"). */
 export type FltmgrErrorCode =
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_INVALID_ARG_VALUE'
@@ -108,7 +123,12 @@ export type FltmgrErrorCode =
 /** Misuse of the API or an operation in the wrong state. */
 export class FltmgrError extends Error {
   override readonly name = 'FltmgrError';
+  /**
+   * @param code what went wrong, stable across versions (match on it, not on the message).
+   * @param message what to do about it.
+   */
   constructor(
+    /** What went wrong; stable across versions. */
     readonly code: FltmgrErrorCode,
     message: string,
   ) {
@@ -116,6 +136,7 @@ export class FltmgrError extends Error {
   }
 }
 
+/** @internal A TypeError with code ERR_INVALID_ARG_TYPE, as Node's own APIs throw. */
 export function invalidArgType(what: string, expected: string, value: unknown): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
   const error = new TypeError(`${what} must be ${expected}, got ${describe(value)}`) as TypeError & {
     code: 'ERR_INVALID_ARG_TYPE';
@@ -124,6 +145,7 @@ export function invalidArgType(what: string, expected: string, value: unknown): 
   return error;
 }
 
+/** @internal A RangeError with code ERR_OUT_OF_RANGE, as Node's own APIs throw. */
 export function outOfRange(what: string, range: string, value: unknown): RangeError & { code: 'ERR_OUT_OF_RANGE' } {
   const error = new RangeError(`${what} must be ${range}, got ${describe(value)}`) as RangeError & {
     code: 'ERR_OUT_OF_RANGE';
@@ -132,13 +154,14 @@ export function outOfRange(what: string, range: string, value: unknown): RangeEr
   return error;
 }
 
+/** @internal A TypeError with code ERR_INVALID_ARG_VALUE, as Node's own APIs throw. */
 export function invalidArgValue(what: string, why: string): TypeError & { code: 'ERR_INVALID_ARG_VALUE' } {
   const error = new TypeError(`${what} ${why}`) as TypeError & { code: 'ERR_INVALID_ARG_VALUE' };
   error.code = 'ERR_INVALID_ARG_VALUE';
   return error;
 }
 
-/** Like the DOMException Node's own APIs reject with on abort. */
+/** @internal Like the DOMException Node's own APIs reject with on abort. */
 export function abortError(signal: AbortSignal): Error {
   const error = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
   error.name = 'AbortError';

@@ -12,6 +12,7 @@ export {
   type SendOptions,
   type ServeOptions,
 } from './port';
-export { FilterError, FltmgrError, type FltmgrErrorCode, type FilterSyscall } from './errors';
+export { FilterError, FltmgrError, type FilterErrorCode, type FltmgrErrorCode, type FilterSyscall } from './errors';
+export type { Backend } from './binding';
 export { configureBinding } from './binding';
 export { HResult, NtStatus, Win32, hresultFromNtStatus, hresultFromWin32, nameOfHresult, nameOfNtStatus } from './status';

@@ -5,7 +5,7 @@
 // I/O completion port, completions handed to JS in batches). Each message holds one of the N slots until it
 // is replied to or released, so a slow consumer means fewer outstanding gets, never unbounded memory.
 import { EventEmitter } from 'node:events';
-import { EventKind, loadBinding, type Binding, type NativeMessage, type NativePort } from './binding';
+import { EventKind, loadBinding, type Backend, type Binding, type NativeMessage, type NativePort } from './binding';
 import {
   FilterError,
   FltmgrError,
@@ -172,8 +172,8 @@ export class FilterMessage {
 /** A connection to a minifilter's communication port. */
 export class FilterPort extends EventEmitter<PortEvents> {
   readonly name: string;
-  /** 'fltlib' (the real Filter Manager) or 'simulator'. */
-  readonly backend: 'fltlib' | 'simulator';
+  /** 'fltlib' (the real Filter Manager, through fltlib.dll) or 'simulator'. */
+  readonly backend: Backend;
   readonly #native: NativePort;
   readonly #syncHandle: boolean;
   /** Sends handed to the native layer and not yet settled: close() rejects them. */
@@ -182,7 +182,7 @@ export class FilterPort extends EventEmitter<PortEvents> {
   #closing: Promise<void> | undefined;
   #disconnected = false;
 
-  private constructor(name: string, native: NativePort, backend: 'fltlib' | 'simulator', syncHandle: boolean) {
+  private constructor(name: string, native: NativePort, backend: Backend, syncHandle: boolean) {
     super();
     this.name = name;
     this.#native = native;
@@ -201,10 +201,10 @@ export class FilterPort extends EventEmitter<PortEvents> {
     const signal = checkSignal(options.signal);
     if (signal?.aborted) throw abortError(signal);
     const binding = loadBinding();
-    const { backend, endpoint } = chooseBackend(options.simulator, binding.info().systemFilterManager);
+    const { backend, endpoint } = chooseBackend(options.simulator, binding.info().fltlib);
     if (endpoint !== undefined) checkEndpoint(binding, endpoint, options.simulator === undefined || options.simulator === true);
     const pending = binding.connect(name, {
-      backend: backend === 'fltlib' ? 'system' : 'simulator',
+      backend,
       ...(endpoint !== undefined ? { endpoint } : {}),
       ...(context !== undefined ? { context } : {}),
       syncHandle: options.syncHandle === true,
@@ -631,7 +631,7 @@ function checkSignal(signal: unknown): AbortSignal | undefined {
 function chooseBackend(
   simulator: ConnectOptions['simulator'],
   hasSystem: boolean,
-): { backend: 'fltlib' | 'simulator'; endpoint?: string } {
+): { backend: Backend; endpoint?: string } {
   const fromEnv = process.env['FLTMGR_SIMULATOR'];
   if (typeof simulator === 'string') {
     if (simulator.length === 0) throw invalidArgValue('options.simulator', 'must not be empty');

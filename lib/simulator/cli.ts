@@ -3,14 +3,16 @@
 // Prints {"endpoint":"..."} on one stdout line when ready; logs to stderr; exits 0 on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { loadFilterModule } from './load-module';
-import { FilterManagerSimulator, type ListenTarget } from './server';
+import { FilterManagerSimulator, simulatorLogFromEnv, type ListenTarget } from './server';
 
 const USAGE = `usage: fltmgr-simulator --filter <module.js> [--listen <unix socket path> | --tcp [port]]
-                        [--option key=value ...]
+                        [--option key=value ...] [--verbose]
   --filter   CommonJS module exporting register(simulator, options)
   --listen   Unix socket path (default: a fresh socket in a private temp directory)
   --tcp      listen on 127.0.0.1 (port 0 = any) with a per-run secret in the endpoint
-  --option   passed to register() as options[key] = value (strings); repeatable`;
+  --option   passed to register() as options[key] = value (strings); repeatable
+  --verbose  also log connects, disconnects and shutdown to stderr (FLTMGR_SIM_LOG=1 does the same); by
+             default only problems are logged`;
 
 class UsageError extends Error {}
 
@@ -18,6 +20,7 @@ export interface CliConfig {
   filter: string;
   listen: ListenTarget;
   options: Record<string, string>;
+  verbose: boolean;
 }
 
 export function parseCli(argv: readonly string[]): CliConfig | 'help' {
@@ -44,6 +47,7 @@ export function parseCli(argv: readonly string[]): CliConfig | 'help' {
         tcp: { type: 'boolean' },
         'tcp-port': { type: 'string' },
         option: { type: 'string', multiple: true },
+        verbose: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -71,7 +75,7 @@ export function parseCli(argv: readonly string[]): CliConfig | 'help' {
     if (i <= 0) throw new UsageError(`--option wants key=value, got: ${kv}`);
     options[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  return { filter: v.filter, listen, options };
+  return { filter: v.filter, listen, options, verbose: v.verbose === true };
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -89,14 +93,13 @@ async function main(argv: readonly string[]): Promise<number> {
   const log = (line: string): void => {
     process.stderr.write(`[fltmgr-simulator] ${line}\n`);
   };
-  const sim = new FilterManagerSimulator({ log });
-  sim.on('connect', (c) => log(`connect: port ${c.portName}, client ${c.id}, pid ${c.processId ?? '?'}`));
-  sim.on('disconnect', (c) => log(`disconnect: port ${c.portName}, client ${c.id}`));
+  const verbose = config.verbose || simulatorLogFromEnv();
+  const sim = new FilterManagerSimulator({ log, verbose });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}: closing`);
+    if (verbose) log(`${signal}: closing`);
     sim.close().then(
       () => process.exit(0),
       (err: unknown) => {

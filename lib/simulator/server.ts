@@ -231,6 +231,11 @@ function trackCleanup(cleanup: () => void): void {
   });
 }
 
+/** FLTMGR_SIM_LOG=1: log connects and disconnects, to standard error unless a `log` function is given. */
+export function simulatorLogFromEnv(): boolean {
+  return process.env['FLTMGR_SIM_LOG'] === '1';
+}
+
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -260,7 +265,8 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
 
   constructor(options: SimulatorOptions = {}) {
     super();
-    const log = options.log;
+    const fromEnv = simulatorLogFromEnv();
+    const log = options.log ?? (fromEnv ? (line: string) => process.stderr.write(`[fltmgr-simulator] ${line}\n`) : undefined);
     this.logLine = (line) => {
       try {
         log?.(line);
@@ -274,6 +280,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     this.adminGids = new Set(options.admins?.gids ?? []);
     this.peerCredentials = options.peerCredentials;
     this.limits = resolveLimits(options.limits);
+    const verbose = options.verbose ?? fromEnv;
     this.core = {
       log: (line) => this.logLine(line),
       nextMessageId: () => ++this.lastMessageId,
@@ -289,7 +296,13 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
         const key = portKey(port.name);
         if (this.ports.get(key) === port) this.ports.delete(key);
       },
-      notify: (event, client) => this.safeEmit(event, client),
+      notify: (event, client) => {
+        if (verbose) {
+          const pid = event === 'connect' ? `, pid ${client.processId ?? '?'}` : '';
+          this.logLine(`${event}: port ${client.portName}, client ${client.id}${pid}`);
+        }
+        this.safeEmit(event, client);
+      },
       filterUnloaded: (filter) => {
         if (this.filters.get(filter.name) === filter) this.filters.delete(filter.name);
       },
@@ -384,7 +397,6 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     return filter;
   }
 
-  /** Unloads every filter (ending their connections), stops listening, removes the socket file. Idempotent. */
   /**
    * Whether a client's identity counts as an administrator: the simulator's stand-in for a token in the
    * Administrators group (what a minifilter checks with SeTokenIsAdmin). An identity without OS credentials
@@ -420,6 +432,10 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     return out;
   }
 
+  /**
+   * FltUnregisterFilter for every filter (their connections end, disconnect callbacks run), stops listening and
+   * removes the socket file. Until it is called the listening server keeps the process alive. Idempotent.
+   */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {

@@ -91,8 +91,16 @@ export const DEFAULT_SIMULATOR_LIMITS: Readonly<Required<SimulatorLimits>> = Obj
 export interface SimulatorOptions {
   /** Who counts as an administrator. Default: uid 0 and the simulator process's own uid. */
   admins?: { uids?: number[]; gids?: number[] };
-  /** Receives log lines (protocol errors, callback failures). Default: discard. */
+  /**
+   * Receives log lines (protocol errors, callback failures; with `verbose`, connects and disconnects too).
+   * Default: discard, or standard error when FLTMGR_SIM_LOG=1.
+   */
   log?: (line: string) => void;
+  /**
+   * Also log one line per connect and disconnect ("connect: port \\P, client N, pid P"). Default: false, or
+   * true when FLTMGR_SIM_LOG=1 is set in the environment (the CLI's --verbose does the same).
+   */
+  verbose?: boolean;
   /** Overrides how a stream's peer is identified (tests, platforms without SO_PEERCRED). */
   peerCredentials?: (socket: Socket) => PeerIdentity | undefined;
   /** Bounds on what a peer can make the simulator hold; each one left out takes its DEFAULT_SIMULATOR_LIMITS value. */

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadFilterModule } from './load-module';
-import { FilterManagerSimulator, type ListenTarget } from './server';
+import { FilterManagerSimulator, simulatorLogFromEnv, type ListenTarget } from './server';
 import type { SimulatorLimits } from './types';
 
 export interface SimulatorWorkerOptions {
@@ -15,8 +15,10 @@ export interface SimulatorWorkerOptions {
   admins?: { uids?: number[]; gids?: number[] };
   /** SimulatorOptions.limits for the worker's simulator. */
   limits?: SimulatorLimits;
-  /** Receives the worker simulator's log lines. */
+  /** Receives the worker simulator's log lines. Default: discard, or standard error when FLTMGR_SIM_LOG=1. */
   log?: (line: string) => void;
+  /** SimulatorOptions.verbose for the worker's simulator (connect and disconnect lines). */
+  verbose?: boolean;
   /** Milliseconds to wait for the worker to be ready (default 15000). */
   startTimeout?: number;
 }
@@ -34,6 +36,7 @@ interface WorkerInit {
   filterOptions?: Record<string, unknown>;
   admins?: { uids?: number[]; gids?: number[] };
   limits?: SimulatorLimits;
+  verbose?: boolean;
 }
 
 type FromWorker =
@@ -63,9 +66,10 @@ export function startSimulatorWorker(filterModule: string, options: SimulatorWor
   if (options.filterOptions !== undefined) init.filterOptions = options.filterOptions;
   if (options.admins !== undefined) init.admins = options.admins;
   if (options.limits !== undefined) init.limits = options.limits;
+  if (options.verbose !== undefined) init.verbose = options.verbose;
   const entry = workerEntry();
   const worker = new Worker(entry.code, { eval: entry.eval, workerData: init });
-  const log = options.log;
+  const log = options.log ?? (simulatorLogFromEnv() ? (line: string) => process.stderr.write(`[fltmgr-simulator] ${line}\n`) : undefined);
   let exited = false;
   const exitedPromise = new Promise<void>((resolve) => worker.once('exit', () => { exited = true; resolve(); }));
 
@@ -133,6 +137,7 @@ async function runWorker(init: WorkerInit): Promise<void> {
   const sim = new FilterManagerSimulator({
     ...(init.admins ? { admins: init.admins } : {}),
     ...(init.limits ? { limits: init.limits } : {}),
+    ...(init.verbose !== undefined ? { verbose: init.verbose } : {}),
     log: (line) => post({ type: 'log', line }),
   });
   try {

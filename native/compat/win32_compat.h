@@ -1,6 +1,6 @@
 // The subset of Win32 + fltlib that the fltmgr core uses, for hosts that are not Windows.
 //
-// Semantics follow Windows' documentation (and docs/fltmgr-facts.md in shared/); the communication calls talk
+// Semantics follow Windows' documentation (and docs/fltmgr-facts.md); the communication calls talk
 // to the Filter Manager simulator over docs/wire-protocol.md. Only what the core calls is here. Handles
 // are pointers to reference-counted objects; nothing in this layer is a per-process global except the
 // thread-local last-error value, which is per-thread on Windows too.

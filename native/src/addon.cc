@@ -122,7 +122,7 @@ Napi::Value Addon::CheckEndpoint(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// connect(name: string, options: { backend: 'system'|'simulator', endpoint?: string, context?: Uint8Array,
+// connect(name: string, options: { backend: 'fltlib'|'simulator', endpoint?: string, context?: Uint8Array,
 //                                  syncHandle?: boolean }) -> Promise<{ hresult, port? }>
 Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -131,10 +131,12 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
   Napi::Object options = info[1].As<Napi::Object>();
   std::u16string name = info[0].As<Napi::String>().Utf16Value();
 
-  const FilterApi* api = SimulatorFilterApi();
-  Napi::Value backend = options.Get("backend");
-  if (backend.IsString() && backend.As<Napi::String>().Utf8Value() == "system") api = SystemFilterApi();
-  if (api == nullptr) throw Napi::Error::New(env, "the system Filter Manager is not available on this platform");
+  // The backend names are FilterPort.backend's: 'fltlib' (the real Filter Manager) or 'simulator'.
+  Napi::Value backendValue = options.Get("backend");
+  const std::string backend = backendValue.IsString() ? backendValue.As<Napi::String>().Utf8Value() : std::string();
+  if (backend != "fltlib" && backend != "simulator") throw Napi::TypeError::New(env, "backend must be 'fltlib' or 'simulator'");
+  const FilterApi* api = backend == "fltlib" ? SystemFilterApi() : SimulatorFilterApi();
+  if (api == nullptr) throw Napi::Error::New(env, "fltlib (the real Filter Manager) is not available on this platform");
 
   std::vector<uint8_t> context;
   Napi::Value contextValue = options.Get("context");
@@ -163,7 +165,7 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
 Napi::Value Addon::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
-  result.Set("systemFilterManager", Napi::Boolean::New(env, SystemFilterApi() != nullptr));
+  result.Set("fltlib", Napi::Boolean::New(env, SystemFilterApi() != nullptr));
 #if defined(_WIN32)
   result.Set("platform", Napi::String::New(env, "win32"));
 #else

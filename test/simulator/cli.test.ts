@@ -21,8 +21,10 @@ interface Run {
   firstLine: Promise<string>;
 }
 
-function run(args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT });
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Run {
+  const base = { ...process.env };
+  delete base['FLTMGR_SIM_LOG'];
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...base, ...env } });
   let out = '';
   let err = '';
   const firstLine = new Promise<string>((resolve, reject) => {
@@ -51,7 +53,7 @@ async function stop(r: Run, signal: NodeJS.Signals): Promise<number | null> {
 }
 
 test('CLI: prints the endpoint, serves the filter with its options, exits 0 on SIGTERM', OPTS, async () => {
-  const r = run(['--filter', FILTER, '--option', 'greeting=yo ', '--option', 'unused=a=b']);
+  const r = run(['--filter', FILTER, '--option', 'greeting=yo ', '--option', 'unused=a=b', '--verbose']);
   try {
     const line = await withTimeout(r.firstLine, 'endpoint line');
     const { endpoint } = JSON.parse(line) as { endpoint: string };
@@ -62,9 +64,28 @@ test('CLI: prints the endpoint, serves the filter with its options, exits 0 on S
     assert.equal(await stop(r, 'SIGTERM'), 0);
     assert.equal(await withTimeout(c.disconnected, 'DISCONNECT'), 0xc0000037);
     assert.equal(fs.existsSync(endpoint.slice(5)), false);
-    assert.match(r.stderr(), /connect: port \\EchoPort/);
+    assert.match(r.stderr(), /connect: port \\EchoPort, client 1/);
+    assert.match(r.stderr(), /disconnect: port \\EchoPort, client 1/);
+    assert.match(r.stderr(), /SIGTERM: closing/);
   } finally {
     r.child.kill('SIGKILL');
+  }
+});
+
+test('CLI: quiet by default (no connect/disconnect lines); FLTMGR_SIM_LOG=1 turns them on', OPTS, async () => {
+  for (const [env, verbose] of [[{}, false], [{ FLTMGR_SIM_LOG: '1' }, true]] as const) {
+    const r = run(['--filter', FILTER], env);
+    try {
+      const { endpoint } = JSON.parse(await withTimeout(r.firstLine, 'endpoint line')) as { endpoint: string };
+      const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
+      assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+      c.destroy();
+      assert.equal(await stop(r, 'SIGTERM'), 0);
+      if (verbose) assert.match(r.stderr(), /connect: port \\EchoPort, client 1, pid \d+/);
+      else assert.equal(r.stderr(), '', 'the CLI printed to stderr without --verbose');
+    } finally {
+      r.child.kill('SIGKILL');
+    }
   }
 });
 
@@ -96,8 +117,9 @@ test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async
 
 test('CLI argument parsing', () => {
   const cfg = (args: string[]): CliConfig => parseCli(args) as CliConfig;
-  assert.deepEqual(parseCli(['--filter', 'f.js']), { filter: 'f.js', listen: {}, options: {} });
-  assert.deepEqual(parseCli(['--filter', 'f.js', '--tcp']), { filter: 'f.js', listen: { tcp: { host: '127.0.0.1', port: 0 } }, options: {} });
+  assert.deepEqual(parseCli(['--filter', 'f.js']), { filter: 'f.js', listen: {}, options: {}, verbose: false });
+  assert.deepEqual(parseCli(['--filter', 'f.js', '--tcp']), { filter: 'f.js', listen: { tcp: { host: '127.0.0.1', port: 0 } }, options: {}, verbose: false });
+  assert.equal(cfg(['--filter', 'f.js', '--verbose']).verbose, true);
   assert.deepEqual(cfg(['--filter', 'f.js', '--tcp', '4000']).listen, { tcp: { host: '127.0.0.1', port: 4000 } });
   assert.deepEqual(cfg(['--filter', 'f.js', '--tcp=4001']).listen, { tcp: { host: '127.0.0.1', port: 4001 } });
   assert.deepEqual(cfg(['--filter', 'f.js', '--listen', '/tmp/s']).listen, { path: '/tmp/s' });
