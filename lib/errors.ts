@@ -73,6 +73,7 @@ const hints = new Map<number, (syscall: FilterSyscall, subject: string) => strin
 
 /** An error reported by Filter Manager (or the simulator playing it). */
 export class FilterError extends Error {
+  /** 'FilterError'. */
   override readonly name = 'FilterError';
   /** The HRESULT as an unsigned 32-bit number, e.g. 0x80070002. */
   readonly hresult: number;
@@ -122,6 +123,7 @@ export type FltmgrErrorCode =
 
 /** Misuse of the API or an operation in the wrong state. */
 export class FltmgrError extends Error {
+  /** 'FltmgrError'. */
   override readonly name = 'FltmgrError';
   /**
    * @param code what went wrong, stable across versions (match on it, not on the message).

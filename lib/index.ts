@@ -15,4 +15,5 @@ export {
 export { FilterError, FltmgrError, type FilterErrorCode, type FltmgrErrorCode, type FilterSyscall } from './errors';
 export type { Backend } from './binding';
 export { configureBinding } from './binding';
+export type { HResultName, NtStatusName, Win32Name } from './status';
 export { HResult, NtStatus, Win32, hresultFromNtStatus, hresultFromWin32, nameOfHresult, nameOfNtStatus } from './status';

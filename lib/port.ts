@@ -28,6 +28,7 @@ export const MAX_CONCURRENCY = 4096;
 const HEADER_SIZE = 16;
 const MAX_BUFFER = 0x7fffffff;
 
+/** Options of {@link FilterPort.connect}. */
 export interface ConnectOptions {
   /** Bytes passed to the minifilter's ConnectNotify (lpContext). At most MAX_CONTEXT_SIZE. */
   context?: Uint8Array;
@@ -39,9 +40,11 @@ export interface ConnectOptions {
    * FLTMGR_SIMULATOR is set; the simulator (FLTMGR_SIMULATOR) elsewhere.
    */
   simulator?: string | boolean;
+  /** Aborting rejects with an AbortError; a connection made after all is closed. */
   signal?: AbortSignal;
 }
 
+/** Options of {@link FilterPort.send}. */
 export interface SendOptions {
   /** Size of the output buffer handed to the minifilter's MessageNotify. Default 0 (no output). */
   outputSize?: number;
@@ -52,6 +55,7 @@ export interface SendOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link FilterPort.messages} (and {@link FilterPort.serve}). */
 export interface ReceiveOptions {
   /** Outstanding FilterGetMessage calls = messages your code may hold at once. Default 16. */
   concurrency?: number;
@@ -63,6 +67,7 @@ export interface ReceiveOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link FilterPort.serve}. */
 export interface ServeOptions extends ReceiveOptions {
   /**
    * Called when a handler throws or rejects; serving goes on. Without it, serve() stops and rejects with the
@@ -71,8 +76,13 @@ export interface ServeOptions extends ReceiveOptions {
   onError?: (error: unknown, message: FilterMessage) => void;
 }
 
+/**
+ * A {@link FilterPort.serve} handler: the bytes it returns (or resolves) are the reply to a message that expects
+ * one; nothing releases the message unanswered. It may also call `message.reply()` itself.
+ */
 export type MessageHandler = (message: FilterMessage) => Uint8Array | void | Promise<Uint8Array | void>;
 
+/** Options of {@link FilterMessage.reply}. */
 export interface ReplyOptions {
   /** FILTER_REPLY_HEADER.Status (an NTSTATUS). Default 0. */
   status?: number;
@@ -91,7 +101,8 @@ export class FilterMessage {
   readonly data: Buffer;
   /**
    * FILTER_MESSAGE_HEADER.ReplyLength: the reply bytes the minifilter waits for, FILTER_REPLY_HEADER (16)
-   * included; 0 when it expects no reply.
+   * included; 0 when it expects no reply. Not the simulator's `sendMessage` option of the same name, which
+   * counts the data only (this is 16 more); {@link FilterMessage.maxReplySize} is the data size.
    */
   readonly replyLength: number;
   readonly #receiver: ReceiveLoop;
@@ -107,6 +118,7 @@ export class FilterMessage {
     this.replyLength = native.replyLength;
   }
 
+  /** Whether the minifilter waits for a reply (replyLength > 0). */
   get expectsReply(): boolean {
     return this.replyLength > 0;
   }
@@ -171,6 +183,7 @@ export class FilterMessage {
 
 /** A connection to a minifilter's communication port. */
 export class FilterPort extends EventEmitter<PortEvents> {
+  /** The port name it was connected with. */
   readonly name: string;
   /** 'fltlib' (the real Filter Manager, through fltlib.dll) or 'simulator'. */
   readonly backend: Backend;
@@ -217,6 +230,7 @@ export class FilterPort extends EventEmitter<PortEvents> {
     return new FilterPort(name, result.port, backend, options.syncHandle === true);
   }
 
+  /** True once close() was called. */
   get closed(): boolean {
     return this.#closing !== undefined;
   }

@@ -83,6 +83,7 @@ export const Win32 = {
   ERROR_FLT_NO_WAITER_FOR_REPLY: 0x801f0020,
   ERROR_FLT_REGISTRATION_BUSY: 0x801f0023,
 } as const;
+/** The names in {@link Win32}. */
 export type Win32Name = keyof typeof Win32;
 
 /** NTSTATUS values (ntstatus.h), unsigned. */
@@ -155,6 +156,7 @@ export const NtStatus = {
   STATUS_FLT_INSTANCE_NOT_FOUND: 0xc01c0015,
   STATUS_FLT_NO_WAITER_FOR_REPLY: 0xc01c0020,
 } as const;
+/** The names in {@link NtStatus}. */
 export type NtStatusName = keyof typeof NtStatus;
 
 /** HRESULTs with their own names (winerror.h). E_ACCESSDENIED equals HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED). */
@@ -172,6 +174,7 @@ export const HResult = {
   E_OUTOFMEMORY: 0x8007000e,
   E_INVALIDARG: 0x80070057,
 } as const;
+/** The names in {@link HResult}. */
 export type HResultName = keyof typeof HResult;
 
 const W = Win32;

@@ -26,9 +26,12 @@
  */
 import { Buffer } from 'node:buffer';
 
+/** The Windows target whose MSVC layout rules apply: the one the driver is built for. */
 export type Arch = 'x64' | 'x86' | 'arm64';
+/** A `#pragma pack(n)` value. */
 export type Pack = 1 | 2 | 4 | 8 | 16;
 
+/** Options of {@link struct}. */
 export interface StructOptions {
   /** Like `#pragma pack(n)`; default: natural alignment (MSVC default packing). */
   readonly pack?: Pack;
@@ -41,9 +44,13 @@ export interface StructOptions {
  * may assume the destination bytes are already zero, so it never has to clear padding.
  */
 export interface FieldCodec {
+  /** Bytes the field occupies (sizeof). */
   readonly size: number;
+  /** Natural alignment (alignof), before `pack`. */
   readonly alignment: number;
+  /** Decodes the field at `offset`. */
   read(buf: Buffer, offset: number): unknown;
+  /** Encodes `value` at `offset` (the bytes there are zero). */
   write(buf: Buffer, offset: number, value: unknown): void;
 }
 
@@ -52,7 +59,9 @@ export interface FieldCodec {
  * properties for inference (`typeof T.Type`); they are undefined at run time.
  */
 export abstract class FieldType<T, I = T> {
+  /** Type only: what decode returns for this field (`typeof T.Type`). */
   declare readonly Type: T;
+  /** Type only: what encode accepts for this field. */
   declare readonly Input: I;
   /** Short description used in messages, e.g. 'u32', 'utf16(260)', 'struct SCAN_REQUEST'. */
   abstract readonly kind: string;
@@ -62,15 +71,24 @@ export abstract class FieldType<T, I = T> {
   abstract codec(arch: Arch): FieldCodec;
 }
 
+/** Any field type, whatever it decodes to. */
 export type AnyFieldType = FieldType<unknown, unknown>;
+/** A struct's fields by name, in declaration (= memory) order. */
 export type Fields = { readonly [name: string]: AnyFieldType };
+/** The object decode returns for fields F. */
 export type DecodedOf<F extends Fields> = { -readonly [K in keyof F]: F[K]['Type'] };
+/** The object encode accepts for fields F. */
 export type InputOf<F extends Fields> = { readonly [K in keyof F]: F[K]['Input'] };
 
+/** Where one field sits in a struct (StructType.fields). */
 export interface FieldLayout {
+  /** The field's name. */
   readonly name: string;
+  /** Its type. */
   readonly type: AnyFieldType;
+  /** Byte offset from the start of the struct (offsetof). */
   readonly offset: number;
+  /** Bytes it occupies (sizeof). */
   readonly size: number;
   /** Effective alignment inside this struct, i.e. after `pack`. */
   readonly alignment: number;
@@ -279,6 +297,7 @@ function checkCount(what: string, n: unknown, min: number): number {
   return n;
 }
 
+/** Options of {@link utf16}. */
 export interface Utf16Options {
   /**
    * true (default): the string must leave room for a NUL terminator, i.e. at most n-1 code units,
@@ -379,7 +398,17 @@ export class ArrayType<T, I> extends FieldType<T[], readonly I[]> {
   readonly kind: string;
   readonly archDependent: boolean;
   private readonly codecs = new Map<Arch, FieldCodec>();
-  constructor(readonly element: FieldType<T, I>, readonly length: number) {
+  /**
+   * Use {@link array}.
+   * @param element the element type.
+   * @param length the element count.
+   */
+  constructor(
+    /** The element type. */
+    readonly element: FieldType<T, I>,
+    /** The element count. */
+    readonly length: number,
+  ) {
     super();
     this.kind = `${element.kind}[${length}]`;
     this.archDependent = element.archDependent;
@@ -451,8 +480,11 @@ interface CompiledField {
 export class StructType<F extends Fields> extends FieldType<DecodedOf<F>, InputOf<F>> {
   readonly kind: string;
   readonly archDependent: boolean;
+  /** sizeof, trailing padding included. */
   readonly size: number;
+  /** alignof, after `pack`. */
   readonly alignment: number;
+  /** The `#pragma pack` in force, or undefined for natural alignment. */
   readonly pack: Pack | undefined;
   /** Fields in declaration (= memory) order. */
   readonly fields: readonly FieldLayout[];
@@ -460,7 +492,12 @@ export class StructType<F extends Fields> extends FieldType<DecodedOf<F>, InputO
   private readonly structCodec: FieldCodec;
 
   /** Use {@link struct}. */
-  constructor(readonly name: string, spec: F, options: StructOptions = {}) {
+  constructor(
+    /** The C name, used in messages. */
+    readonly name: string,
+    spec: F,
+    options: StructOptions = {},
+  ) {
     super();
     if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
       throw new TypeError(`struct: name must be a C identifier, got ${describe(name)}`);
@@ -523,6 +560,7 @@ export class StructType<F extends Fields> extends FieldType<DecodedOf<F>, InputO
     Object.freeze(this);
   }
 
+  /** The target whose layout this is (StructOptions.arch). */
   readonly arch: Arch;
 
   codec(arch: Arch): FieldCodec {
@@ -673,6 +711,16 @@ export function offsetof<F extends Fields>(type: StructType<F>, field: keyof F &
 // before MessageId; packing them to 12 bytes shifts every later field.
 
 /** FILTER_MESSAGE_HEADER { ULONG ReplyLength; ULONGLONG MessageId; }: size 16. */
-export const FILTER_MESSAGE_HEADER = struct('FILTER_MESSAGE_HEADER', { replyLength: u32, messageId: u64 });
+export const FILTER_MESSAGE_HEADER = struct('FILTER_MESSAGE_HEADER', {
+  /** Reply bytes the minifilter waits for, FILTER_REPLY_HEADER included; 0 = no reply expected. */
+  replyLength: u32,
+  /** Identifies the message; the reply quotes it. */
+  messageId: u64,
+});
 /** FILTER_REPLY_HEADER { NTSTATUS Status; ULONGLONG MessageId; }: size 16. */
-export const FILTER_REPLY_HEADER = struct('FILTER_REPLY_HEADER', { status: i32, messageId: u64 });
+export const FILTER_REPLY_HEADER = struct('FILTER_REPLY_HEADER', {
+  /** NTSTATUS the replier sets (fltmgr: `reply(data, { status })`). */
+  status: i32,
+  /** The MessageId of the message answered. */
+  messageId: u64,
+});

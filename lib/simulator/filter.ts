@@ -461,8 +461,11 @@ export class ServerPortImpl implements ServerPort {
 }
 
 /** A registered minifilter. Created by FilterManagerSimulator.registerFilter. */
+/** A registered minifilter (FltRegisterFilter): owns communication ports and sends messages to clients. */
 export class SimulatedFilter {
+  /** The name registerFilter was given (unique per simulator). */
   readonly name: string;
+  /** The altitude registerFilter was given, if any. */
   readonly altitude: string | undefined;
   private readonly ports = new Set<ServerPortImpl>();
   private unloading: Promise<void> | undefined;
@@ -477,6 +480,7 @@ export class SimulatedFilter {
     this.altitude = altitude;
   }
 
+  /** True once unload() was called. */
   get unloaded(): boolean {
     return this.unloading !== undefined;
   }

@@ -38,19 +38,39 @@ import {
   type Frame,
 } from './wire';
 
+/** The 'protocol-error' event: a stream was closed for breaking the protocol or a limit. */
 export interface ProtocolErrorEvent {
+  /** What the peer did. */
   reason: string;
   /** The connection, when the stream had one. */
   client?: ClientPort;
 }
 
+/** The events of a {@link FilterManagerSimulator} and their arguments. */
 export interface SimulatorEventMap {
+  /** A stream was closed for breaking the protocol or a limit. */
   'protocol-error': [ProtocolErrorEvent];
+  /** A connection was established (ConnectNotify succeeded and the client has its handle). */
   connect: [ClientPort];
+  /** A connection ended, whichever side ended it (after DisconnectNotify was called). */
   disconnect: [ClientPort];
 }
 
-export type ListenTarget = { path?: string } | { tcp: { host?: '127.0.0.1'; port?: number } };
+/** Where {@link FilterManagerSimulator.listen} listens. */
+export type ListenTarget =
+  | {
+      /** Unix socket path (or a `\\.\pipe\` name on Windows); default: a fresh private one. */
+      path?: string;
+    }
+  | {
+      /** TCP on 127.0.0.1, with a per-run secret in the endpoint string. */
+      tcp: {
+        /** Only 127.0.0.1. */
+        host?: '127.0.0.1';
+        /** Default 0: any free port. */
+        port?: number;
+      };
+    };
 
 type Transport = 'unix' | 'tcp' | 'pipe';
 
@@ -240,6 +260,11 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * The kernel side of Filter Manager, in TypeScript: register filters, create communication ports, listen, and
+ * FilterPort clients connect to it (docs/wire-protocol.md). Call close() when done: a listening simulator keeps
+ * the process alive.
+ */
 export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
   private readonly logLine: (line: string) => void;
   private readonly adminUids: ReadonlySet<number>;

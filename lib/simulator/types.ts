@@ -4,6 +4,7 @@ import { hex32, nameOfNtStatus } from '../status';
 
 /** A kernel-side failure: callbacks throw it to fail a connect or a send; the simulator throws it on bad calls. */
 export class NtStatusError extends Error {
+  /** The NTSTATUS, unsigned (0xC0000022 for STATUS_ACCESS_DENIED). */
   readonly status: number;
   constructor(status: number, message?: string) {
     const s = status >>> 0;
@@ -18,9 +19,13 @@ export class NtStatusError extends Error {
  * platform gave them); `via: 'secret'` = a TCP or named-pipe client that proved it knows the per-run secret.
  */
 export interface PeerIdentity {
+  /** The peer's user id (Unix sockets, when the platform tells). */
   uid?: number;
+  /** The peer's primary group id. */
   gid?: number;
+  /** The peer's process id. */
   pid?: number;
+  /** How the peer was identified. */
   via: 'unix' | 'secret';
 }
 
@@ -30,7 +35,14 @@ export interface PeerIdentity {
  */
 export type PortSecurity =
   | 'admins'
-  | { allowUids?: number[]; allowGids?: number[]; includeAdmins?: boolean };
+  | {
+      /** User ids allowed to connect. */
+      allowUids?: number[];
+      /** Primary group ids allowed to connect. */
+      allowGids?: number[];
+      /** Whether administrators may connect too. Default true. */
+      includeAdmins?: boolean;
+    };
 
 /**
  * Bounds on what one peer can make the simulator hold (docs/wire-protocol.md, "Limits"). A peer that exceeds a
@@ -88,9 +100,15 @@ export const DEFAULT_SIMULATOR_LIMITS: Readonly<Required<SimulatorLimits>> = Obj
   maxUnsentBytes: 128 * 1024 * 1024,
 });
 
+/** Options of the {@link FilterManagerSimulator} constructor. */
 export interface SimulatorOptions {
   /** Who counts as an administrator. Default: uid 0 and the simulator process's own uid. */
-  admins?: { uids?: number[]; gids?: number[] };
+  admins?: {
+    /** Administrator user ids. */
+    uids?: number[];
+    /** Administrator group ids (primary groups). */
+    gids?: number[];
+  };
   /**
    * Receives log lines (protocol errors, callback failures; with `verbose`, connects and disconnects too).
    * Default: discard, or standard error when FLTMGR_SIM_LOG=1.
@@ -114,6 +132,7 @@ export interface SimulatorOptions {
 export interface StreamStats {
   /** Unique per simulator, from 1 (the number the log lines use: "stream #N"). */
   readonly id: number;
+  /** What the stream runs over. */
   readonly transport: 'unix' | 'tcp' | 'pipe';
   /** 'new': no CONNECT yet; 'connecting': ConnectNotify runs; 'established': a connection. */
   readonly state: 'new' | 'connecting' | 'established';
@@ -123,9 +142,11 @@ export interface StreamStats {
   readonly partialFrameBytes: number;
   /** Frames received after CONNECT and held until ConnectNotify returns, and their payload bytes. */
   readonly backlogFrames: number;
+  /** Payload bytes of those frames. */
   readonly backlogBytes: number;
   /** SEND requests whose MessageNotify has not returned yet, and the bytes of their input. */
   readonly outstandingSends: number;
+  /** Bytes of their input. */
   readonly sendBytes: number;
   /** Bytes charged to the connection's FltSendMessage queue (messages not yet delivered to a get). */
   readonly queuedMessageBytes: number;
@@ -135,6 +156,7 @@ export interface StreamStats {
   readonly readPaused: boolean;
 }
 
+/** Options of {@link SimulatedFilter.createCommunicationPort} (FltCreateCommunicationPort's arguments). */
 export interface CommunicationPortOptions {
   /** MaxConnections: an integer > 0. */
   maxConnections: number;
@@ -161,15 +183,19 @@ export interface CommunicationPortOptions {
 export interface ClientPort {
   /** Unique per simulator, from 1. */
   readonly id: number;
+  /** The name of the server port connected to, as the client spelled it. */
   readonly portName: string;
+  /** The server port connected to. */
   readonly serverPort: ServerPort;
   /** The connection cookie ConnectNotify returned (undefined while it runs). */
   readonly cookie: unknown;
   /** The context bytes FilterConnectCommunicationPort passed. */
   readonly context: Buffer;
+  /** Who the client is (its OS credentials, or that it knew the endpoint's secret). */
   readonly identity: PeerIdentity;
   /** The peer's pid from the OS when known, else the pid the client reported in CONNECT (0 = unknown). */
   readonly processId: number | undefined;
+  /** False once the connection ended (either side). */
   readonly connected: boolean;
   /** FltCloseClientPort: DISCONNECT frame, stream closed, disconnect callback. Idempotent. */
   close(): void;
@@ -177,18 +203,26 @@ export interface ClientPort {
 
 /** A server port (FltCreateCommunicationPort). */
 export interface ServerPort {
+  /** The port name clients connect to. */
   readonly name: string;
+  /** ServerPortCookie (CommunicationPortOptions.cookie). */
   readonly cookie: unknown;
+  /** MaxConnections. */
   readonly maxConnections: number;
   /** Established connections (not those whose connect callback is still running). */
   readonly connections: ReadonlySet<ClientPort>;
+  /** True once close() was called. */
   readonly closed: boolean;
   /** FltCloseCommunicationPort: new connects get ERROR_FILE_NOT_FOUND; existing connections live on. */
   close(): void;
 }
 
+/** Options of {@link SimulatedFilter.sendMessage} (FltSendMessage's arguments). */
 export interface SendMessageOptions {
-  /** Bytes of reply data expected (FILTER_REPLY_HEADER excluded); undefined = no reply (NULL reply buffer). */
+  /**
+   * Bytes of reply data expected, FILTER_REPLY_HEADER excluded; undefined = no reply (NULL reply buffer). The
+   * client's FilterMessage.replyLength is this plus 16 (the header), as FILTER_MESSAGE_HEADER.ReplyLength is.
+   */
   replyLength?: number;
   /** Milliseconds, covering the wait for a get and for the reply; undefined = wait forever. */
   timeout?: number;
@@ -196,6 +230,10 @@ export interface SendMessageOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What {@link SimulatedFilter.sendMessage} resolves to: FltSendMessage's NTSTATUS and the reply. It resolves
+ * (never rejects) for every outcome FltSendMessage reports, timeouts and lost connections included.
+ */
 export interface SendMessageResult {
   /**
    * NTSTATUS: 0 STATUS_SUCCESS, 0x102 STATUS_TIMEOUT (a success code), 0x80000005 STATUS_BUFFER_OVERFLOW (reply
@@ -211,6 +249,10 @@ export interface SendMessageResult {
 
 /** What a module loaded by the CLI or the worker exports. */
 export interface SimulatedMinifilterModule {
+  /**
+   * Sets up the module's filters and ports on `sim` (the caller then listens). `options`: the CLI's
+   * `--option key=value` pairs (strings), or startSimulatorWorker's `filterOptions`.
+   */
   register(
     sim: import('./server').FilterManagerSimulator,
     options?: Record<string, unknown>,

@@ -1,8 +1,10 @@
 // Codec for docs/wire-protocol.md (version 1): framing, payload layouts and endpoint strings.
 // Pure functions and a push-based decoder, so both the simulator and test clients can use them.
 
+/** The simulator protocol version (docs/wire-protocol.md); both ends must speak the same one. */
 export const WIRE_VERSION = 1;
 export const HEADER_BYTES = 12; // u32 length + u8 version + u8 type + u16 flags + u32 id
+/** Largest frame payload the protocol carries (16 MiB). */
 export const MAX_PAYLOAD = 16 * 1024 * 1024;
 /** Flood guard: pending gets per connection, and outstanding SEND requests per connection. */
 export const MAX_PENDING_GETS = 4096;
@@ -396,10 +398,32 @@ export function parseStatusPayload(payload: Buffer, what: string): number {
 
 // ---- endpoints ---------------------------------------------------------------------------------------
 
+/** A parsed simulator endpoint (docs/wire-protocol.md): what parseEndpoint returns and formatEndpoint takes. */
 export type Endpoint =
-  | { kind: 'unix'; path: string }
-  | { kind: 'tcp'; host: string; port: number; secret: string }
-  | { kind: 'pipe'; path: string; secret: string };
+  | {
+      /** A Unix socket. */
+      kind: 'unix';
+      /** The socket's path. */
+      path: string;
+    }
+  | {
+      /** TCP on the loopback interface. */
+      kind: 'tcp';
+      /** 127.0.0.1. */
+      host: string;
+      /** The TCP port. */
+      port: number;
+      /** The per-run secret the client must present. */
+      secret: string;
+    }
+  | {
+      /** A Windows named pipe. */
+      kind: 'pipe';
+      /** `\\.\pipe\NAME`. */
+      path: string;
+      /** The per-run secret the client must present. */
+      secret: string;
+    };
 
 /** Parses `unix:/path`, a plain absolute path, `tcp:127.0.0.1:PORT#SECRET` or `pipe:\\.\pipe\NAME#SECRET`. */
 export function parseEndpoint(text: string): Endpoint {
@@ -433,6 +457,7 @@ export function parseEndpoint(text: string): Endpoint {
   throw new TypeError(`unknown endpoint syntax: ${text}`);
 }
 
+/** The endpoint string for an {@link Endpoint} (the inverse of parseEndpoint). */
 export function formatEndpoint(e: Endpoint): string {
   switch (e.kind) {
     case 'unix':

@@ -6,13 +6,19 @@ import { loadFilterModule } from './load-module';
 import { FilterManagerSimulator, simulatorLogFromEnv, type ListenTarget } from './server';
 import type { SimulatorLimits } from './types';
 
+/** Options of {@link startSimulatorWorker}. */
 export interface SimulatorWorkerOptions {
   /** Where to listen (default: a private Unix socket, see FilterManagerSimulator.listen). */
   listen?: ListenTarget;
   /** Passed to the module's register(sim, options); must be structured-cloneable. */
   filterOptions?: Record<string, unknown>;
   /** SimulatorOptions.admins for the worker's simulator. */
-  admins?: { uids?: number[]; gids?: number[] };
+  admins?: {
+    /** Administrator user ids. */
+    uids?: number[];
+    /** Administrator group ids (primary groups). */
+    gids?: number[];
+  };
   /** SimulatorOptions.limits for the worker's simulator. */
   limits?: SimulatorLimits;
   /** Receives the worker simulator's log lines. Default: discard, or standard error when FLTMGR_SIM_LOG=1. */
@@ -23,7 +29,9 @@ export interface SimulatorWorkerOptions {
   startTimeout?: number;
 }
 
+/** A simulator running in a worker thread ({@link startSimulatorWorker}). */
 export interface SimulatorWorker {
+  /** The endpoint clients connect to (FLTMGR_SIMULATOR, or ConnectOptions.simulator). */
   readonly endpoint: string;
   /** Closes the simulator (filters unloaded, connections ended) and ends the worker. */
   terminate(): Promise<void>;
