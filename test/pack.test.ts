@@ -77,6 +77,17 @@ const { FilterManagerSimulator } = require('fltmgr/simulator');
 })().catch((err) => { console.error(err); process.exit(1); });
 `;
 
+// A TypeScript consumer of all three entry points: compiled under every moduleResolution a project may use.
+const TYPES_CONSUMER = `
+import { FilterPort, FilterError, type FilterErrorCode } from 'fltmgr';
+import { FilterManagerSimulator, type SendMessageResult } from 'fltmgr/simulator';
+import { struct, u32 } from 'fltmgr/struct';
+const known: FilterErrorCode = 'ERROR_FILE_NOT_FOUND';
+const unknown: FilterErrorCode = '0x8007FFFF';
+export const all = [FilterPort, FilterError, FilterManagerSimulator, struct('X', { a: u32 }), known, unknown];
+export type Result = SendMessageResult;
+`;
+
 test('npm pack ships dist, prebuilds, native sources; the tarball installs and loads its prebuild without a compiler', { skip: skipReason(), timeout: 3 * STEP_HANG_GUARD_MS }, () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-pack-'));
   try {
@@ -106,6 +117,16 @@ test('npm pack ships dist, prebuilds, native sources; the tarball installs and l
       assert.ok(!/^(build|build-[^/]*|test|\.cache|node_modules)\//.test(f), `${f} must not be in the package`);
       assert.ok(!/(^|\/)fltlib\.dll$/i.test(f), `${f}: the substitute fltlib must never ship`);
     }
+    // Source and declaration maps point at lib/*.ts: those sources ship too, so every map resolves.
+    const maps = [...files].filter((f) => f.endsWith('.map'));
+    assert.ok(maps.includes('dist/lib/port.js.map') && maps.includes('dist/lib/port.d.ts.map'), `maps missing: ${maps.join(', ')}`);
+    for (const map of maps) {
+      const { sources, sourceRoot } = JSON.parse(fs.readFileSync(path.join(ROOT, map), 'utf8')) as { sources: string[]; sourceRoot?: string };
+      for (const source of sources) {
+        const target = path.posix.normalize(path.posix.join(path.posix.dirname(map), sourceRoot ?? '', source));
+        assert.ok(files.has(target), `${map} points at ${target}, which is not in the package`);
+      }
+    }
 
     // 2. An empty project installs the tarball (runtime deps from npm's cache, or the registry when not cached).
     const app = path.join(work, 'app');
@@ -122,6 +143,16 @@ test('npm pack ships dist, prebuilds, native sources; the tarball installs and l
     const out = JSON.parse(result.stdout.trim().split('\n').pop()!) as { output: string; addons: string[] };
     assert.equal(out.output, 'PING');
     assert.deepEqual(out.addons, [fs.realpathSync(path.join(installed, LINUX_PREBUILD))]);
+
+    // 4. Its types resolve for TypeScript consumers: "node" (node10, which ignores `exports` and needs
+    // typesVersions for the subpaths), node16 and bundler (which read `exports`).
+    fs.writeFileSync(path.join(app, 'types.ts'), TYPES_CONSUMER);
+    const tsc = path.join(ROOT, 'node_modules', 'typescript', 'lib', 'tsc.js');
+    for (const [module, resolution] of [['commonjs', 'node'], ['node16', 'node16'], ['esnext', 'bundler']] as const) {
+      const r = spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--target', 'ES2022', '--module', module, '--moduleResolution', resolution,
+        '--types', 'node', '--typeRoots', path.join(ROOT, 'node_modules', '@types'), 'types.ts'], { cwd: app, env, encoding: 'utf8', timeout: STEP_HANG_GUARD_MS });
+      assert.equal(r.status, 0, `moduleResolution ${resolution}: the consumer does not compile:\n${r.stdout}${r.stderr}`);
+    }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
