@@ -12,12 +12,14 @@ export const enum EventKind {
   Stopped = 4,
 }
 
+/** A message as the native receive loop hands it over (FilterMessage wraps it). */
 export interface NativeMessage {
   replyLength: number;
   id: bigint;
   data: Buffer;
 }
 
+/** The addon's port object (native/src/port.cc); FilterPort is its only user. */
 export interface NativePort {
   /** Queues a FilterSendMessage; `id` identifies it for withdraw(). */
   send(input: Uint8Array | undefined, outputSize: number): { id: number; result: Promise<{ hresult: number; output?: Buffer }> };
@@ -42,6 +44,7 @@ export interface NativePort {
 /** Where a port's Filter* calls go: 'fltlib' = the real Filter Manager (Windows), 'simulator' = the simulator. */
 export type Backend = 'fltlib' | 'simulator';
 
+/** The options the addon's connect takes (native/src/addon.cc). */
 export interface NativeConnectOptions {
   backend: Backend;
   endpoint?: string;
@@ -49,6 +52,7 @@ export interface NativeConnectOptions {
   syncHandle?: boolean;
 }
 
+/** SO_PEERCRED of a Unix socket (the simulator identifies peers with it). */
 export interface PeerCredentials {
   uid: number;
   gid: number;
@@ -67,6 +71,7 @@ export interface NativeLimits {
   simulatorMaxReplyData: number;
 }
 
+/** What the addon exports; checkContract verifies the parts the JS side depends on when it loads. */
 export interface Binding {
   connect(name: string, options: NativeConnectOptions): Promise<{ hresult: number; port?: NativePort }>;
   /** `fltlib`: whether the real Filter Manager's fltlib is there (Windows). */
@@ -100,6 +105,7 @@ function packageRoot(): string {
   return path.resolve(__dirname, '..', '..');
 }
 
+/** The addon, loaded once per environment (an explicit path, FLTMGR_BINDING, or node-gyp-build's search). */
 export function loadBinding(): Binding {
   if (loaded !== undefined) return loaded;
   const override = explicitPath ?? process.env['FLTMGR_BINDING'];

@@ -477,6 +477,7 @@ interface CompiledField {
   readonly codec: FieldCodec;
 }
 
+/** A C struct layout (made by {@link struct}): decode, encode, sizes and offsets for one arch. */
 export class StructType<F extends Fields> extends FieldType<DecodedOf<F>, InputOf<F>> {
   readonly kind: string;
   readonly archDependent: boolean;

@@ -16,6 +16,7 @@ const USAGE = `usage: fltmgr-simulator --filter <module.js> [--listen <unix sock
 
 class UsageError extends Error {}
 
+/** What the command line asks for (parseCli). */
 export interface CliConfig {
   filter: string;
   listen: ListenTarget;
@@ -23,6 +24,7 @@ export interface CliConfig {
   verbose: boolean;
 }
 
+/** Parses the CLI's arguments; throws a UsageError (exit 2) on bad ones. */
 export function parseCli(argv: readonly string[]): CliConfig | 'help' {
   // `--tcp` takes an optional port, which parseArgs cannot express: rewrite it first.
   const args: string[] = [];

@@ -108,6 +108,7 @@ interface PendingMessage {
   reject(reason: unknown): void;
 }
 
+/** The simulator's ClientPort: one connection, its FltSendMessage queue and its gets. */
 export class ClientPortImpl implements ClientPort {
   readonly id: number;
   readonly portName: string;
@@ -422,6 +423,7 @@ export class ClientPortImpl implements ClientPort {
   }
 }
 
+/** The simulator's ServerPort: a name in the namespace, its options and its connections. */
 export class ServerPortImpl implements ServerPort {
   readonly name: string;
   readonly cookie: unknown;
