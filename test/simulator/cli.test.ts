@@ -50,22 +50,19 @@ async function stop(r: Run, signal: NodeJS.Signals): Promise<number | null> {
   return code;
 }
 
-test('CLI: prints the endpoint, serves the filter with its options, exits 0 on SIGTERM', OPTS, async () => {
+test('CLI: prints the endpoint, serves the filter with its options, exits 0 on SIGTERM', OPTS, async (t) => {
   const r = run(['--filter', FILTER, '--option', 'greeting=yo ', '--option', 'unused=a=b']);
-  try {
-    const line = await withTimeout(r.firstLine, 'endpoint line');
-    const { endpoint } = JSON.parse(line) as { endpoint: string };
-    assert.match(endpoint, /^unix:\//);
-    const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
-    assert.equal((await c.get(128)).data.toString(), 'welcome:yo ');
-    assert.deepEqual((await c.send(Buffer.from('there'), 64)).output, Buffer.from('yo there'));
-    assert.equal(await stop(r, 'SIGTERM'), 0);
-    assert.equal(await withTimeout(c.disconnected, 'DISCONNECT'), 0xc0000037);
-    assert.equal(fs.existsSync(endpoint.slice(5)), false);
-    assert.match(r.stderr(), /connect: port \\EchoPort/);
-  } finally {
-    r.child.kill('SIGKILL');
-  }
+  t.after(() => r.child.kill('SIGKILL'));
+  const line = await withTimeout(r.firstLine, 'endpoint line');
+  const { endpoint } = JSON.parse(line) as { endpoint: string };
+  assert.match(endpoint, /^unix:\//);
+  const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
+  assert.equal((await c.get(128)).data.toString(), 'welcome:yo ');
+  assert.deepEqual((await c.send(Buffer.from('there'), 64)).output, Buffer.from('yo there'));
+  assert.equal(await stop(r, 'SIGTERM'), 0);
+  assert.equal(await withTimeout(c.disconnected, 'DISCONNECT'), 0xc0000037);
+  assert.equal(fs.existsSync(endpoint.slice(5)), false);
+  assert.match(r.stderr(), /connect: port \\EchoPort/);
 });
 
 test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async () => {

@@ -13,7 +13,7 @@ import { TEST_TIMEOUT_MS } from '../helpers/timing';
 const OPTS = { timeout: TEST_TIMEOUT_MS };
 const ROOT = path.resolve(__dirname, '..', '..');
 
-test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify once; the port is gone', OPTS, async () => {
+test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify once; the port is gone', OPTS, async (t) => {
   const disconnected: ClientPort[] = [];
   let finished = false;
   const h = await startHarness({
@@ -26,67 +26,61 @@ test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify 
       },
     },
   });
-  try {
-    const a = await h.connectPair();
-    const c = await h.connectPair();
-    const second = h.filter.createCommunicationPort('\\Second', { maxConnections: 1 });
-    const s = await h.connectPair({ portName: '\\Second' });
-    const pending = h.filter.sendMessage(a.client, Buffer.from('never read'), { replyLength: 4 });
-    await h.filter.unload();
-    assert.equal(finished, true, 'unload waits for DisconnectNotify');
-    for (const w of [a.wire, c.wire, s.wire]) {
-      assert.equal(await withTimeout(w.disconnected, 'DISCONNECT'), 0xc0000037);
-      await withTimeout(w.closed, 'stream closed');
-    }
-    assert.deepEqual(await pending, { status: NtStatus.STATUS_PORT_DISCONNECTED });
-    // \Second has no DisconnectNotify; the two on the first port ran once each.
-    assert.equal(disconnected.length, 2);
-    assert.deepEqual(new Set(disconnected), new Set([a.client, c.client]));
-    assert.ok([a.client, c.client, s.client].every((x) => !x.connected));
-    assert.equal(h.port.closed && second.closed, true);
-    assert.equal(h.port.connections.size, 0);
-    const late = await h.open();
-    assert.equal(await late.connect({ portName: PORT }), 0x80070002);
-    assert.throws(
-      () => h.filter.createCommunicationPort('\\Third', { maxConnections: 1 }),
-      (e: unknown) => e instanceof NtStatusError && e.status === NtStatus.STATUS_FLT_DELETING_OBJECT,
-    );
-    assert.equal(h.filter.unloaded, true);
-    await h.filter.unload(); // idempotent
-    // The filter name is free again.
-    assert.equal(h.sim.registerFilter('SimTestFilter').name, 'SimTestFilter');
-  } finally {
-    await h.close();
+  t.after(() => h.close());
+  const a = await h.connectPair();
+  const c = await h.connectPair();
+  const second = h.filter.createCommunicationPort('\\Second', { maxConnections: 1 });
+  const s = await h.connectPair({ portName: '\\Second' });
+  const pending = h.filter.sendMessage(a.client, Buffer.from('never read'), { replyLength: 4 });
+  await h.filter.unload();
+  assert.equal(finished, true, 'unload waits for DisconnectNotify');
+  for (const w of [a.wire, c.wire, s.wire]) {
+    assert.equal(await withTimeout(w.disconnected, 'DISCONNECT'), 0xc0000037);
+    await withTimeout(w.closed, 'stream closed');
   }
+  assert.deepEqual(await pending, { status: NtStatus.STATUS_PORT_DISCONNECTED });
+  // \Second has no DisconnectNotify; the two on the first port ran once each.
+  assert.equal(disconnected.length, 2);
+  assert.deepEqual(new Set(disconnected), new Set([a.client, c.client]));
+  assert.ok([a.client, c.client, s.client].every((x) => !x.connected));
+  assert.equal(h.port.closed && second.closed, true);
+  assert.equal(h.port.connections.size, 0);
+  const late = await h.open();
+  assert.equal(await late.connect({ portName: PORT }), 0x80070002);
+  assert.throws(
+    () => h.filter.createCommunicationPort('\\Third', { maxConnections: 1 }),
+    (e: unknown) => e instanceof NtStatusError && e.status === NtStatus.STATUS_FLT_DELETING_OBJECT,
+  );
+  assert.equal(h.filter.unloaded, true);
+  await h.filter.unload(); // idempotent
+  // The filter name is free again.
+  assert.equal(h.sim.registerFilter('SimTestFilter').name, 'SimTestFilter');
 });
 
-test('ClientPort.close (FltCloseClientPort): DISCONNECT, stream closed, DisconnectNotify; idempotent', OPTS, async () => {
+test('ClientPort.close (FltCloseClientPort): DISCONNECT, stream closed, DisconnectNotify; idempotent', OPTS, async (t) => {
   let disconnects = 0;
   const h = await startHarness({ port: { disconnect: () => void disconnects++ } });
-  try {
-    const { wire, client } = await h.connectPair();
-    const other = await h.connectPair();
-    const get = wire.postGet(64);
-    const ev = h.nextEvent('disconnect');
-    client.close();
-    client.close();
-    assert.equal(await ev, client);
-    assert.equal(await withTimeout(wire.disconnected, 'DISCONNECT'), 0xc0000037);
-    await withTimeout(wire.closed, 'closed');
-    await assert.rejects(get.done, /stream closed/, 'no GET_COMPLETE follows DISCONNECT');
-    assert.equal(disconnects, 1);
-    assert.equal(client.connected, false);
-    assert.deepEqual([...h.port.connections], [other.client]);
-    // The other connection is untouched.
-    const g = other.wire.postGet(64);
-    await h.filter.sendMessage(other.client, Buffer.from('still here'));
-    assert.equal((await g.done).data.toString(), 'still here');
-  } finally {
-    await h.close();
-  }
+  t.after(() => h.close());
+  const { wire, client } = await h.connectPair();
+  const other = await h.connectPair();
+  const get = wire.postGet(64);
+  const ev = h.nextEvent('disconnect');
+  client.close();
+  client.close();
+  assert.equal(await ev, client);
+  assert.equal(await withTimeout(wire.disconnected, 'DISCONNECT'), 0xc0000037);
+  await withTimeout(wire.closed, 'closed');
+  await assert.rejects(get.done, /stream closed/, 'no GET_COMPLETE follows DISCONNECT');
+  assert.equal(disconnects, 1);
+  assert.equal(client.connected, false);
+  assert.deepEqual([...h.port.connections], [other.client]);
+  // The other connection is untouched.
+  const g = other.wire.postGet(64);
+  await h.filter.sendMessage(other.client, Buffer.from('still here'));
+  assert.equal((await g.done).data.toString(), 'still here');
 });
 
-test('closing the handle runs DisconnectNotify once; a throwing DisconnectNotify is only logged', OPTS, async () => {
+test('closing the handle runs DisconnectNotify once; a throwing DisconnectNotify is only logged', OPTS, async (t) => {
   const seen: number[] = [];
   const h = await startHarness({
     port: {
@@ -96,54 +90,45 @@ test('closing the handle runs DisconnectNotify once; a throwing DisconnectNotify
       },
     },
   });
-  try {
-    const { wire, client } = await h.connectPair();
-    const ev = h.nextEvent('disconnect');
-    await wire.close();
-    await ev;
-    await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(seen, [client.id]);
-    assert.ok(h.logs.some((l) => /disconnect callback .* failed with Error: disconnect bug/.test(l)));
-    client.close(); // after the fact: nothing happens
-    assert.deepEqual(seen, [client.id]);
-  } finally {
-    await h.close();
-  }
+  t.after(() => h.close());
+  const { wire, client } = await h.connectPair();
+  const ev = h.nextEvent('disconnect');
+  await wire.close();
+  await ev;
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(seen, [client.id]);
+  assert.ok(h.logs.some((l) => /disconnect callback .* failed with Error: disconnect bug/.test(l)));
+  client.close(); // after the fact: nothing happens
+  assert.deepEqual(seen, [client.id]);
 });
 
-test('a client closed by the kernel during ConnectNotify gets S_OK and then DISCONNECT; unload waits for it', OPTS, async () => {
+test('a client closed by the kernel during ConnectNotify gets S_OK and then DISCONNECT; unload waits for it', OPTS, async (t) => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   let disconnects = 0;
   const h = await startHarness({ port: { connect: () => gate, disconnect: () => void disconnects++ } });
-  try {
-    const w = await h.open();
-    const result = w.connect({ portName: PORT });
-    while ((h.port as unknown as { connecting: Set<unknown> }).connecting.size === 0) await new Promise((r) => setTimeout(r, 2));
-    const unloaded = h.filter.unload();
-    assert.equal(await stillPending(unloaded, 30), true, 'unload waits for ConnectNotify');
-    release();
-    assert.equal(await result, 0);
-    assert.equal(await withTimeout(w.disconnected, 'DISCONNECT'), 0xc0000037);
-    await withTimeout(unloaded, 'unload');
-    assert.equal(disconnects, 1);
-  } finally {
-    await h.close();
-  }
+  t.after(() => h.close());
+  const w = await h.open();
+  const result = w.connect({ portName: PORT });
+  while ((h.port as unknown as { connecting: Set<unknown> }).connecting.size === 0) await new Promise((r) => setTimeout(r, 2));
+  const unloaded = h.filter.unload();
+  assert.equal(await stillPending(unloaded, 30), true, 'unload waits for ConnectNotify');
+  release();
+  assert.equal(await result, 0);
+  assert.equal(await withTimeout(w.disconnected, 'DISCONNECT'), 0xc0000037);
+  await withTimeout(unloaded, 'unload');
+  assert.equal(disconnects, 1);
 });
 
-test('listener exceptions in connect/disconnect events do not break the simulator', OPTS, async () => {
+test('listener exceptions in connect/disconnect events do not break the simulator', OPTS, async (t) => {
   const h = await startHarness({ port: { message: () => Buffer.from('ok') } });
   h.sim.on('connect', () => {
     throw new Error('listener bug');
   });
-  try {
-    const w = await h.connect();
-    assert.equal((await w.send(Buffer.alloc(0), 2)).hresult, 0);
-    assert.ok(h.logs.some((l) => /'connect' listener threw: listener bug/.test(l)));
-  } finally {
-    await h.close();
-  }
+  t.after(() => h.close());
+  const w = await h.connect();
+  assert.equal((await w.send(Buffer.alloc(0), 2)).hresult, 0);
+  assert.ok(h.logs.some((l) => /'connect' listener threw: listener bug/.test(l)));
 });
 
 test('close() ends connections, closes raw streams, removes the socket and its private directory', OPTS, async () => {

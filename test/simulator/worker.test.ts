@@ -42,18 +42,15 @@ test('a worker hosts the filter module: both directions work, terminate() ends c
   await w.terminate(); // idempotent
 });
 
-test('a worker can listen on TCP with a secret', OPTS, async () => {
+test('a worker can listen on TCP with a secret', OPTS, async (t) => {
   const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { listen: { tcp: {} } });
-  try {
-    assert.match(w.endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]+$/);
-    const c = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
-    assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
-    const wrong = await WireClient.open(w.endpoint);
-    assert.equal(await wrong.connect({ portName: '\\EchoPort', secret: 'guess' }), 0x80070005);
-    c.destroy();
-  } finally {
-    await w.terminate();
-  }
+  t.after(() => w.terminate());
+  assert.match(w.endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]+$/);
+  const c = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
+  assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+  const wrong = await WireClient.open(w.endpoint);
+  assert.equal(await wrong.connect({ portName: '\\EchoPort', secret: 'guess' }), 0x80070005);
+  c.destroy();
 });
 
 test('worker start failures reject with the reason', OPTS, async () => {
@@ -64,19 +61,16 @@ test('worker start failures reject with the reason', OPTS, async () => {
   await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { listen: { tcp: { port: -1 } } }), /tcp\.port/);
 });
 
-test('limits reach the worker\u2019s simulator', OPTS, async () => {
+test('limits reach the worker\u2019s simulator', OPTS, async (t) => {
   const logs: string[] = [];
   const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { limits: { maxStreams: 1 }, log: (l) => logs.push(l) });
-  try {
-    const first = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
-    const second = await WireClient.open(w.endpoint);
-    await withTimeout(second.closed, 'the stream over maxStreams to close');
-    assert.deepEqual(second.unexpected.map((f) => f.payload.readUInt32LE(0)), [0x800705aa]);
-    // The log line travels from the worker thread by message: it may come after the close is seen here.
-    await pollUntil('the worker to log it', () => logs.some((l) => /too many streams/.test(l))).catch(() => undefined);
-    assert.ok(logs.some((l) => /too many streams: more than 1 open/.test(l)), logs.join('\n'));
-    first.destroy();
-  } finally {
-    await withTimeout(w.terminate(), 'terminate');
-  }
+  t.after(() => withTimeout(w.terminate(), 'terminate'));
+  const first = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
+  const second = await WireClient.open(w.endpoint);
+  await withTimeout(second.closed, 'the stream over maxStreams to close');
+  assert.deepEqual(second.unexpected.map((f) => f.payload.readUInt32LE(0)), [0x800705aa]);
+  // The log line travels from the worker thread by message: it may come after the close is seen here.
+  await pollUntil('the worker to log it', () => logs.some((l) => /too many streams/.test(l))).catch(() => undefined);
+  assert.ok(logs.some((l) => /too many streams: more than 1 open/.test(l)), logs.join('\n'));
+  first.destroy();
 });
