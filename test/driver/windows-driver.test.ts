@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { FilterError, FilterPort, type FilterMessage } from '../../lib';
 import * as P from '../../driver-sample/protocol';
 import { EICAR, ScannerAgent } from '../../examples/scanner-agent';
+import { HR } from '../helpers/status';
 
 const skip =
   process.env['FLTMGR_TEST_TARGET'] === 'windows-driver'
@@ -32,7 +33,7 @@ async function openFromOtherProcess(file: string): Promise<'opened' | 'denied' |
 test('the real fltlib reports a missing port as ERROR_FILE_NOT_FOUND', { skip }, async () => {
   await assert.rejects(FilterPort.connect('\\FltmgrNoSuchPort', { simulator: false }), (error: unknown) => {
     assert.ok(error instanceof FilterError);
-    assert.equal(error.hresult, 0x80070002);
+    assert.equal(error.hresult, HR.ERROR_FILE_NOT_FOUND);
     return true;
   });
 });

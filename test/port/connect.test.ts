@@ -3,14 +3,18 @@ import assert from 'node:assert/strict';
 import { FilterError, FilterPort, FltmgrError, MAX_CONTEXT_SIZE } from '../../lib';
 import { NtStatusError } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
-import { PORT_NAME, startSimulator, until } from '../helpers/sim';
+import { PORT_NAME, startSimulator } from '../helpers/sim';
+import { until } from '../helpers/timing';
+import { HR } from '../helpers/status';
 
 test('connect delivers the context to ConnectNotify and the connection cookie is kept', async (t) => {
   let seen: Buffer | undefined;
   const h = await startSimulator({
-    connect: (_client, context) => {
-      seen = context;
-      return 'cookie-1';
+    port: {
+      connect: (_client, context) => {
+        seen = context;
+        return 'cookie-1';
+      },
     },
   });
   t.after(() => h.close());
@@ -30,7 +34,7 @@ test('an unknown port gives FilterError ERROR_FILE_NOT_FOUND with a hint', async
   t.after(() => h.close());
   await assert.rejects(FilterPort.connect('\\NoSuchPort', { simulator: h.endpoint }), (error: unknown) => {
     assert.ok(error instanceof FilterError);
-    assert.equal(error.hresult, 0x80070002);
+    assert.equal(error.hresult, HR.ERROR_FILE_NOT_FOUND);
     assert.equal(error.code, 'ERROR_FILE_NOT_FOUND');
     assert.equal(error.win32, 2);
     assert.equal(error.syscall, 'FilterConnectCommunicationPort');
@@ -43,30 +47,32 @@ test('a simulator endpoint nobody listens on reads as "driver not loaded"', asyn
   const h = await startSimulator();
   const endpoint = h.endpoint;
   await h.close();
-  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: endpoint }), { hresult: 0x80070002 });
+  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: endpoint }), { hresult: HR.ERROR_FILE_NOT_FOUND });
 });
 
 test('ConnectNotify refusing the connection surfaces its status as an HRESULT', async (t) => {
   const h = await startSimulator({
-    connect: () => {
-      throw new NtStatusError(NtStatus.STATUS_ACCESS_DENIED);
+    port: {
+      connect: () => {
+        throw new NtStatusError(NtStatus.STATUS_ACCESS_DENIED);
+      },
     },
   });
   t.after(() => h.close());
   await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint }), {
     name: 'FilterError',
-    hresult: 0x80070005,
+    hresult: HR.ERROR_ACCESS_DENIED,
     code: 'ERROR_ACCESS_DENIED',
   });
 });
 
 test('MaxConnections is enforced (ERROR_CONNECTION_COUNT_LIMIT) and a slot frees on close', async (t) => {
-  const h = await startSimulator({ maxConnections: 2 });
+  const h = await startSimulator({ port: { maxConnections: 2 } });
   t.after(() => h.close());
   const a = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   const b = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint }), {
-    hresult: 0x800704d6,
+    hresult: HR.ERROR_CONNECTION_COUNT_LIMIT,
     code: 'ERROR_CONNECTION_COUNT_LIMIT',
   });
   await a.close();
@@ -76,16 +82,16 @@ test('MaxConnections is enforced (ERROR_CONNECTION_COUNT_LIMIT) and a slot frees
 
 test('the port security descriptor refuses identities that are not allowed (default: admins only)', async (t) => {
   // Nobody is an admin in this simulator, so the default descriptor refuses us.
-  const h = await startSimulator({}, { admins: { uids: [] } });
+  const h = await startSimulator({ options: { admins: { uids: [] } } });
   t.after(() => h.close());
-  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint }), { hresult: 0x80070005, code: 'ERROR_ACCESS_DENIED' });
+  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint }), { hresult: HR.ERROR_ACCESS_DENIED, code: 'ERROR_ACCESS_DENIED' });
 });
 
 test(
   'a port whose descriptor grants our uid admits us though we are no admin',
   { skip: process.platform === 'win32' ? 'uids exist only on POSIX; on Windows simulator clients are secret holders' : false },
   async (t) => {
-    const h = await startSimulator({}, { admins: { uids: [] } });
+    const h = await startSimulator({ options: { admins: { uids: [] } } });
     t.after(() => h.close());
     h.filter.createCommunicationPort('\\Granted', { maxConnections: 1, security: { allowUids: [process.getuid!()] } });
     const port = await FilterPort.connect('\\Granted', { simulator: h.endpoint });
@@ -120,7 +126,7 @@ test('bad port names and contexts are refused before anything is sent', async ()
 
 test('a context of exactly the maximum size is accepted', async (t) => {
   let size = -1;
-  const h = await startSimulator({ connect: (_c, context) => void (size = context.length) });
+  const h = await startSimulator({ port: { connect: (_c, context) => void (size = context.length) } });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint, context: Buffer.alloc(MAX_CONTEXT_SIZE, 7) });
   assert.equal(size, MAX_CONTEXT_SIZE);
@@ -161,9 +167,11 @@ test('connect honours an AbortSignal and does not leak the late connection', asy
   let entered!: () => void;
   const inConnectNotify = new Promise<void>((resolve) => (entered = resolve));
   const h = await startSimulator({
-    connect: () => {
-      entered();
-      return gate;
+    port: {
+      connect: () => {
+        entered();
+        return gate;
+      },
     },
   });
   t.after(async () => {
@@ -177,19 +185,19 @@ test('connect honours an AbortSignal and does not leak the late connection', asy
   await assert.rejects(pending, { name: 'AbortError' });
   release();
   // The connection that completed after the abort is closed again.
-  await until(() => h.port.connections.size === 0, 'the late connection to be closed');
+  await until(() => h.port.connections.size === 0, { what: 'the late connection to be closed' });
   await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint, signal: AbortSignal.abort() }), {
     name: 'AbortError',
   });
 });
 
 test('over the simulator\u2019s maxStreams, a connect fails with FilterError ERROR_NO_SYSTEM_RESOURCES', async (t) => {
-  const h = await startSimulator({}, { limits: { maxStreams: 1 } });
+  const h = await startSimulator({ options: { limits: { maxStreams: 1 } } });
   t.after(() => h.close());
   const first = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint }), (error: unknown) => {
     assert.ok(error instanceof FilterError);
-    assert.equal(error.hresult, 0x800705aa);
+    assert.equal(error.hresult, HR.ERROR_NO_SYSTEM_RESOURCES);
     assert.equal(error.code, 'ERROR_NO_SYSTEM_RESOURCES');
     return true;
   });

@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FilterError, FilterPort, type FilterMessage } from '../../lib';
 import { NtStatus } from '../../lib/status';
-import { PORT_NAME, startSimulator, until, untilGetsPending, watchReplies } from '../helpers/sim';
-import { HANG_GUARD_MS } from '../helpers/timing';
+import { PORT_NAME, startSimulator } from '../helpers/sim';
+import { HANG_GUARD_MS, until } from '../helpers/timing';
+import { HR } from '../helpers/status';
 
 test('messages(): each message arrives once, in order, and replies reach the kernel', async (t) => {
   const h = await startSimulator();
@@ -108,7 +109,7 @@ test('reply validation: too large, twice, after release, wrong types, a message 
   assert.equal((await k1).reply?.toString(), 'okay');
 
   // Delivered at once to a pending get: the 200 ms are all spent waiting for the (released) reply.
-  await untilGetsPending(client);
+  await h.untilReceiving(client);
   const k2 = h.filter.sendMessage(client, Buffer.from('b'), { replyLength: 4, timeout: 200 });
   const m2 = (await iterator.next()).value as FilterMessage;
   m2.release();
@@ -140,13 +141,13 @@ test('a reply after the kernel timed out rejects with ERROR_FLT_NO_WAITER_FOR_RE
   const client = await clientPromise;
   const iterator = port.messages();
   // A get is pending, so the message is delivered at once; it cannot time out in the queue.
-  await untilGetsPending(client);
+  await h.untilReceiving(client);
   const sent = h.filter.sendMessage(client, Buffer.from('slow'), { replyLength: 4, timeout: 100 });
   const message = (await iterator.next()).value as FilterMessage;
   assert.equal((await sent).status, NtStatus.STATUS_TIMEOUT);
   await assert.rejects(message.reply(Buffer.from('late')), (error: unknown) => {
     assert.ok(error instanceof FilterError);
-    assert.equal(error.hresult, 0x801f0020);
+    assert.equal(error.hresult, HR.ERROR_FLT_NO_WAITER_FOR_REPLY);
     assert.equal(error.code, 'ERROR_FLT_NO_WAITER_FOR_REPLY');
     assert.equal(error.syscall, 'FilterReplyMessage');
     return true;
@@ -201,7 +202,7 @@ test('a message larger than bufferSize grows the buffer; larger than maxBufferSi
   assert.ok(message.data.equals(big));
   await sent;
   void h.filter.sendMessage(client, Buffer.alloc(8000), { timeout: HANG_GUARD_MS });
-  await assert.rejects(iterator.next(), { name: 'FilterError', hresult: 0x8007007a, syscall: 'FilterGetMessage' });
+  await assert.rejects(iterator.next(), { name: 'FilterError', hresult: HR.ERROR_INSUFFICIENT_BUFFER, syscall: 'FilterGetMessage' });
   await port.close();
 });
 
@@ -227,7 +228,7 @@ test('receive options are validated', async (t) => {
 });
 
 test('a synchronous handle can send but refuses to receive', async (t) => {
-  const h = await startSimulator({ message: (_c, input) => input });
+  const h = await startSimulator({ port: { message: (_c, input) => input } });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint, syncHandle: true });
   assert.equal((await port.send(Buffer.from('ping'), { outputSize: 4 })).toString(), 'ping');
@@ -257,7 +258,7 @@ test('serve(): a throwing handler stops serving unless onError is given', async 
   );
   // The failing message gets no reply: it is still unanswered when the port closes (no timeout involved).
   const r0 = h.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: HANG_GUARD_MS });
-  await until(() => errors.length === 1, 'onError for the failing message');
+  await until(() => errors.length === 1, { what: 'onError for the failing message' });
   const r1 = await h.filter.sendMessage(client, Buffer.from([1]), { replyLength: 1, timeout: HANG_GUARD_MS });
   assert.equal(r1.reply?.toString(), 'k');
   assert.equal(errors.length, 1);
@@ -323,16 +324,16 @@ test('serve(): a reply the minifilter no longer waits for does not stop serving;
   const clientPromise = h.nextClient();
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   const client = await clientPromise;
-  const answered = watchReplies(client);
   const slow = port.serve(async (message) => {
     if (message.data[0] === 0) await late0; // past the kernel's timeout
     return Buffer.from([message.data[0]! + 1]);
   });
-  await untilGetsPending(client); // delivered at once: the timeout runs out while the handler holds it
+  await h.untilReceiving(client); // delivered at once: the timeout runs out while the handler holds it
   assert.equal((await h.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: 50 })).status, NtStatus.STATUS_TIMEOUT);
   release0();
-  await until(() => answered.length === 1, 'the late reply to reach the simulator');
-  assert.deepEqual(answered, [0x801f0020], 'the late reply finds no waiter (ERROR_FLT_NO_WAITER_FOR_REPLY)');
+  const replies = (): number[] => [client.stats().repliesAccepted, client.stats().repliesRefused];
+  await until(() => replies().reduce((a, b) => a + b) === 1, { what: 'the late reply to reach the simulator' });
+  assert.deepEqual(replies(), [0, 1], 'the late reply finds no waiter (ERROR_FLT_NO_WAITER_FOR_REPLY)');
   const r1 = await h.filter.sendMessage(client, Buffer.from([1]), { replyLength: 1, timeout: HANG_GUARD_MS });
   assert.deepEqual([...r1.reply!], [2], 'still serving after the late reply failed');
   await port.close();
@@ -349,10 +350,10 @@ test('serve(): a reply the minifilter no longer waits for does not stop serving;
     },
     { onError: (error) => errors.push(error) },
   );
-  await untilGetsPending(client2);
+  await h.untilReceiving(client2);
   assert.equal((await h.filter.sendMessage(client2, Buffer.from([5]), { replyLength: 1, timeout: 50 })).status, NtStatus.STATUS_TIMEOUT);
   release5();
-  await until(() => errors.length > 0, 'onError for the late reply');
+  await until(() => errors.length > 0, { what: 'onError for the late reply' });
   assert.equal(errors.length, 1);
   assert.equal((errors[0] as { code?: string }).code, 'ERROR_FLT_NO_WAITER_FOR_REPLY');
   await port2.close();

@@ -7,23 +7,14 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { FilterError, FilterPort, FltmgrError, type FilterMessage } from '../../lib';
 import { FrameType } from '../../lib/simulator/wire';
-import { PORT_NAME, startSimulator, until, untilGetsPending } from '../helpers/sim';
+import { PORT_NAME, startSimulator } from '../helpers/sim';
 import { startFakePeer, type FakePeer } from '../helpers/fake-peer';
 import { tsWorker } from '../helpers/worker';
+import { HANG_GUARD_MS, nextEvent, until, withTimeout } from '../helpers/timing';
+import { HR } from '../helpers/status';
 
 const root = path.join(__dirname, '..', '..');
 const fixtures = path.join(__dirname, '..', 'fixtures');
-const ABORTED = 0x800703e3; // HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED)
-/** Hang protection only: a test that needs it has failed. */
-const HANG_GUARD_MS = 60_000;
-
-function guard<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle (hang)`)), HANG_GUARD_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** A peer that hands every GET one message expecting a reply, and never answers a REPLY. */
 async function peerThatNeverAnswersReplies(): Promise<FakePeer> {
@@ -55,10 +46,9 @@ async function startSimulatorProcess(): Promise<{ endpoint: string; stop(): void
   });
   // The endpoint line, however the pipe splits it.
   let text = '';
-  const signal = AbortSignal.timeout(HANG_GUARD_MS);
   const onData = (chunk: Buffer): void => void (text += chunk.toString());
   cli.stdout.on('data', onData);
-  while (!text.includes('\n')) await once(cli.stdout, 'data', { signal });
+  await until(() => text.includes('\n'), { what: 'the simulator CLI to print its endpoint' });
   cli.stdout.off('data', onData);
   const { endpoint } = JSON.parse(text.split('\n')[0]!) as { endpoint: string };
   return { endpoint, stop: () => cli.kill('SIGKILL') };
@@ -82,8 +72,8 @@ test('close() settles while the receive thread waits for a reply the peer never 
   const iterator = port.messages({ concurrency: 1 });
   const message = (await iterator.next()).value as FilterMessage;
   const replying = assert.rejects(message.reply(Buffer.from('r')), { code: 'ERR_PORT_CLOSED' });
-  await until(() => peer.frames.some((f) => f.type === FrameType.REPLY), 'the REPLY frame');
-  await guard(port.close(), 'close()');
+  await until(() => peer.frames.some((f) => f.type === FrameType.REPLY), { what: 'the REPLY frame' });
+  await withTimeout(port.close(), { what: 'close()' });
   await replying;
   assert.deepEqual(await iterator.next(), { done: true, value: undefined });
 });
@@ -105,8 +95,8 @@ test('an unref()d process exits while its peer never acknowledges a reply', asyn
   const closed = once(child, 'close') as Promise<[number | null, string | null]>;
   // Not t.after(): the child must be gone before peer.close() (t.after hooks run in registration order).
   try {
-    await until(() => /replied/.test(stdout) || child.exitCode !== null, 'the child to reply');
-    await until(() => peer.frames.some((f) => f.type === FrameType.REPLY) || child.exitCode !== null, 'the REPLY frame');
+    await until(() => /replied/.test(stdout) || child.exitCode !== null, { what: 'the child to reply' });
+    await until(() => peer.frames.some((f) => f.type === FrameType.REPLY) || child.exitCode !== null, { what: 'the REPLY frame' });
     child.stdin.write('go\n'); // the child stops reading stdin: only the unref()d port, waiting, is left
     const [code, signal] = await closed;
     assert.equal(code, 0, `exit ${String(code)} / ${String(signal)}: ${stderr}`);
@@ -123,27 +113,27 @@ test('worker.terminate() settles while the worker waits for a reply the peer nev
   const peer = await peerThatNeverAnswersReplies();
   t.after(() => peer.close());
   const worker = tsWorker(path.join(fixtures, 'stuck-peer-client.ts'), { env: { ...process.env, FLTMGR_SIMULATOR: peer.endpoint } });
-  const [said] = (await once(worker, 'message', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [string];
+  const [said] = await nextEvent<[string]>(worker, 'message', { what: 'the worker to say it replied' });
   assert.equal(said, 'replied');
-  await until(() => peer.frames.some((f) => f.type === FrameType.REPLY), 'the REPLY frame');
-  await guard(worker.terminate(), 'worker.terminate()');
+  await until(() => peer.frames.some((f) => f.type === FrameType.REPLY), { what: 'the REPLY frame' });
+  await withTimeout(worker.terminate(), { what: 'worker.terminate()' });
 });
 
 test('close() settles while sends are blocked writing to a peer that stopped reading', async (t) => {
   const peer = await startFakePeer();
   t.after(() => peer.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: peer.endpoint });
-  await until(() => peer.sockets.length === 1, 'the connection');
+  await until(() => peer.sockets.length === 1, { what: 'the connection' });
   peer.sockets[0]!.pause(); // reads nothing more: the client's writes fill the socket and block
   const big = Buffer.alloc(8 * 1024 * 1024, 1);
   const sends = Array.from({ length: 4 }, () => port.send(big));
   const outcomes = Promise.allSettled(sends);
   await new Promise((resolve) => setTimeout(resolve, 50)); // let the send threads reach the socket
-  await guard(port.close(), 'close()');
+  await withTimeout(port.close(), { what: 'close()' });
   for (const outcome of await outcomes) {
     assert.equal(outcome.status, 'rejected');
     assert.ok(outcome.reason instanceof FilterError);
-    assert.equal(outcome.reason.hresult, ABORTED);
+    assert.equal(outcome.reason.hresult, HR.ERROR_OPERATION_ABORTED);
     assert.equal(outcome.reason.syscall, 'FilterSendMessage');
   }
 });
@@ -152,11 +142,13 @@ test('stuck sends: at most maxSendThreads run, an aborted queued send never reac
   const seen: string[] = [];
   const gates = new Map<string, () => void>();
   const h = await startSimulator({
-    message: (_client, input) => {
-      const name = input.toString();
-      seen.push(name);
-      if (!name.startsWith('stuck')) return input;
-      return new Promise<Buffer>((resolve) => gates.set(name, () => resolve(input)));
+    port: {
+      message: (_client, input) => {
+        const name = input.toString();
+        seen.push(name);
+        if (!name.startsWith('stuck')) return input;
+        return new Promise<Buffer>((resolve) => gates.set(name, () => resolve(input)));
+      },
     },
   });
   t.after(async () => {
@@ -166,7 +158,7 @@ test('stuck sends: at most maxSendThreads run, an aborted queued send never reac
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   const stuck = [0, 1, 2, 3].map((i) => port.send(Buffer.from(`stuck${i}`), { outputSize: 8 }));
   const stuckOutcomes = Promise.allSettled(stuck);
-  await until(() => seen.length === 4, 'four sends in MessageNotify');
+  await until(() => seen.length === 4, { what: 'four sends in MessageNotify' });
   // Every send thread is busy: these wait in the queue.
   const controller = new AbortController();
   const withdrawn = port.send(Buffer.from('withdrawn'), { outputSize: 16, signal: controller.signal });
@@ -181,18 +173,18 @@ test('stuck sends: at most maxSendThreads run, an aborted queued send never reac
   // Aborting a send already in MessageNotify rejects it; close() still settles with four stuck.
   const running = new AbortController();
   const stuckAborted = port.send(Buffer.from('stuck4'), { outputSize: 8, signal: running.signal });
-  await until(() => seen.includes('stuck4'), 'stuck4 in MessageNotify');
+  await until(() => seen.includes('stuck4'), { what: 'stuck4 in MessageNotify' });
   running.abort();
   await assert.rejects(stuckAborted, { name: 'AbortError' });
-  await guard(port.close(), 'close()');
+  await withTimeout(port.close(), { what: 'close()' });
   const outcomes = await stuckOutcomes;
   assert.equal(outcomes[0]!.status, 'fulfilled');
   for (const outcome of outcomes.slice(1)) {
     assert.equal(outcome.status, 'rejected');
-    assert.equal((outcome.reason as FilterError).hresult, ABORTED);
+    assert.equal((outcome.reason as FilterError).hresult, HR.ERROR_OPERATION_ABORTED);
     assert.match((outcome.reason as FilterError).message, /may or may not have been processed/);
   }
-  await until(() => h.port.connections.size === 0, 'the kernel side to see the disconnect');
+  await until(() => h.port.connections.size === 0, { what: 'the kernel side to see the disconnect' });
 });
 
 for (const status of [0x102, 0x1, 0x40000000]) {
@@ -245,7 +237,7 @@ test('ReplyLength below FILTER_REPLY_HEADER: reply() says why, releases the slot
     },
     { concurrency: 2, onError: (error) => errors.push(error) },
   );
-  await until(() => handled >= 20, '20 messages through 2 slots');
+  await until(() => handled >= 20, { what: '20 messages through 2 slots' });
   await port.close();
   await serving;
   assert.ok(errors.length >= 20);
@@ -263,10 +255,10 @@ test('serve(): a handler result too large for the reply is reported and its slot
   for (let i = 0; i < 3; i++) {
     // A get is pending, so the message is delivered at once (it cannot time out in the queue before the handler
     // saw it); released unanswered, the minifilter's wait ends with its own timeout.
-    await untilGetsPending(client);
+    await h.untilReceiving(client);
     const result = await h.filter.sendMessage(client, Buffer.from([i]), { replyLength: 4, timeout: 200 });
     assert.notEqual(result.status, 0, 'the minifilter got no reply');
-    await until(() => errors.length === i + 1, 'onError for the oversized result');
+    await until(() => errors.length === i + 1, { what: 'onError for the oversized result' });
   }
   assert.equal(errors.length, 3);
   assert.ok(errors.every((e) => e instanceof FltmgrError && e.code === 'ERR_REPLY_TOO_LARGE'));
@@ -318,7 +310,7 @@ test('unusable endpoints are refused before connecting, with the reason', async 
 });
 
 test('a send above the simulator wire limit is refused with the reason', async (t) => {
-  const h = await startSimulator({ message: (_client, input) => input });
+  const h = await startSimulator({ port: { message: (_client, input) => input } });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   await assert.rejects(port.send(Buffer.alloc(16 * 1024 * 1024)), { code: 'ERR_OUT_OF_RANGE', message: /16 MiB/ });

@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import { FilterPort } from '../../lib';
 import { NtStatusError } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
-import { PORT_NAME, startSimulator, until } from '../helpers/sim';
-import { HANG_GUARD_MS } from '../helpers/timing';
+import { PORT_NAME, startSimulator } from '../helpers/sim';
+import { HANG_GUARD_MS, until } from '../helpers/timing';
+import { HR } from '../helpers/status';
 
 test('send runs MessageNotify and resolves its output', async (t) => {
   const h = await startSimulator({
-    message: (_client, input, capacity) => Buffer.concat([Buffer.from('echo:'), input]).subarray(0, capacity),
+    port: {
+      message: (_client, input, capacity) => Buffer.concat([Buffer.from('echo:'), input]).subarray(0, capacity),
+    },
   });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
@@ -22,7 +25,7 @@ test('send runs MessageNotify and resolves its output', async (t) => {
 
 test('zero-length and absent input reach MessageNotify as an empty buffer', async (t) => {
   const sizes: number[] = [];
-  const h = await startSimulator({ message: (_c, input) => void sizes.push(input.length) });
+  const h = await startSimulator({ port: { message: (_c, input) => void sizes.push(input.length) } });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   await port.send(Buffer.alloc(0));
@@ -34,9 +37,11 @@ test('zero-length and absent input reach MessageNotify as an empty buffer', asyn
 
 test('many concurrent sends each get their own answer', async (t) => {
   const h = await startSimulator({
-    message: async (_c, input) => {
-      await new Promise((r) => setTimeout(r, input[0]! % 5));
-      return Buffer.from([input[0]!, input[0]! ^ 0xff]);
+    port: {
+      message: async (_c, input) => {
+        await new Promise((r) => setTimeout(r, input[0]! % 5));
+        return Buffer.from([input[0]!, input[0]! ^ 0xff]);
+      },
     },
   });
   t.after(() => h.close());
@@ -48,22 +53,24 @@ test('many concurrent sends each get their own answer', async (t) => {
 
 test('MessageNotify failures reject with FilterError; a port without MessageNotify rejects sends', async (t) => {
   const h = await startSimulator({
-    message: () => {
-      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER);
+    port: {
+      message: () => {
+        throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER);
+      },
     },
   });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
-  await assert.rejects(port.send(Buffer.from('x')), { name: 'FilterError', hresult: 0x80070057, syscall: 'FilterSendMessage' });
+  await assert.rejects(port.send(Buffer.from('x')), { name: 'FilterError', hresult: HR.ERROR_INVALID_PARAMETER, syscall: 'FilterSendMessage' });
   await port.close();
   h.filter.createCommunicationPort('\\NoMessageNotify', { maxConnections: 1 });
   const bare = await FilterPort.connect('\\NoMessageNotify', { simulator: h.endpoint });
-  await assert.rejects(bare.send(Buffer.from('x')), { name: 'FilterError', hresult: 0x80070032 });
+  await assert.rejects(bare.send(Buffer.from('x')), { name: 'FilterError', hresult: HR.ERROR_NOT_SUPPORTED });
   await bare.close();
 });
 
 test('bad send arguments are refused with typed errors', async (t) => {
-  const h = await startSimulator({ message: () => undefined });
+  const h = await startSimulator({ port: { message: () => undefined } });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   await assert.rejects(port.send('text' as unknown as Uint8Array), { code: 'ERR_INVALID_ARG_TYPE' });
@@ -80,7 +87,7 @@ test('bad send arguments are refused with typed errors', async (t) => {
 test('send honours an AbortSignal', async (t) => {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
-  const h = await startSimulator({ message: () => gate.then(() => Buffer.from('late')) });
+  const h = await startSimulator({ port: { message: () => gate.then(() => Buffer.from('late')) } });
   t.after(async () => {
     release();
     await h.close();
@@ -98,9 +105,11 @@ test('send honours an AbortSignal', async (t) => {
 test('the input buffer may be reused as soon as send() returns', async (t) => {
   const seen: string[] = [];
   const h = await startSimulator({
-    message: async (_c, input) => {
-      await new Promise((r) => setTimeout(r, 5));
-      seen.push(input.toString());
+    port: {
+      message: async (_c, input) => {
+        await new Promise((r) => setTimeout(r, 5));
+        seen.push(input.toString());
+      },
     },
   });
   t.after(() => h.close());
@@ -118,10 +127,12 @@ test('close() does not wait for sends in MessageNotify: they reject with ERROR_O
   const gate = new Promise<void>((resolve) => (release = resolve));
   let entered = 0;
   const h = await startSimulator({
-    message: async () => {
-      entered++;
-      await gate;
-      return Buffer.from('done');
+    port: {
+      message: async () => {
+        entered++;
+        await gate;
+        return Buffer.from('done');
+      },
     },
   });
   t.after(async () => {
@@ -130,18 +141,18 @@ test('close() does not wait for sends in MessageNotify: they reject with ERROR_O
   });
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   const sends = Promise.allSettled([port.send(Buffer.from('a'), { outputSize: 4 }), port.send(Buffer.from('b'), { outputSize: 4 })]);
-  await until(() => entered === 2, 'both sends in MessageNotify');
+  await until(() => entered === 2, { what: 'both sends in MessageNotify' });
   await port.close(); // settles with MessageNotify still running
   for (const outcome of await sends) {
     assert.equal(outcome.status, 'rejected');
     assert.equal((outcome.reason as { code?: string }).code, 'ERROR_OPERATION_ABORTED');
   }
-  await until(() => h.port.connections.size === 0, 'the kernel side to see the disconnect');
+  await until(() => h.port.connections.size === 0, { what: 'the kernel side to see the disconnect' });
   await assert.rejects(port.send(Buffer.from('c')), { code: 'ERR_PORT_CLOSED' });
 });
 
 test('close() after awaiting sends: they complete normally', async (t) => {
-  const h = await startSimulator({ message: (_c, input) => input });
+  const h = await startSimulator({ port: { message: (_c, input) => input } });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   const sends = Array.from({ length: 20 }, (_, i) => port.send(Buffer.from(`s${i}`), { outputSize: 8 }));
@@ -153,7 +164,9 @@ test('a send stuck in MessageNotify does not hold up sends issued after it', asy
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   const h = await startSimulator({
-    message: (_c, input) => (input.toString() === 'hang' ? gate.then(() => Buffer.from('late')) : input),
+    port: {
+      message: (_c, input) => (input.toString() === 'hang' ? gate.then(() => Buffer.from('late')) : input),
+    },
   });
   t.after(async () => {
     release();

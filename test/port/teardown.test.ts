@@ -6,23 +6,23 @@ import * as path from 'node:path';
 import { FilterError, FilterPort, type FilterMessage } from '../../lib';
 import { NtStatus } from '../../lib/status';
 import { register } from '../fixtures/echo-filter';
-import { FilterManagerSimulator } from '../../lib/simulator';
-import { PORT_NAME, startSimulator, until } from '../helpers/sim';
-import { HANG_GUARD_MS } from '../helpers/timing';
+import { PORT_NAME, startBase, startSimulator, type SimulatorBase } from '../helpers/sim';
 import { tsWorker } from '../helpers/worker';
+import { HR } from '../helpers/status';
+import { HANG_GUARD_MS, nextEvent, until } from '../helpers/timing';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 
-async function echoSimulator(): Promise<{ sim: FilterManagerSimulator; endpoint: string }> {
-  const sim = new FilterManagerSimulator();
-  const endpoint = await sim.listen();
-  register(sim);
-  return { sim, endpoint };
+/** A simulator hosting the echo filter fixture, in-process. */
+async function echoSimulator(): Promise<SimulatorBase> {
+  const base = await startBase();
+  register(base.sim);
+  return base;
 }
 
 test('close() mid-stream: resolves, the iterator ends, the kernel side sees the disconnect', async (t) => {
   let disconnected = 0;
-  const h = await startSimulator({ disconnect: () => void disconnected++ });
+  const h = await startSimulator({ port: { disconnect: () => void disconnected++ } });
   t.after(() => h.close());
   const clientPromise = h.nextClient();
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
@@ -38,7 +38,7 @@ test('close() mid-stream: resolves, the iterator ends, the kernel side sees the 
   await assert.rejects(first.reply(Buffer.from([1])), { code: 'ERR_PORT_CLOSED' });
   const results = await Promise.all(kernelSends);
   for (const r of results) assert.equal(r.status, NtStatus.STATUS_PORT_DISCONNECTED);
-  await until(() => disconnected === 1, 'DisconnectNotify');
+  await until(() => disconnected === 1, { what: 'DisconnectNotify' });
   assert.equal(h.port.connections.size, 0);
   await port.close(); // twice is fine
   assert.equal(port.closed, true);
@@ -47,7 +47,7 @@ test('close() mid-stream: resolves, the iterator ends, the kernel side sees the 
 test('minifilter unload mid-stream: iterator and in-flight operations fail with a disconnect error, nothing hangs', async (t) => {
   let release!: () => void;
   const hang = new Promise<void>((resolve) => (release = resolve));
-  const h = await startSimulator({ message: () => hang.then(() => undefined) });
+  const h = await startSimulator({ port: { message: () => hang.then(() => undefined) } });
   t.after(async () => {
     release();
     await h.close();
@@ -60,19 +60,19 @@ test('minifilter unload mid-stream: iterator and in-flight operations fail with 
   const iterator = port.messages({ concurrency: 2 });
   void h.filter.sendMessage(client, Buffer.from('m'), { replyLength: 1, timeout: HANG_GUARD_MS });
   const held = (await iterator.next()).value as FilterMessage;
-  const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), { name: 'FilterError', hresult: 0x80070006 });
+  const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE });
   const pendingNext = assert.rejects(iterator.next(), (error: unknown) => {
     assert.ok(error instanceof FilterError);
-    assert.equal(error.hresult, 0x80070006);
+    assert.equal(error.hresult, HR.ERROR_INVALID_HANDLE);
     assert.equal(error.disconnected, true);
     return true;
   });
   await h.filter.unload();
   await Promise.all([pendingNext, pendingSend]);
   await assert.rejects(held.reply(Buffer.from([1])));
-  await assert.rejects(port.send(Buffer.from('after')), { hresult: 0x80070006 });
+  await assert.rejects(port.send(Buffer.from('after')), { hresult: HR.ERROR_INVALID_HANDLE });
   assert.equal(disconnects.length, 1);
-  assert.throws(() => port.messages(), { hresult: 0x80070006 });
+  assert.throws(() => port.messages(), { hresult: HR.ERROR_INVALID_HANDLE });
   await port.close();
 });
 
@@ -84,7 +84,7 @@ test('FltCloseClientPort from the kernel side ends the connection the same way',
   const client = await clientPromise;
   const serving = port.serve(() => undefined);
   client.close();
-  await assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 });
+  await assert.rejects(serving, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE });
   await port.close();
 });
 
@@ -103,11 +103,11 @@ test('the simulator process dying mid-stream rejects in-flight work and ends rec
   });
   await port.send(Buffer.from('flood:200'), { outputSize: 2 });
   const hanging = port.send(Buffer.from('hang'));
-  await until(() => handled >= 10, 'messages to flow');
+  await until(() => handled >= 10, { what: 'messages to flow' });
   cli.kill('SIGKILL');
   await Promise.all([
-    assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 }),
-    assert.rejects(hanging, { name: 'FilterError', hresult: 0x80070006 }),
+    assert.rejects(serving, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE }),
+    assert.rejects(hanging, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE }),
   ]);
   await port.close();
 });
@@ -121,11 +121,10 @@ test('several worker threads, each with its own connection, run round trips and 
   const results = await Promise.all(
     workers.map(async (worker) => {
       // Subscribe to both at once: a worker's 'exit' can be emitted before its last 'message'.
-      const signal = AbortSignal.timeout(HANG_GUARD_MS);
-      const [[message], [code]] = (await Promise.all([once(worker, 'message', { signal }), once(worker, 'exit', { signal })])) as [
-        [Record<string, unknown>],
-        [number],
-      ];
+      const [[message], [code]] = await Promise.all([
+        nextEvent<[Record<string, unknown>]>(worker, 'message', { what: "a worker agent's result" }),
+        nextEvent<[number]>(worker, 'exit', { what: 'a worker agent to exit' }),
+      ]);
       return { message, code };
     }),
   );
@@ -141,10 +140,10 @@ test('terminating a worker mid-stream neither crashes nor hangs, and the kernel 
   let disconnects = 0;
   sim.on('disconnect', () => void disconnects++);
   const worker = tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'abandon', count: 500 } });
-  const [message] = (await once(worker, 'message', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [Record<string, unknown>];
+  const [message] = await nextEvent<[Record<string, unknown>]>(worker, 'message', { what: "the worker's result" });
   assert.deepEqual(message, { flowing: true });
   await worker.terminate();
-  await until(() => disconnects === 1, 'the disconnect');
+  await until(() => disconnects === 1, { what: 'the disconnect' });
   // The simulator still serves new clients.
   const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
   assert.equal((await port.send(Buffer.from('hi'), { outputSize: 2 })).toString(), 'hi');
@@ -274,6 +273,6 @@ test("a 'disconnect' listener that closes the port still sees serve() reject wit
   port.on('disconnect', () => void port.close());
   const serving = port.serve(() => undefined);
   client.close();
-  await assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 });
+  await assert.rejects(serving, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE });
   await port.close();
 });

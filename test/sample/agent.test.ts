@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { NtStatus } from '../../lib/status';
 import * as P from '../../driver-sample/protocol';
 import { EICAR, SIGNATURES, scanBytes, type ScanDecision } from '../../examples/scanner-agent';
-import { awaitingReplies } from '../helpers/sim';
-import { HANG_GUARD_MS } from '../helpers/timing';
-import { startSample, text, until } from './harness';
+import { startSample, text } from '../helpers/sample';
+import { HANG_GUARD_MS, nextEvent, until } from '../helpers/timing';
 
 const OTHER_PID = 4242;
 const AGENT = join(__dirname, '..', '..', 'examples', 'scanner-agent.ts');
@@ -41,7 +40,7 @@ function spawnAgent(endpoint: string | undefined, args: string[] = []): ChildAge
     exit,
     async waitFor(pattern, count = 1, timeoutMs = HANG_GUARD_MS) {
       const global = new RegExp(pattern.source, 'g');
-      await until(`agent output ${pattern} x${count}\n--- output so far:\n${text}`, () => (text.match(global)?.length ?? 0) >= count, timeoutMs);
+      await until(() => (text.match(global)?.length ?? 0) >= count, { what: `agent output ${pattern} x${count}\n--- output so far:\n${text}`, timeoutMs: timeoutMs });
     },
   };
 }
@@ -67,7 +66,7 @@ describe('agent in process', () => {
     const h = await startSample();
     t.after(() => h.close());
     const agent = await h.startAgent({ concurrency: 4, config: { extensions: [...P.DEFAULT_EXTENSIONS, 'com'] } });
-    await until('SET_CONFIG', () => h.twin.configuration.extensions.includes('com'));
+    await until(() => h.twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG' });
     const files = [
       { path: 'C:\\clean.txt', content: text('hello'), blocked: false, code: 0 },
       { path: 'C:\\eicar.com', content: EICAR, blocked: true, code: 1 },
@@ -125,13 +124,13 @@ describe('agent in process', () => {
         return scanBytes(request.content);
       },
     });
-    await until('SET_CONFIG', () => h.twin.configuration.replyTimeoutMs === 100);
+    await until(() => h.twin.configuration.replyTimeoutMs === 100, { what: 'SET_CONFIG' });
     // The scan must reach the agent (which answers after 400 ms), not time out waiting for the agent's first get.
     await h.untilReceiving();
     // EICAR: had the open waited for the agent, the verdict would be BLOCK.
     const open = await h.twin.openFile({ path: 'C:\\eicar.exe', content: EICAR, processId: OTHER_PID });
     assert.deepEqual([open.allowed, open.reason, open.sendStatus], [true, 'timeout', NtStatus.STATUS_TIMEOUT]);
-    await until('the late reply to fail (ERROR_FLT_NO_WAITER_FOR_REPLY)', () => agent.counters.failedReplies === 1);
+    await until(() => agent.counters.failedReplies === 1, { what: 'the late reply to fail (ERROR_FLT_NO_WAITER_FOR_REPLY)' });
 
     const command = await h.connect();
     await P.setConfig(command, { ...(await P.getConfig(command)), failClosed: true });
@@ -167,7 +166,7 @@ describe('agent in process', () => {
         },
       });
       const pending = h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID });
-      await until('the scan to start', () => started);
+      await until(() => started, { what: 'the scan to start' });
       await agent.stop();
       const r = await pending;
       // STATUS_PORT_DISCONNECTED, not STATUS_TIMEOUT: the disconnect ended the wait.
@@ -182,18 +181,18 @@ describe('agent in process', () => {
     t.after(() => h.close());
     const agentLog: string[] = [];
     const agent = await h.startAgent({ config: { extensions: ['com'] }, log: (line) => agentLog.push(line) });
-    await until('SET_CONFIG', () => h.twin.configuration.extensions.includes('com'));
-    const lost = once(agent, 'disconnected', { signal: AbortSignal.timeout(HANG_GUARD_MS) });
+    await until(() => h.twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG' });
+    const lost = nextEvent(agent, 'disconnected', { what: 'the agent to see the driver go' });
     await h.twin.unload();
     const [error] = (await lost) as [Error | undefined];
     assert.equal((error as { disconnected?: boolean } | undefined)?.disconnected, true);
     const failedConnects = (): number => agentLog.filter((l) => /connect failed: ERROR_FILE_NOT_FOUND/.test(l)).length;
-    await until('a few failed connects (ERROR_FILE_NOT_FOUND)', () => failedConnects() >= 2);
+    await until(() => failedConnects() >= 2, { what: 'a few failed connects (ERROR_FILE_NOT_FOUND)' });
     assert.equal(agent.port, undefined);
-    const reconnected = once(agent, 'connected', { signal: AbortSignal.timeout(HANG_GUARD_MS) });
+    const reconnected = nextEvent(agent, 'connected', { what: 'the agent to reconnect' });
     const twin = await h.reload();
     await reconnected;
-    await until('SET_CONFIG on the new driver', () => twin.configuration.extensions.includes('com'));
+    await until(() => twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG on the new driver' });
     const r = await twin.openFile({ path: 'C:\\eicar.com', content: EICAR, processId: OTHER_PID });
     assert.deepEqual([r.allowed, r.reasonCode], [false, 1]);
     assert.equal(agent.counters.connects, 2);
@@ -210,7 +209,7 @@ describe('agent as a process (examples/scanner-agent.ts, unchanged, endpoint fro
       await h.close();
     });
     await agent.waitFor(/connected to \\FltmgrSamplePort as scanner/);
-    await until('SET_CONFIG', () => h.twin.configuration.extensions.includes('com'));
+    await until(() => h.twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG' });
     const pid = agent.child.pid ?? 0;
     const blocked = await h.twin.openFile({ path: 'C:\\eicar.com', content: EICAR, processId: OTHER_PID });
     assert.deepEqual([blocked.allowed, blocked.reasonCode], [false, 1]);
@@ -222,14 +221,14 @@ describe('agent as a process (examples/scanner-agent.ts, unchanged, endpoint fro
     await agent.waitFor(/connect failed: ERROR_FILE_NOT_FOUND/);
     const twin = await h.reload();
     await agent.waitFor(/connected to \\FltmgrSamplePort as scanner/, 2);
-    await until('SET_CONFIG on the new driver', () => twin.configuration.extensions.includes('com'));
+    await until(() => twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG on the new driver' });
     assert.equal((await twin.openFile({ path: 'C:\\x.com', content: EICAR, processId: OTHER_PID })).allowed, false);
 
     agent.child.kill('SIGINT');
     const [code, signal] = await agent.exit;
     assert.deepEqual([code, signal], [0, null], agent.output());
     assert.match(agent.output(), /driver statistics:\nscan requests 1, allowed 0, blocked 1/);
-    await until('the disconnect', () => twin.stats().scannerConnections === 0);
+    await until(() => twin.stats().scannerConnections === 0, { what: 'the disconnect' });
   });
 
   test('SIGTERM is a graceful exit too; a killed agent ends a waiting scan (fail-closed denies)', { skip: process.platform === 'win32' ? 'Windows has no POSIX signals: kill() terminates the process, so a graceful exit cannot be observed' : false }, async (t) => {
@@ -246,12 +245,12 @@ describe('agent as a process (examples/scanner-agent.ts, unchanged, endpoint fro
     assert.deepEqual(await graceful.exit, [0, null], graceful.output());
 
     await crashing.waitFor(/connected to/);
-    await until('one scanner', () => h.twin.stats().scannerConnections === 1);
+    await until(() => h.twin.stats().scannerConnections === 1, { what: 'one scanner' });
     h.twin.configure({ ...P.defaultConfig(), failClosed: true, replyTimeoutMs: 600_000 });
     const pending = h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID });
-    await until('the scan to reach the agent', () => h.twin.stats().scanRequests === 1n);
+    await until(() => h.twin.stats().scanRequests === 1n, { what: 'the scan to reach the agent' });
     // Delivered to the agent (taken by its get, waiting for the reply), not just queued:
-    await until('the agent to hold the scan', () => h.clients.some((c) => c.connected && awaitingReplies(c) === 1));
+    await until(() => h.clients.some((c) => c.connected && c.stats().awaitingReply === 1), { what: 'the agent to hold the scan' });
     crashing.child.kill('SIGKILL');
     const r = await pending;
     // Ended by the disconnect (STATUS_PORT_DISCONNECTED), not by the 10 min timeout (STATUS_TIMEOUT).

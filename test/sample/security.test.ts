@@ -11,16 +11,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ClientPort, PeerIdentity } from '../../lib/simulator';
 import * as P from '../../driver-sample/protocol';
+import { rejectsWith, serveRaw, startSample } from '../helpers/sample';
 import { HANG_GUARD_MS } from '../helpers/timing';
-import { E_ACCESSDENIED, rejectsWith, serveRaw, startSample } from './harness';
+import { HR } from '../helpers/status';
 
 describe('injected identities', () => {
   test('default security: administrators only; a non-admin is refused by the port itself', async (t) => {
     let who: PeerIdentity = { uid: 1000, gid: 1000, via: 'unix' };
     const h = await startSample({ sim: { peerCredentials: () => who } });
     t.after(() => h.close());
-    await rejectsWith(h.connect(), E_ACCESSDENIED);
-    await rejectsWith(h.connect({ scanner: true }), E_ACCESSDENIED);
+    await rejectsWith(h.connect(), HR.ERROR_ACCESS_DENIED);
+    await rejectsWith(h.connect({ scanner: true }), HR.ERROR_ACCESS_DENIED);
     assert.equal(h.twin.stats().connectionsTotal, 0n, 'ConnectNotify never ran');
     who = { uid: 0, gid: 0, via: 'unix' }; // root is one of the simulator's default administrators
     const admin = await h.connect({ scanner: true });
@@ -39,11 +40,11 @@ describe('injected identities', () => {
     serveRaw(ui);
     await h.untilReceiving();
     assert.equal((await P.probe(ui, { count: 3, timeoutMs: 10_000 })).replied, 3);
-    await rejectsWith(P.setConfig(ui, { ...P.defaultConfig(), failClosed: true }), E_ACCESSDENIED);
+    await rejectsWith(P.setConfig(ui, { ...P.defaultConfig(), failClosed: true }), HR.ERROR_ACCESS_DENIED);
     assert.equal(h.twin.configuration.failClosed, false);
-    await rejectsWith(h.connect({ scanner: true }), E_ACCESSDENIED);
+    await rejectsWith(h.connect({ scanner: true }), HR.ERROR_ACCESS_DENIED);
     who = { uid: 1001, gid: 1001, via: 'unix' }; // not in the group
-    await rejectsWith(h.connect(), E_ACCESSDENIED);
+    await rejectsWith(h.connect(), HR.ERROR_ACCESS_DENIED);
     who = { uid: 0, gid: 0, via: 'unix' }; // administrators keep their access
     const admin = await h.connect({ scanner: true });
     assert.equal((await P.setConfig(admin, { ...P.defaultConfig(), failClosed: true })).failClosed, true);
@@ -59,7 +60,7 @@ describe('injected identities', () => {
     const byGid = await h.connect({ scanner: true });
     await P.setConfig(byGid, P.defaultConfig());
     who = { uid: 0, gid: 0, via: 'unix' }; // with an explicit admins list, root is not special
-    await rejectsWith(h.connect(), E_ACCESSDENIED);
+    await rejectsWith(h.connect(), HR.ERROR_ACCESS_DENIED);
     assert.equal(h.twin.stats().scannerConnections, 2);
   });
 
@@ -75,7 +76,7 @@ describe('injected identities', () => {
     t.after(() => invalid.close());
     assert.equal(invalid.twin.portGroupGid, undefined);
     assert.ok(invalid.logs.some((l) => /PortGroupSid staff .*admin-only/.test(l)), invalid.logs.join('\n'));
-    await rejectsWith(invalid.connect(), E_ACCESSDENIED);
+    await rejectsWith(invalid.connect(), HR.ERROR_ACCESS_DENIED);
     who = { uid: 0, gid: 0, via: 'unix' };
     await invalid.connect();
   });
@@ -170,11 +171,11 @@ describe('a real client process as uid 65534 (peer credentials from the OS)', { 
     }
   }
 
-  test('refused by default (E_ACCESSDENIED)', async () => {
+  test('refused by default (HR.ERROR_ACCESS_DENIED)', async () => {
     const { result, seen } = await runAsNobody(undefined);
     assert.equal(result['uid'], NOBODY);
-    assert.equal(result['connect'], E_ACCESSDENIED);
-    assert.equal(result['scanner'], E_ACCESSDENIED);
+    assert.equal(result['connect'], HR.ERROR_ACCESS_DENIED);
+    assert.equal(result['scanner'], HR.ERROR_ACCESS_DENIED);
     assert.equal(seen.length, 0);
   });
 
@@ -182,7 +183,7 @@ describe('a real client process as uid 65534 (peer credentials from the OS)', { 
     const { result, seen } = await runAsNobody(NOBODY);
     assert.deepEqual(
       [result['connect'], result['getStats'], result['echo'], result['setConfig'], result['scanner']],
-      [0, 0, 0, E_ACCESSDENIED, E_ACCESSDENIED],
+      [0, 0, 0, HR.ERROR_ACCESS_DENIED, HR.ERROR_ACCESS_DENIED],
     );
     // The connection the driver saw: the OS's credentials of the child, and its pid (the PID rule held).
     assert.equal(seen.length, 1);

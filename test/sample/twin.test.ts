@@ -8,13 +8,12 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { FilterPort } from '../../lib';
 import { startSimulatorWorker } from '../../lib/simulator';
-import { NtStatus } from '../../lib/status';
+import { NtStatus, hresultFromNtStatus } from '../../lib/status';
 import { FileAccess, STATUS_REVISION_MISMATCH, extensionOf } from '../../driver-sample/sim';
 import * as P from '../../driver-sample/protocol';
-import {
-  E_CONNECTION_COUNT_LIMIT, E_FILE_NOT_FOUND, E_INSUFFICIENT_BUFFER, E_INVALIDARG, E_INVALID_FUNCTION, E_REVISION_MISMATCH,
-  rejectsWith, serveRaw, startSample, text, until,
-} from './harness';
+import { rejectsWith, serveRaw, startSample, text } from '../helpers/sample';
+import { HR } from '../helpers/status';
+import { until } from '../helpers/timing';
 
 const OTHER_PID = 4242; // an opener that is not a connected scanner
 const FS_CLIENT_BYTES = 48n;
@@ -29,20 +28,20 @@ describe('connect context (FsPortConnect)', () => {
     t.after(() => h.close());
     const plain = await h.connect(); // no context: command-only
     const own = await h.connect({ context: rawContext({ processId: process.pid }) }); // own pid is fine
-    await rejectsWith(h.connect({ context: Buffer.alloc(8) }), E_INVALIDARG);
-    await rejectsWith(h.connect({ context: rawContext({ protocolVersion: 2 }) }), E_REVISION_MISMATCH);
-    assert.notEqual(E_REVISION_MISMATCH, E_INVALIDARG, 'a version mismatch has its own status');
-    await rejectsWith(h.connect({ context: rawContext({ flags: 0x2 }) }), E_INVALIDARG);
-    await rejectsWith(h.connect({ context: rawContext({ reserved0: 1 }) }), E_INVALIDARG);
-    await rejectsWith(h.connect({ context: rawContext({ reserved1: 1 }) }), E_INVALIDARG);
+    await rejectsWith(h.connect({ context: Buffer.alloc(8) }), HR.ERROR_INVALID_PARAMETER);
+    await rejectsWith(h.connect({ context: rawContext({ protocolVersion: 2 }) }), hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH));
+    assert.notEqual(hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH), HR.ERROR_INVALID_PARAMETER, 'a version mismatch has its own status');
+    await rejectsWith(h.connect({ context: rawContext({ flags: 0x2 }) }), HR.ERROR_INVALID_PARAMETER);
+    await rejectsWith(h.connect({ context: rawContext({ reserved0: 1 }) }), HR.ERROR_INVALID_PARAMETER);
+    await rejectsWith(h.connect({ context: rawContext({ reserved1: 1 }) }), HR.ERROR_INVALID_PARAMETER);
     // A client may not claim another process (it would exclude that process from scanning).
-    await rejectsWith(h.connect({ context: rawContext({ flags: P.ConnectFlag.SCANNER, processId: process.pid + 1 }) }), E_INVALIDARG);
+    await rejectsWith(h.connect({ context: rawContext({ flags: P.ConnectFlag.SCANNER, processId: process.pid + 1 }) }), HR.ERROR_INVALID_PARAMETER);
     const stats = await P.getStats(plain);
     assert.equal(stats.connectionsTotal, 2n, 'refused connects are not counted');
     assert.equal(stats.connectionsCurrent, 2);
     assert.equal(stats.scannerConnections, 0);
     await own.close();
-    await until('the disconnect callback', () => h.twin.stats().connectionsCurrent === 1);
+    await until(() => h.twin.stats().connectionsCurrent === 1, { what: 'the disconnect callback' });
   });
 
   test('MaxConnections is 8 and scan requests go round-robin over the scanners, in connect order', async (t) => {
@@ -55,9 +54,9 @@ describe('connect context (FsPortConnect)', () => {
     const commandServed = serveRaw(command);
     const others = [];
     for (let i = 0; i < 3; i++) others.push(await h.connect());
-    await rejectsWith(h.connect(), E_CONNECTION_COUNT_LIMIT);
+    await rejectsWith(h.connect(), HR.ERROR_CONNECTION_COUNT_LIMIT);
     await others.pop()?.close();
-    await until('a free slot', () => h.twin.stats().connectionsCurrent === 7);
+    await until(() => h.twin.stats().connectionsCurrent === 7, { what: 'a free slot' });
     others.push(await h.connect());
 
     const order: number[] = [];
@@ -89,8 +88,8 @@ describe('commands (FsPortMessage)', () => {
     assert.equal(stats.poolAllocations, 2n);
     assert.equal(stats.poolBytes, FS_CLIENT_BYTES + 8n);
     assert.equal(h.twin.stats().poolAllocations, 1n, 'the command buffer is freed afterwards');
-    await rejectsWith(port.send(P.encodeCommand(P.Command.GET_STATS), { outputSize: 119 }), E_INSUFFICIENT_BUFFER);
-    await rejectsWith(port.send(P.encodeCommand(P.Command.GET_STATS, Buffer.alloc(8))), E_INVALIDARG);
+    await rejectsWith(port.send(P.encodeCommand(P.Command.GET_STATS), { outputSize: 119 }), HR.ERROR_INSUFFICIENT_BUFFER);
+    await rejectsWith(port.send(P.encodeCommand(P.Command.GET_STATS, Buffer.alloc(8))), HR.ERROR_INVALID_PARAMETER);
   });
 
   test('header checks: version, reserved, unknown command, input length', async (t) => {
@@ -99,12 +98,12 @@ describe('commands (FsPortMessage)', () => {
     const port = await h.connect();
     const header = (fields: Partial<P.CommandHeader>): Buffer =>
       P.COMMAND_HEADER.encode({ protocolVersion: 1, command: P.Command.GET_STATS, reserved: 0, ...fields });
-    await rejectsWith(port.send(header({ protocolVersion: 0 }), { outputSize: 120 }), E_REVISION_MISMATCH);
-    await rejectsWith(port.send(header({ reserved: 7 }), { outputSize: 120 }), E_INVALIDARG);
-    await rejectsWith(port.send(header({ command: 9 }), { outputSize: 120 }), E_INVALID_FUNCTION);
-    await rejectsWith(port.send(Buffer.alloc(4), { outputSize: 120 }), E_INVALIDARG);
-    await rejectsWith(port.send(null, { outputSize: 120 }), E_INVALIDARG);
-    assert.equal(STATUS_REVISION_MISMATCH, 0xc0000059);
+    await rejectsWith(port.send(header({ protocolVersion: 0 }), { outputSize: 120 }), hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH));
+    await rejectsWith(port.send(header({ reserved: 7 }), { outputSize: 120 }), HR.ERROR_INVALID_PARAMETER);
+    await rejectsWith(port.send(header({ command: 9 }), { outputSize: 120 }), HR.ERROR_INVALID_FUNCTION);
+    await rejectsWith(port.send(Buffer.alloc(4), { outputSize: 120 }), HR.ERROR_INVALID_PARAMETER);
+    await rejectsWith(port.send(null, { outputSize: 120 }), HR.ERROR_INVALID_PARAMETER);
+    assert.equal(STATUS_REVISION_MISMATCH, NtStatus.STATUS_REVISION_MISMATCH);
   });
 
   test('GET_CONFIG returns the defaults; SET_CONFIG replaces all of it or nothing', async (t) => {
@@ -136,10 +135,10 @@ describe('commands (FsPortMessage)', () => {
       variant((b) => b.writeUInt16LE(0x41, 16 + 2 * 32 + 6)), // garbage in an unused entry
       P.encodeCommand(P.Command.SET_CONFIG, good.subarray(0, 527)),
     ];
-    for (const input of invalid) await rejectsWith(port.send(input, { outputSize: 528 }), E_INVALIDARG);
+    for (const input of invalid) await rejectsWith(port.send(input, { outputSize: 528 }), HR.ERROR_INVALID_PARAMETER);
     // A too-small output buffer fails before anything changes; no output buffer is fine.
     const other = P.encodeCommand(P.Command.SET_CONFIG, P.encodeConfig({ ...wanted, replyTimeoutMs: 99 }));
-    await rejectsWith(port.send(other, { outputSize: 100 }), E_INSUFFICIENT_BUFFER);
+    await rejectsWith(port.send(other, { outputSize: 100 }), HR.ERROR_INSUFFICIENT_BUFFER);
     assert.deepEqual(await P.getConfig(port), wanted, 'failed SET_CONFIGs changed nothing');
     assert.equal((await port.send(other)).length, 0);
     assert.equal((await P.getConfig(port)).replyTimeoutMs, 99);
@@ -157,8 +156,8 @@ describe('commands (FsPortMessage)', () => {
     assert.deepEqual(await P.echo(port, data), data);
     assert.deepEqual(await P.echo(port, text('x')), text('x'));
     assert.equal((await port.send(P.encodeCommand(P.Command.ECHO))).length, 0);
-    await rejectsWith(port.send(P.encodeCommand(P.Command.ECHO, Buffer.alloc(65537)), { outputSize: 65537 }), E_INVALIDARG);
-    await rejectsWith(port.send(P.encodeCommand(P.Command.ECHO, data.subarray(0, 10)), { outputSize: 9 }), E_INSUFFICIENT_BUFFER);
+    await rejectsWith(port.send(P.encodeCommand(P.Command.ECHO, Buffer.alloc(65537)), { outputSize: 65537 }), HR.ERROR_INVALID_PARAMETER);
+    await rejectsWith(port.send(P.encodeCommand(P.Command.ECHO, data.subarray(0, 10)), { outputSize: 9 }), HR.ERROR_INSUFFICIENT_BUFFER);
   });
 
   test('PROBE sends synthetic messages to the caller and times them', async (t) => {
@@ -182,14 +181,14 @@ describe('commands (FsPortMessage)', () => {
     const noReply = await P.probe(port, { count: 20, flags: P.ProbeFlag.NO_REPLY, timeoutMs: 10_000 });
     assert.deepEqual([noReply.sent, noReply.replied, noReply.failed], [20, 0, 0]);
     // Taken by a get is all the driver waits for: the last ones may reach the handler after the probe returned.
-    await until('every probe message to be handled', () => served.requests.length === 70);
+    await until(() => served.requests.length === 70, { what: 'every probe message to be handled' });
     assert.ok(served.requests.slice(-20).every((r) => r.noReply));
     assert.equal(h.twin.stats().probeMessages, 70n);
 
     for (const bad of [{ count: 0 }, { count: 1_000_001 }, { count: 1, contentBytes: 1025 }, { count: 1, timeoutMs: 0 }, { count: 1, timeoutMs: 10_001 }, { count: 1, flags: 2 }]) {
-      await rejectsWith(P.probe(port, bad), E_INVALIDARG);
+      await rejectsWith(P.probe(port, bad), HR.ERROR_INVALID_PARAMETER);
     }
-    await rejectsWith(port.send(P.encodeCommand(P.Command.PROBE, P.encodeProbeRequest({ count: 1, contentBytes: 0, timeoutMs: 1, flags: 0 })), { outputSize: 47 }), E_INSUFFICIENT_BUFFER);
+    await rejectsWith(port.send(P.encodeCommand(P.Command.PROBE, P.encodeProbeRequest({ count: 1, contentBytes: 0, timeoutMs: 1, flags: 0 })), { outputSize: 47 }), HR.ERROR_INSUFFICIENT_BUFFER);
   });
 
   test('PROBE stops at a timeout, and counts invalid verdicts as failures', async (t) => {
@@ -285,7 +284,7 @@ describe('file opens (FsPreCreate / FsPostCreate / FsScanOpenedFile)', () => {
     assert.equal(served.requests.length, 1);
     assert.equal(h.twin.stats().excludedOpens, 1n);
     await scanner.close();
-    await until('the scanner to go', () => h.twin.stats().scannerConnections === 0);
+    await until(() => h.twin.stats().scannerConnections === 0, { what: 'the scanner to go' });
     assert.equal((await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: process.pid })).reason, 'no-agent');
   });
 
@@ -322,7 +321,7 @@ describe('unload and reload (FsTeardown)', () => {
     });
     assert.equal(h.twin.stats().poolAllocations, 3n, 'two FS_CLIENTs and the group SID');
     const pending = h.twin.openFile({ path: 'C:\\slow.exe', content: text('x'), processId: OTHER_PID });
-    await until('the scan to reach the agent', () => seen === 1);
+    await until(() => seen === 1, { what: 'the scan to reach the agent' });
     assert.equal(h.twin.stats().poolAllocations, 4n, 'plus the scan request');
     const disconnected = new Promise((resolve) => scanner.once('disconnect', resolve));
     const unloading = h.twin.unload();
@@ -334,8 +333,8 @@ describe('unload and reload (FsTeardown)', () => {
     const after = h.twin.stats();
     assert.deepEqual([after.poolAllocations, after.poolBytes, after.connectionsCurrent], [0n, 0n, 0]);
     assert.equal((await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID })).reason, 'unloading');
-    await rejectsWith(FilterPort.connect(P.PORT_NAME, { simulator: h.endpoint }), E_FILE_NOT_FOUND);
-    await rejectsWith(command.send(P.encodeCommand(P.Command.GET_STATS), { outputSize: 120 }), 0x80070006);
+    await rejectsWith(FilterPort.connect(P.PORT_NAME, { simulator: h.endpoint }), HR.ERROR_FILE_NOT_FOUND);
+    await rejectsWith(command.send(P.encodeCommand(P.Command.GET_STATS), { outputSize: 120 }), HR.ERROR_INVALID_HANDLE);
 
     const twin = await h.reload();
     const port = await h.connect();
@@ -369,7 +368,7 @@ describe('hosted by the simulator worker and CLI (register(sim, options))', () =
     });
     let out = '';
     cli.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    await until('the endpoint line', () => out.includes('\n'));
+    await until(() => out.includes('\n'), { what: 'the endpoint line' });
     const { endpoint } = JSON.parse(out.split('\n')[0] ?? '') as { endpoint: string };
     const port = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint });
     assert.equal((await P.getStats(port)).poolAllocations, 3n);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { frameBytes, T } from '../helpers/wire-client';
-import { startHarness } from './harness';
+import { startSimulator } from '../helpers/sim';
 
 function replyFrame(id: number, messageId: bigint, data: Buffer): Buffer {
   const head = Buffer.alloc(16);
@@ -17,7 +17,7 @@ function replyFrame(id: number, messageId: bigint, data: Buffer): Buffer {
 const BAD_VERSION = frameBytes(T.GET, 7, Buffer.alloc(4), { version: 2 });
 
 test('control: a REPLY in its own chunk, then a bad header, reaches the kernel-side sender', async (t) => {
-  const h = await startHarness();
+  const h = await startSimulator();
   t.after(() => h.close());
   const { wire, client } = await h.connectPair();
   const sent = h.filter.sendMessage(client, Buffer.from('question'), { replyLength: 8 });
@@ -28,7 +28,7 @@ test('control: a REPLY in its own chunk, then a bad header, reaches the kernel-s
 });
 
 test('the same REPLY and bad header in one chunk: the REPLY reaches the sender too', async (t) => {
-  const h = await startHarness();
+  const h = await startSimulator();
   t.after(() => h.close());
   const { wire, client } = await h.connectPair();
   const sent = h.filter.sendMessage(client, Buffer.from('question'), { replyLength: 8 });

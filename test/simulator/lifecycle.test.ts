@@ -6,9 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NtStatusError, type ClientPort } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
-import { WireClient, stillPending, withTimeout } from '../helpers/wire-client';
-import { PORT, startHarness } from './harness';
-import { TEST_TIMEOUT_MS } from '../helpers/timing';
+import { WireClient } from '../helpers/wire-client';
+import { FILTER_NAME, PORT_NAME, connectNotifyRuns, startSimulator } from '../helpers/sim';
+import { TEST_TIMEOUT_MS, stillPending, until, withTimeout } from '../helpers/timing';
+import { HR } from '../helpers/status';
 
 const OPTS = { timeout: TEST_TIMEOUT_MS };
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -16,7 +17,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify once; the port is gone', OPTS, async (t) => {
   const disconnected: ClientPort[] = [];
   let finished = false;
-  const h = await startHarness({
+  const h = await startSimulator({
     port: {
       disconnect: async (c) => {
         disconnected.push(c);
@@ -35,8 +36,8 @@ test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify 
   await h.filter.unload();
   assert.equal(finished, true, 'unload waits for DisconnectNotify');
   for (const w of [a.wire, c.wire, s.wire]) {
-    assert.equal(await withTimeout(w.disconnected, 'DISCONNECT'), 0xc0000037);
-    await withTimeout(w.closed, 'stream closed');
+    assert.equal(await withTimeout(w.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+    await withTimeout(w.closed, { what: 'stream closed' });
   }
   assert.deepEqual(await pending, { status: NtStatus.STATUS_PORT_DISCONNECTED });
   // \Second has no DisconnectNotify; the two on the first port ran once each.
@@ -46,7 +47,7 @@ test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify 
   assert.equal(h.port.closed && second.closed, true);
   assert.equal(h.port.connections.size, 0);
   const late = await h.open();
-  assert.equal(await late.connect({ portName: PORT }), 0x80070002);
+  assert.equal(await late.connect({ portName: PORT_NAME }), HR.ERROR_FILE_NOT_FOUND);
   assert.throws(
     () => h.filter.createCommunicationPort('\\Third', { maxConnections: 1 }),
     (e: unknown) => e instanceof NtStatusError && e.status === NtStatus.STATUS_FLT_DELETING_OBJECT,
@@ -54,12 +55,12 @@ test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify 
   assert.equal(h.filter.unloaded, true);
   await h.filter.unload(); // idempotent
   // The filter name is free again.
-  assert.equal(h.sim.registerFilter('SimTestFilter').name, 'SimTestFilter');
+  assert.equal(h.sim.registerFilter(FILTER_NAME).name, FILTER_NAME);
 });
 
 test('ClientPort.close (FltCloseClientPort): DISCONNECT, stream closed, DisconnectNotify; idempotent', OPTS, async (t) => {
   let disconnects = 0;
-  const h = await startHarness({ port: { disconnect: () => void disconnects++ } });
+  const h = await startSimulator({ port: { disconnect: () => void disconnects++ } });
   t.after(() => h.close());
   const { wire, client } = await h.connectPair();
   const other = await h.connectPair();
@@ -68,8 +69,8 @@ test('ClientPort.close (FltCloseClientPort): DISCONNECT, stream closed, Disconne
   client.close();
   client.close();
   assert.equal(await ev, client);
-  assert.equal(await withTimeout(wire.disconnected, 'DISCONNECT'), 0xc0000037);
-  await withTimeout(wire.closed, 'closed');
+  assert.equal(await withTimeout(wire.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+  await withTimeout(wire.closed, { what: 'closed' });
   await assert.rejects(get.done, /stream closed/, 'no GET_COMPLETE follows DISCONNECT');
   assert.equal(disconnects, 1);
   assert.equal(client.connected, false);
@@ -82,7 +83,7 @@ test('ClientPort.close (FltCloseClientPort): DISCONNECT, stream closed, Disconne
 
 test('closing the handle runs DisconnectNotify once; a throwing DisconnectNotify is only logged', OPTS, async (t) => {
   const seen: number[] = [];
-  const h = await startHarness({
+  const h = await startSimulator({
     port: {
       disconnect: (c) => {
         seen.push(c.id);
@@ -106,22 +107,22 @@ test('a client closed by the kernel during ConnectNotify gets S_OK and then DISC
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   let disconnects = 0;
-  const h = await startHarness({ port: { connect: () => gate, disconnect: () => void disconnects++ } });
+  const h = await startSimulator({ port: { connect: () => gate, disconnect: () => void disconnects++ } });
   t.after(() => h.close());
   const w = await h.open();
-  const result = w.connect({ portName: PORT });
-  while ((h.port as unknown as { connecting: Set<unknown> }).connecting.size === 0) await new Promise((r) => setTimeout(r, 2));
+  const result = w.connect({ portName: PORT_NAME });
+  await until(() => connectNotifyRuns(h), { what: 'ConnectNotify to run' });
   const unloaded = h.filter.unload();
   assert.equal(await stillPending(unloaded, 30), true, 'unload waits for ConnectNotify');
   release();
   assert.equal(await result, 0);
-  assert.equal(await withTimeout(w.disconnected, 'DISCONNECT'), 0xc0000037);
-  await withTimeout(unloaded, 'unload');
+  assert.equal(await withTimeout(w.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+  await withTimeout(unloaded, { what: 'unload' });
   assert.equal(disconnects, 1);
 });
 
 test('listener exceptions in connect/disconnect events do not break the simulator', OPTS, async (t) => {
-  const h = await startHarness({ port: { message: () => Buffer.from('ok') } });
+  const h = await startSimulator({ port: { message: () => Buffer.from('ok') } });
   h.sim.on('connect', () => {
     throw new Error('listener bug');
   });
@@ -132,28 +133,28 @@ test('listener exceptions in connect/disconnect events do not break the simulato
 });
 
 test('close() ends connections, closes raw streams, removes the socket and its private directory', OPTS, async () => {
-  const h = await startHarness();
+  const h = await startSimulator();
   const socketPath = h.endpoint.slice('unix:'.length);
   const { wire } = await h.connectPair();
   const raw = await h.open(); // never sends CONNECT
   assert.equal(fs.existsSync(socketPath), true);
   const closing = h.sim.close();
   assert.equal(h.sim.close(), closing, 'idempotent');
-  await withTimeout(closing, 'close');
-  assert.equal(await withTimeout(wire.disconnected, 'DISCONNECT'), 0xc0000037);
-  await withTimeout(wire.closed, 'wire closed');
-  await withTimeout(raw.closed, 'raw closed');
+  await withTimeout(closing, { what: 'close' });
+  assert.equal(await withTimeout(wire.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+  await withTimeout(wire.closed, { what: 'wire closed' });
+  await withTimeout(raw.closed, { what: 'raw closed' });
   assert.equal(fs.existsSync(socketPath), false);
   assert.equal(fs.existsSync(path.dirname(socketPath)), false);
   await assert.rejects(WireClient.open(h.endpoint));
 });
 
 test('a client that never closes its side does not hold close() beyond its grace period', OPTS, async () => {
-  const h = await startHarness();
+  const h = await startSimulator();
   const { wire } = await h.connectPair();
   wire.socket.allowHalfOpen = true; // keep our side open after the simulator's FIN
-  await withTimeout(h.sim.close(), 'close');
-  assert.equal(await withTimeout(wire.disconnected, 'DISCONNECT'), 0xc0000037);
+  await withTimeout(h.sim.close(), { what: 'close' });
+  assert.equal(await withTimeout(wire.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
   wire.destroy();
 });
 
@@ -172,8 +173,7 @@ test('a closed simulator does not keep the process alive', OPTS, async () => {
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
       child.on('close', (c) => resolve(c));
     }),
-    'child exit',
-  ).catch((e: unknown) => {
+    { what: 'child exit' },).catch((e: unknown) => {
     child.kill('SIGKILL');
     throw e;
   });
@@ -186,7 +186,7 @@ test('a process that exits without close() does not leave its socket behind', OP
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c))), 'child exit');
+  const code = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c))), { what: 'child exit' });
   assert.equal(code, 0);
   const socketPath = out.trim().slice('unix:'.length);
   assert.match(socketPath, /sim\.sock$/);

@@ -3,15 +3,15 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { NtStatusError, type ClientPort } from '../../lib/simulator';
 import { NtStatus } from '../../lib/status';
-import { withTimeout } from '../helpers/wire-client';
-import { startHarness } from './harness';
-import { TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
+import { startSimulator } from '../helpers/sim';
+import { TEST_TIMEOUT_MS, until, withTimeout } from '../helpers/timing';
+import { HR } from '../helpers/status';
 
 const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 test('MessageNotify gets the client, the input and the output capacity; its output comes back', OPTS, async (t) => {
   const calls: [ClientPort, string, number][] = [];
-  const h = await startHarness({
+  const h = await startSimulator({
     port: {
       message: (client, input, capacity) => {
         calls.push([client, input.toString(), capacity]);
@@ -28,10 +28,10 @@ test('MessageNotify gets the client, the input and the output capacity; its outp
 });
 
 test('no MessageNotify: ERROR_NOT_SUPPORTED', OPTS, async (t) => {
-  const h = await startHarness();
+  const h = await startSimulator();
   t.after(() => h.close());
   const w = await h.connect();
-  assert.deepEqual(await w.send(Buffer.from('x'), 10), { hresult: 0x80070032, output: Buffer.alloc(0) });
+  assert.deepEqual(await w.send(Buffer.from('x'), 10), { hresult: HR.ERROR_NOT_SUPPORTED, output: Buffer.alloc(0) });
 });
 
 test('MessageNotify failures map to HRESULTs; bad output is refused', OPTS, async (t) => {
@@ -53,14 +53,14 @@ test('MessageNotify failures map to HRESULTs; bad output is refused', OPTS, asyn
     () => undefined,
     async () => new Uint8Array([1, 2, 3]),
   ];
-  const h = await startHarness({ port: { message: () => (outcomes.shift() as () => Buffer)() } });
+  const h = await startSimulator({ port: { message: () => (outcomes.shift() as () => Buffer)() } });
   t.after(() => h.close());
   const w = await h.connect();
   const results = [];
   for (let i = 0; i < 8; i++) results.push(await w.send(Buffer.from('x'), 10));
   assert.deepEqual(
     results.map((r) => r.hresult),
-    [0x8007007a, 0x80070057, 0x80070032, 0x8007001f, 0x8007001f, 0x8007001f, 0, 0],
+    [HR.ERROR_INSUFFICIENT_BUFFER, HR.ERROR_INVALID_PARAMETER, HR.ERROR_NOT_SUPPORTED, HR.ERROR_GEN_FAILURE, HR.ERROR_GEN_FAILURE, HR.ERROR_GEN_FAILURE, 0, 0],
   );
   assert.deepEqual(results.map((r) => r.output.length), [0, 0, 0, 0, 0, 0, 0, 3]);
   assert.ok(h.logs.some((l) => /TypeError: bug in the filter/.test(l)));
@@ -77,7 +77,7 @@ test('concurrent sends are answered by id, in completion order', OPTS, async (t)
     return { open, opened };
   });
   let entered = 0;
-  const h = await startHarness({
+  const h = await startSimulator({
     port: {
       message: async (_c, input) => {
         entered++;
@@ -93,10 +93,10 @@ test('concurrent sends are answered by id, in completion order', OPTS, async (t)
   const w = await h.connect();
   const order: number[] = [];
   const all = [0, 1, 2].map((i) => w.send(Buffer.from([i]), 1).then((r) => (order.push(r.output[0] as number), r)));
-  await pollUntil('all three sends in MessageNotify', () => entered === 3);
+  await until(() => entered === 3, { what: 'all three sends in MessageNotify' });
   for (const i of [2, 1, 0]) {
     gates[i]!.open();
-    assert.equal((await withTimeout(all[i]!, `the answer to send ${i}`)).output[0], i);
+    assert.equal((await withTimeout(all[i]!, { what: `the answer to send ${i}` })).output[0], i);
   }
   const results = await Promise.all(all);
   assert.deepEqual(results.map((r) => r.output[0]), [0, 1, 2]);
@@ -107,7 +107,7 @@ test('a send whose client leaves mid-callback is dropped quietly', OPTS, async (
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   let entered = false;
-  const h = await startHarness({
+  const h = await startSimulator({
     port: {
       message: () => {
         entered = true;
@@ -118,7 +118,7 @@ test('a send whose client leaves mid-callback is dropped quietly', OPTS, async (
   t.after(() => h.close());
   const w = await h.connect();
   void w.send(Buffer.from('x'), 8).catch(() => undefined);
-  await pollUntil('the send to reach MessageNotify', () => entered);
+  await until(() => entered, { what: 'the send to reach MessageNotify' });
   const gone = h.nextEvent('disconnect');
   w.destroy();
   await gone;

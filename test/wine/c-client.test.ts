@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { startSample } from '../helpers/sample';
 import { HANG_GUARD_MS } from '../helpers/timing';
-import { startSample } from '../sample/harness';
 
 const exe = process.env['FLTMGR_WINE_C_CLIENT'];
 const skip =
