@@ -72,6 +72,21 @@ export function connectPayload(o: ConnectOptions & { secret: string }): Buffer {
   return Buffer.concat([head, name, u16(ctx.length), ctx, u16(secret.length), secret]);
 }
 
+/** A REPLY payload: FILTER_REPLY_HEADER (Status, 4 reserved bytes, MessageId) + data. */
+export function replyPayload(messageId: bigint, data: Uint8Array = new Uint8Array(0), status = 0): Buffer {
+  const head = Buffer.alloc(16);
+  head.writeInt32LE(status | 0, 0);
+  head.writeBigUInt64LE(messageId, 8);
+  return Buffer.concat([head, Buffer.from(data)]);
+}
+
+/** A SEND payload: u32 output capacity + input. */
+export function sendPayload(outputCapacity: number, input: Uint8Array): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(outputCapacity >>> 0, 0);
+  return Buffer.concat([head, Buffer.from(input)]);
+}
+
 function parseEndpoint(endpoint: string): { connect: net.NetConnectOpts; secret: string } {
   if (endpoint.startsWith('unix:')) return { connect: { path: endpoint.slice(5) }, secret: '' };
   if (endpoint.startsWith('/')) return { connect: { path: endpoint }, secret: '' };
@@ -193,19 +208,14 @@ export class WireClient {
   reply(messageId: bigint, data: Uint8Array = new Uint8Array(0), status = 0): Promise<number> {
     const id = this.nextId++;
     const p = new Promise<number>((resolve, reject) => this.replies.set(id, { resolve, reject }));
-    const head = Buffer.alloc(16);
-    head.writeInt32LE(status | 0, 0);
-    head.writeBigUInt64LE(messageId, 8);
-    this.writeRaw(frameBytes(T.REPLY, id, Buffer.concat([head, Buffer.from(data)])));
+    this.writeRaw(frameBytes(T.REPLY, id, replyPayload(messageId, data, status)));
     return withTimeout(p, { what: 'REPLY_RESULT' });
   }
 
   send(input: Uint8Array, outputCapacity: number): Promise<{ hresult: number; output: Buffer }> {
     const id = this.nextId++;
     const p = new Promise<{ hresult: number; output: Buffer }>((resolve, reject) => this.sends.set(id, { resolve, reject }));
-    const head = Buffer.alloc(4);
-    head.writeUInt32LE(outputCapacity >>> 0, 0);
-    this.writeRaw(frameBytes(T.SEND, id, Buffer.concat([head, Buffer.from(input)])));
+    this.writeRaw(frameBytes(T.SEND, id, sendPayload(outputCapacity, input)));
     return withTimeout(p, { what: 'SEND_RESULT' });
   }
 
