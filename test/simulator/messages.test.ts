@@ -251,3 +251,25 @@ test('zero-length and large messages are delivered intact; the sender\u2019s buf
   assert.deepEqual((await withTimeout(g1.done, { what: 'big get' })).data, big);
   await sent;
 });
+
+test('ClientPort.stats() counts pending gets, queued and delivered messages, and how replies were answered', OPTS, async (t) => {
+  const h = await startSimulator();
+  t.after(() => h.close());
+  const { wire, client } = await h.connectPair();
+  const zero = { pendingGets: 0, queuedMessages: 0, awaitingReply: 0, repliesAccepted: 0, repliesRefused: 0 };
+  assert.deepEqual(client.stats(), zero);
+  const queued = h.filter.sendMessage(client, b('first'), { replyLength: 8 });
+  assert.deepEqual(client.stats(), { ...zero, queuedMessages: 1 }, 'no get yet: the message waits in the queue');
+  const g = await wire.get(64);
+  assert.deepEqual(client.stats(), { ...zero, awaitingReply: 1 });
+  const get = wire.postGet(64);
+  await h.untilReceiving(client);
+  assert.deepEqual(client.stats(), { ...zero, pendingGets: 1, awaitingReply: 1 });
+  assert.equal(await wire.reply(g.messageId, b('ok')), 0);
+  assert.equal(await wire.reply(g.messageId, b('again')), HR.ERROR_FLT_NO_WAITER_FOR_REPLY);
+  assert.equal((await queued).status, NtStatus.STATUS_SUCCESS);
+  assert.deepEqual(client.stats(), { ...zero, pendingGets: 1, repliesAccepted: 1, repliesRefused: 1 });
+  client.close();
+  await withTimeout(get.done, { what: 'the pending get to end with the disconnect' }).catch(() => undefined);
+  assert.deepEqual(client.stats(), { ...zero, repliesAccepted: 1, repliesRefused: 1 }, 'closed: nothing held, reply counts kept');
+});
