@@ -67,11 +67,8 @@ describe('injected identities', () => {
   test('the CLI form of the option is decimal text; an invalid value is logged and ignored (admin-only)', async (t) => {
     let who: PeerIdentity = { uid: 1000, gid: 1000, via: 'unix' };
     const textual = await startSample({ sim: { peerCredentials: () => who }, twin: { portGroupGid: '1000' } });
-    try {
-      await P.getStats(await textual.connect());
-    } finally {
-      await textual.close();
-    }
+    t.after(() => textual.close());
+    await P.getStats(await textual.connect());
     const invalid = await startSample({ sim: { peerCredentials: () => who }, twin: { portGroupGid: 'staff' } });
     t.after(() => invalid.close());
     assert.equal(invalid.twin.portGroupGid, undefined);

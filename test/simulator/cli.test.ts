@@ -67,30 +67,26 @@ test('CLI: prints the endpoint, serves the filter with its options, exits 0 on S
   assert.match(r.stderr(), /connect: port \\FltmgrTestPort/);
 });
 
-test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async () => {
-  const t = run(['--filter', FILTER, '--tcp', '0']);
-  try {
-    const { endpoint } = JSON.parse(await withTimeout(t.firstLine, { what: 'endpoint line' })) as { endpoint: string };
-    assert.match(endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]{48}$/);
-    const c = await WireClient.connect(endpoint, { portName: PORT_NAME });
-    assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
-    c.destroy();
-    assert.equal(await stop(t, 'SIGINT'), 0);
-  } finally {
-    t.child.kill('SIGKILL');
-  }
+test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async (t) => {
+  const tcp = run(['--filter', FILTER, '--tcp', '0']);
+  t.after(() => tcp.child.kill('SIGKILL'));
+  const { endpoint: tcpEndpoint } = JSON.parse(await withTimeout(tcp.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+  assert.match(tcpEndpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]{48}$/);
+  const c = await WireClient.connect(tcpEndpoint, { portName: PORT_NAME });
+  assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+  c.destroy();
+  assert.equal(await stop(tcp, 'SIGINT'), 0);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-cli-'));
   const sock = path.join(dir, 'cli.sock');
   const u = run(['--filter', FILTER, '--listen', sock]);
-  try {
-    const { endpoint } = JSON.parse(await withTimeout(u.firstLine, { what: 'endpoint line' })) as { endpoint: string };
-    assert.equal(endpoint, `unix:${sock}`);
-    assert.equal(await stop(u, 'SIGTERM'), 0);
-    assert.equal(fs.existsSync(sock), false);
-  } finally {
+  t.after(() => {
     u.child.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
+  const { endpoint } = JSON.parse(await withTimeout(u.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+  assert.equal(endpoint, `unix:${sock}`);
+  assert.equal(await stop(u, 'SIGTERM'), 0);
+  assert.equal(fs.existsSync(sock), false);
 });
 
 test('CLI argument parsing', () => {

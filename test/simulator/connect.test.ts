@@ -127,25 +127,21 @@ test('without peer credentials only a socket in a private directory makes the pe
   const noCreds = (): undefined => undefined;
   // Default listen: private 0700 directory -> the peer is the owner, an admin by default.
   const priv = await startSimulator({ options: { peerCredentials: noCreds } });
-  try {
-    const { client } = await priv.connectPair();
-    assert.deepEqual(client.identity, { via: 'unix' });
-    assert.equal(client.processId, process.pid);
-    assert.equal(fs.statSync(path.dirname(priv.endpoint.slice(5))).mode & 0o777, 0o700);
-  } finally {
-    await priv.close();
-  }
+  t.after(() => priv.close());
+  const { client } = await priv.connectPair();
+  assert.deepEqual(client.identity, { via: 'unix' });
+  assert.equal(client.processId, process.pid);
+  assert.equal(fs.statSync(path.dirname(priv.endpoint.slice(5))).mode & 0o777, 0o700);
   // A socket in a directory others can enter: no identity, so access is denied.
   const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-shared-'));
   fs.chmodSync(shared, 0o755);
   const pub = await startSimulator({ options: { peerCredentials: noCreds }, listen: { path: path.join(shared, 's.sock') } });
-  try {
-    assert.equal(pub.endpoint, `unix:${path.join(shared, 's.sock')}`);
-    assert.equal(await connectResult(pub.endpoint, PORT_NAME), HR.ERROR_ACCESS_DENIED);
-  } finally {
+  t.after(async () => {
     await pub.close();
     fs.rmSync(shared, { recursive: true, force: true });
-  }
+  });
+  assert.equal(pub.endpoint, `unix:${path.join(shared, 's.sock')}`);
+  assert.equal(await connectResult(pub.endpoint, PORT_NAME), HR.ERROR_ACCESS_DENIED);
   // An explicit path in a private directory is trusted like the default one.
   const mine = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-mine-'));
   fs.chmodSync(mine, 0o700);
