@@ -1,7 +1,7 @@
 // A client of docs/wire-protocol.md written from the document, independently of lib/simulator/wire.ts, so the
 // simulator's tests check the bytes on the wire rather than the codec against itself.
 import * as net from 'node:net';
-import { until, withTimeout } from './timing';
+import { withTimeout } from './timing';
 
 export const T = {
   CONNECT: 0x01,

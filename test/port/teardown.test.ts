@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { FilterError, FilterPort, type FilterMessage } from '../../lib';
