@@ -7,7 +7,7 @@ import { FILTER_MESSAGE_HEADER, FILTER_REPLY_HEADER, struct, u32, u64, type Arch
 import {
   checkLayoutsWithCompiler, compilerAvailable, formatCheckResult, layoutChecks, parseAsmValues, staticAssertSource,
   type AnyStruct, type CompilerCheckResult,
-} from '../scripts/struct-probe';
+} from './helpers/struct-probe';
 import { probeLayouts } from './fixtures/struct-probe/layouts';
 
 const PROBE_H = join(__dirname, 'fixtures', 'struct-probe', 'probe.h');

@@ -15,6 +15,7 @@ import {
 import {
   NtStatusError,
   type ClientPort,
+  type ClientPortStats,
   type CommunicationPortOptions,
   type PeerIdentity,
   type PortSecurity,
@@ -131,6 +132,8 @@ export class ClientPortImpl implements ClientPort {
   private held = 0;
   /** Whether the current run of refusals (queue full) has been logged. */
   private refusalLogged = false;
+  private repliesAccepted = 0;
+  private repliesRefused = 0;
   private resolveSettled!: () => void;
 
   constructor(
@@ -166,6 +169,16 @@ export class ClientPortImpl implements ClientPort {
    */
   get queuedMessageBytes(): number {
     return this.held;
+  }
+
+  stats(): ClientPortStats {
+    return {
+      pendingGets: this.gets.size,
+      queuedMessages: this.queue.size,
+      awaitingReply: this.awaiting.size,
+      repliesAccepted: this.repliesAccepted,
+      repliesRefused: this.repliesRefused,
+    };
   }
 
   /** Runs ConnectNotify; returns the HRESULT for CONNECT_RESULT. */
@@ -307,7 +320,11 @@ export class ClientPortImpl implements ClientPort {
   /** FilterReplyMessage; returns the HRESULT for REPLY_RESULT. */
   reply(status: number, messageId: bigint, data: Buffer): number {
     const m = this.awaiting.get(messageId);
-    if (!m || m.replyLength === undefined) return Win32.ERROR_FLT_NO_WAITER_FOR_REPLY;
+    if (!m || m.replyLength === undefined) {
+      this.repliesRefused++;
+      return Win32.ERROR_FLT_NO_WAITER_FOR_REPLY;
+    }
+    this.repliesAccepted++;
     if (data.length > m.replyLength) {
       this.finish(m, {
         status: NtStatus.STATUS_BUFFER_OVERFLOW,

@@ -5,6 +5,7 @@ export { SimulatedFilter } from './filter';
 export { DEFAULT_SIMULATOR_LIMITS, NtStatusError } from './types';
 export type {
   ClientPort,
+  ClientPortStats,
   CommunicationPortOptions,
   PeerIdentity,
   PortSecurity,

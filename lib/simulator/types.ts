@@ -199,6 +199,31 @@ export interface ClientPort {
   readonly connected: boolean;
   /** FltCloseClientPort: DISCONNECT frame, stream closed, disconnect callback. Idempotent. */
   close(): void;
+  /**
+   * What the simulator holds for this connection now, and how its FilterReplyMessage calls were answered. For
+   * tests and diagnostics: a real kernel has no such call. A snapshot with no event: poll it.
+   */
+  stats(): ClientPortStats;
+}
+
+/** ClientPort.stats(). All zero once the connection is closed, except the reply counts. */
+export interface ClientPortStats {
+  /**
+   * FilterGetMessage calls held, not yet given a message. While it is > 0, a FltSendMessage is delivered at once
+   * (so a short timeout runs out while the client holds the message, not in the queue).
+   */
+  readonly pendingGets: number;
+  /** FltSendMessage messages waiting for a get. */
+  readonly queuedMessages: number;
+  /** Messages delivered to a get whose sender waits for the reply. */
+  readonly awaitingReply: number;
+  /** FilterReplyMessage calls answered S_OK: a sender had its reply. */
+  readonly repliesAccepted: number;
+  /**
+   * FilterReplyMessage calls answered ERROR_FLT_NO_WAITER_FOR_REPLY: no sender waited for that message (it timed
+   * out, was aborted, expected no reply, or the id is unknown).
+   */
+  readonly repliesRefused: number;
 }
 
 /** A server port (FltCreateCommunicationPort). */

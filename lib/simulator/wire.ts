@@ -1,5 +1,8 @@
-// Codec for docs/wire-protocol.md (version 1): framing, payload layouts and endpoint strings.
-// Pure functions and a push-based decoder, so both the simulator and test clients can use them.
+// Codec for docs/wire-protocol.md (version 1): framing, payload layouts and endpoint strings, for the simulator
+// (the server): it parses what clients send and encodes what it answers. The parsers of its answers
+// (parseGetComplete, parseSendResult, parseStatusPayload) are there for the codec's round-trip property tests.
+// Clients have their own codecs: the native one (C++), and the tests' (test/helpers/wire-client.ts, written
+// from the document, so that the simulator is not checked against its own codec alone).
 
 /** The simulator protocol version (docs/wire-protocol.md); both ends must speak the same one. */
 export const WIRE_VERSION = 1;
@@ -256,25 +259,6 @@ export interface ConnectPayload {
   secret: string;
 }
 
-export function encodeConnect(p: ConnectPayload): Buffer {
-  const name = Buffer.from(p.portName, 'utf16le');
-  const secret = Buffer.from(p.secret, 'latin1');
-  if (name.length > 0xffff || p.context.length > 0xffff || secret.length > 0xffff) {
-    throw new RangeError('CONNECT field longer than 0xFFFF bytes');
-  }
-  const out = Buffer.alloc(8 + 2 + name.length + 2 + p.context.length + 2 + secret.length);
-  let o = 0;
-  o = out.writeUInt32LE(p.options >>> 0, o);
-  o = out.writeUInt32LE(p.clientPid >>> 0, o);
-  o = out.writeUInt16LE(name.length, o);
-  o += name.copy(out, o);
-  o = out.writeUInt16LE(p.context.length, o);
-  o += Buffer.from(p.context).copy(out, o);
-  o = out.writeUInt16LE(secret.length, o);
-  secret.copy(out, o);
-  return out;
-}
-
 export function parseConnect(payload: Buffer): ConnectPayload {
   const r = new Reader(payload, 'CONNECT');
   const options = r.u32();
@@ -306,15 +290,6 @@ export interface ReplyPayload {
   data: Buffer;
 }
 
-export function encodeReply(p: ReplyPayload): Buffer {
-  const out = Buffer.alloc(16 + p.data.length);
-  out.writeInt32LE(p.status | 0, 0);
-  out.writeUInt32LE(0, 4);
-  out.writeBigUInt64LE(p.messageId, 8);
-  Buffer.from(p.data).copy(out, 16);
-  return out;
-}
-
 /** `data` is a view of `payload` (FrameDecoder payloads are private buffers: no copy needed). */
 export function parseReply(payload: Buffer): ReplyPayload {
   const r = new Reader(payload, 'REPLY');
@@ -322,13 +297,6 @@ export function parseReply(payload: Buffer): ReplyPayload {
   r.u32(); // reserved: FILTER_REPLY_HEADER padding, may be whatever the caller's buffer held
   const messageId = r.u64();
   return { status, messageId, data: r.rest() };
-}
-
-export function encodeSend(outputCapacity: number, input: Uint8Array): Buffer {
-  const out = Buffer.alloc(4 + input.length);
-  out.writeUInt32LE(outputCapacity >>> 0, 0);
-  out.set(input, 4);
-  return out;
 }
 
 /** `input` is a view of `payload` (FrameDecoder payloads are private buffers: a 16 MiB input is not copied again). */

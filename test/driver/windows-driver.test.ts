@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { FilterError, FilterPort, type FilterMessage } from '../../lib';
 import * as P from '../../driver-sample/protocol';
 import { EICAR, ScannerAgent } from '../../examples/scanner-agent';
+import { HR } from '../helpers/status';
 
 const skip =
   process.env['FLTMGR_TEST_TARGET'] === 'windows-driver'
@@ -32,73 +33,66 @@ async function openFromOtherProcess(file: string): Promise<'opened' | 'denied' |
 test('the real fltlib reports a missing port as ERROR_FILE_NOT_FOUND', { skip }, async () => {
   await assert.rejects(FilterPort.connect('\\FltmgrNoSuchPort', { simulator: false }), (error: unknown) => {
     assert.ok(error instanceof FilterError);
-    assert.equal(error.hresult, 0x80070002);
+    assert.equal(error.hresult, HR.ERROR_FILE_NOT_FOUND);
     return true;
   });
 });
 
-test('ECHO: 64 KiB through FilterSendMessage and back', { skip }, async () => {
+test('ECHO: 64 KiB through FilterSendMessage and back', { skip }, async (t) => {
   const port = await FilterPort.connect(P.PORT_NAME, { simulator: false, context: P.encodeConnectContext() });
-  try {
-    const payload = Buffer.alloc(P.MAX_ECHO_BYTES - 16, 0x5a);
-    const back = await P.echo(port, payload);
-    assert.ok(back.equals(payload));
-  } finally {
-    await port.close();
-  }
+  t.after(() => port.close());
+  const payload = Buffer.alloc(P.MAX_ECHO_BYTES - 16, 0x5a);
+  const back = await P.echo(port, payload);
+  assert.ok(back.equals(payload));
 });
 
-test('PROBE: every synthetic message arrives whole; the completion byte count includes FILTER_MESSAGE_HEADER', { skip }, async () => {
+test('PROBE: every synthetic message arrives whole; the completion byte count includes FILTER_MESSAGE_HEADER', { skip }, async (t) => {
   // Checks the [unverified] fact the core relies on (kCompletionCountsHeader in receive_loop.cc): if Windows
   // counted only the payload, every message's data would come out 16 bytes short.
   const scanner = await FilterPort.connect(P.PORT_NAME, { simulator: false, context: P.encodeConnectContext({ scanner: true }) });
-  try {
-    let seen = 0;
-    const serving = scanner.serve(
-      (message: FilterMessage) => {
-        assert.equal(message.data.length, P.SCAN_REQUEST.size, 'message length');
-        const request = P.decodeScanRequest(message.data);
-        assert.equal(request.messageType, P.MessageType.PROBE);
-        for (let i = 0; i < request.content.length; i++) assert.equal(request.content[i], i & 0xff);
-        seen++;
-        return P.encodeScanReply(P.Verdict.ALLOW);
-      },
-      { concurrency: 16, bufferSize: 16 + P.SCAN_REQUEST.size },
-    );
-    const result = await P.probe(scanner, { count: 2000, contentBytes: 256, timeoutMs: 10_000 }); // the most the driver takes
-    assert.equal(result.sent, 2000);
-    assert.equal(result.replied, 2000);
-    assert.equal(result.failed, 0);
-    assert.equal(seen, 2000);
-    await scanner.close();
-    await serving;
-  } finally {
-    await scanner.close();
-  }
+  t.after(() => scanner.close());
+  let seen = 0;
+  const serving = scanner.serve(
+    (message: FilterMessage) => {
+      assert.equal(message.data.length, P.SCAN_REQUEST.size, 'message length');
+      const request = P.decodeScanRequest(message.data);
+      assert.equal(request.messageType, P.MessageType.PROBE);
+      for (let i = 0; i < request.content.length; i++) assert.equal(request.content[i], i & 0xff);
+      seen++;
+      return P.encodeScanReply(P.Verdict.ALLOW);
+    },
+    { concurrency: 16, bufferSize: 16 + P.SCAN_REQUEST.size },
+  );
+  const result = await P.probe(scanner, { count: 2000, contentBytes: 256, timeoutMs: 10_000 }); // the most the driver takes
+  assert.equal(result.sent, 2000);
+  assert.equal(result.replied, 2000);
+  assert.equal(result.failed, 0);
+  assert.equal(seen, 2000);
+  await scanner.close();
+  await serving;
 });
 
-test('real file opens: EICAR is denied to another process, a clean file opens', { skip }, async () => {
+test('real file opens: EICAR is denied to another process, a clean file opens', { skip }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-driver-'));
   const infected = path.join(dir, 'eicar.txt');
   const clean = path.join(dir, 'clean.txt');
   const agent = new ScannerAgent({ connect: { simulator: false }, concurrency: 4 });
   const running = agent.start();
-  try {
-    await once(agent, 'connected');
-    // Written by this (excluded) process, opened by another one.
-    fs.writeFileSync(infected, EICAR);
-    fs.writeFileSync(clean, 'hello');
-    assert.equal(await openFromOtherProcess(infected), 'denied');
-    assert.equal(await openFromOtherProcess(clean), 'opened');
-    assert.ok(agent.counters.blocked >= 1);
-  } finally {
+  t.after(async () => {
     await agent.stop();
     await running.catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
+  await once(agent, 'connected');
+  // Written by this (excluded) process, opened by another one.
+  fs.writeFileSync(infected, EICAR);
+  fs.writeFileSync(clean, 'hello');
+  assert.equal(await openFromOtherProcess(infected), 'denied');
+  assert.equal(await openFromOtherProcess(clean), 'opened');
+  assert.ok(agent.counters.blocked >= 1);
 });
 
-test('unload while scanning: the agent sees the disconnect, the open follows the fail policy, reload reconnects', { skip }, async () => {
+test('unload while scanning: the agent sees the disconnect, the open follows the fail policy, reload reconnects', { skip }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-driver-'));
   const file = path.join(dir, 'slow.txt');
   fs.writeFileSync(file, 'clean');
@@ -116,23 +110,22 @@ test('unload while scanning: the agent sees the disconnect, the open follows the
     },
   });
   const running = agent.start();
-  try {
-    await once(agent, 'connected');
-    const opening = openFromOtherProcess(file);
-    await inScan;
-    const disconnected = once(agent, 'disconnected');
-    execFileSync('fltmc', ['unload', P.FILTER_NAME]);
-    await disconnected;
-    assert.equal(await opening, 'opened', 'fail-open is the default, and the filter is gone anyway');
-    release();
-    execFileSync('fltmc', ['load', P.FILTER_NAME]);
-    await once(agent, 'connected');
-    const stats = await agent.stats();
-    assert.equal(stats.scannerConnections, 1);
-  } finally {
+  t.after(async () => {
     release();
     await agent.stop();
     await running.catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
+  await once(agent, 'connected');
+  const opening = openFromOtherProcess(file);
+  await inScan;
+  const disconnected = once(agent, 'disconnected');
+  execFileSync('fltmc', ['unload', P.FILTER_NAME]);
+  await disconnected;
+  assert.equal(await opening, 'opened', 'fail-open is the default, and the filter is gone anyway');
+  release();
+  execFileSync('fltmc', ['load', P.FILTER_NAME]);
+  await once(agent, 'connected');
+  const stats = await agent.stats();
+  assert.equal(stats.scannerConnections, 1);
 });

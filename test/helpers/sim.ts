@@ -1,91 +1,135 @@
-// Starts an in-process Filter Manager simulator with one test filter and port, for integration tests.
-import { once } from 'node:events';
+// The in-process simulator of the integration and simulator tests: one test filter with one port, the
+// simulator's log and protocol errors recorded, kernel-side connections tracked, raw wire clients (test/helpers/
+// wire-client.ts) torn down with it. The sample driver's twin has its own start (./sample.ts) on the same base.
 import {
   FilterManagerSimulator,
   type ClientPort,
   type CommunicationPortOptions,
+  type ListenTarget,
+  type ProtocolErrorEvent,
   type ServerPort,
   type SimulatedFilter,
   type SimulatorOptions,
 } from '../../lib/simulator';
-import { HANG_GUARD_MS, pollUntil } from './timing';
+import { WireClient, type ConnectOptions } from './wire-client';
+import { nextEvent, until, withTimeout } from './timing';
 
 export const PORT_NAME = '\\FltmgrTestPort';
+export const FILTER_NAME = 'fltmgr-test';
 
-export interface TestSimulator {
+/** What every simulator a test starts has, with or without the test filter. */
+export interface SimulatorBase {
   sim: FilterManagerSimulator;
   endpoint: string;
-  filter: SimulatedFilter;
-  port: ServerPort;
-  /** Resolves with the next client that connects. */
+  /** The simulator's log lines. */
+  logs: string[];
+  protocolErrors: ProtocolErrorEvent[];
+  /** Kernel-side connections, in connect order (disconnected ones stay in the list). */
+  clients: ClientPort[];
+  /** Resolves with the next client that connects (call it before connecting). */
   nextClient(): Promise<ClientPort>;
+  /** The next 'connect' / 'disconnect' / 'protocol-error' event's argument (call it before causing it). */
+  nextEvent(event: 'connect' | 'disconnect' | 'protocol-error'): Promise<unknown>;
+  /**
+   * Waits until a connection has a FilterGetMessage pending at the simulator: a message sent now is delivered at
+   * once, so a short reply timeout cannot run out while it waits in the queue for the receiver's first get.
+   */
+  untilReceiving(client?: ClientPort, gets?: number): Promise<void>;
+  /** A raw stream, no CONNECT sent. */
+  open(): Promise<WireClient>;
+  /** A connected wire client. */
+  connect(o: ConnectOptions): Promise<WireClient>;
+  /** Runs the given teardown (a harness's own resources), closes the simulator, destroys the wire clients. */
   close(): Promise<void>;
 }
 
-export async function startSimulator(
-  portOptions: Partial<CommunicationPortOptions> = {},
-  simulatorOptions: SimulatorOptions = {},
-): Promise<TestSimulator> {
-  const sim = new FilterManagerSimulator(simulatorOptions);
-  const endpoint = await sim.listen();
-  const filter = sim.registerFilter('fltmgr-test');
-  const port = filter.createCommunicationPort(PORT_NAME, { maxConnections: 16, ...portOptions });
-  return {
+export interface StartOptions {
+  options?: SimulatorOptions;
+  listen?: ListenTarget;
+}
+
+/** A listening simulator with recording and tracking, no filter. `teardown` runs first in close(). */
+export async function startBase(o: StartOptions = {}, teardown: () => Promise<void> = async () => undefined): Promise<SimulatorBase> {
+  const logs: string[] = [];
+  const protocolErrors: ProtocolErrorEvent[] = [];
+  const clients: ClientPort[] = [];
+  const sim = new FilterManagerSimulator({ log: (l) => logs.push(l), ...o.options });
+  sim.on('protocol-error', (e) => protocolErrors.push(e));
+  sim.on('connect', (c) => clients.push(c));
+  const endpoint = await sim.listen(o.listen);
+  const wires: WireClient[] = [];
+  const track = (w: WireClient): WireClient => {
+    wires.push(w);
+    return w;
+  };
+  const base: SimulatorBase = {
     sim,
     endpoint,
-    filter,
-    port,
+    logs,
+    protocolErrors,
+    clients,
     async nextClient() {
-      const [client] = (await once(sim, 'connect', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [ClientPort];
+      const [client] = await nextEvent<[ClientPort]>(sim, 'connect', { what: 'a client to connect to the simulator' });
       return client;
     },
-    close: () => sim.close(),
+    async nextEvent(event) {
+      const [arg] = await nextEvent(sim, event, { what: `the simulator's '${event}' event` });
+      return arg;
+    },
+    untilReceiving(client, gets = 1) {
+      const holds = (c: ClientPort): boolean => c.connected && c.stats().pendingGets >= gets;
+      return client
+        ? until(() => holds(client), { what: `${gets} FilterGetMessage call(s) of client ${client.id} pending at the simulator` })
+        : until(() => clients.some(holds), { what: 'a FilterGetMessage pending at the simulator' });
+    },
+    async open() {
+      return track(await WireClient.open(endpoint));
+    },
+    async connect(c) {
+      return track(await WireClient.connect(endpoint, c));
+    },
+    async close() {
+      await teardown();
+      await withTimeout(sim.close(), { what: 'the simulator to close' });
+      for (const w of wires) w.destroy();
+    },
   };
+  return base;
 }
 
-/** Polls until predicate() holds; fails after timeoutMs (a hang guard). For state that has no event. */
-export function until(predicate: () => boolean, what: string, timeoutMs = HANG_GUARD_MS): Promise<void> {
-  return pollUntil(what, predicate, timeoutMs);
+export interface SimulatorHarness extends SimulatorBase {
+  filter: SimulatedFilter;
+  port: ServerPort;
+  /** A connected wire client (CONNECT to PORT_NAME unless told otherwise). */
+  connect(o?: Partial<ConnectOptions>): Promise<WireClient>;
+  /** Connects a wire client and also returns the kernel-side ClientPort. */
+  connectPair(o?: Partial<ConnectOptions>): Promise<{ wire: WireClient; client: ClientPort }>;
 }
 
-/**
- * FilterGetMessage calls the simulator holds for `client`, not yet given a message. A kernel-side sendMessage
- * with a short timeout is delivered at once when this is > 0, and may time out in the queue otherwise (the
- * client's gets travel through threads and a socket). Internal state: no public API exposes it.
- */
-export function pendingGets(client: ClientPort): number {
-  const gets = (client as unknown as { gets?: unknown }).gets;
-  if (!(gets instanceof Map)) throw new Error('test/helpers/sim.ts: ClientPortImpl.gets is gone; update pendingGets()');
-  return gets.size;
-}
-
-/** Waits until the simulator holds at least `count` gets of `client` (see pendingGets). */
-export function untilGetsPending(client: ClientPort, count = 1): Promise<void> {
-  return pollUntil(`${count} FilterGetMessage call(s) pending at the simulator`, () => pendingGets(client) >= count);
-}
-
-/** Messages delivered to `client` whose sender waits for the reply (internal state, like pendingGets). */
-export function awaitingReplies(client: ClientPort): number {
-  const awaiting = (client as unknown as { awaiting?: unknown }).awaiting;
-  if (!(awaiting instanceof Map)) throw new Error('test/helpers/sim.ts: ClientPortImpl.awaiting is gone; update awaitingReplies()');
-  return awaiting.size;
-}
-
-/**
- * Records the HRESULT of every REPLY the simulator answers for `client` (FilterReplyMessage as the kernel side
- * sees it), by wrapping the instance's internal reply method. For waiting until a late reply has been refused.
- */
-export function watchReplies(client: ClientPort): number[] {
-  const target = client as unknown as { reply?: (...args: unknown[]) => number };
-  const original = target.reply;
-  if (typeof original !== 'function') throw new Error('test/helpers/sim.ts: ClientPortImpl.reply is gone; update watchReplies()');
-  const answered: number[] = [];
-  target.reply = (...args: unknown[]): number => {
-    const hresult = original.apply(client, args);
-    answered.push(hresult);
-    return hresult;
+/** A simulator with the test filter (FILTER_NAME) and its port PORT_NAME (maxConnections 16 unless `port` says). */
+export async function startSimulator(
+  o: StartOptions & { port?: Partial<CommunicationPortOptions> } = {},
+): Promise<SimulatorHarness> {
+  const base = await startBase(o);
+  const filter = base.sim.registerFilter(FILTER_NAME, { altitude: '385100' });
+  const port = filter.createCommunicationPort(PORT_NAME, { maxConnections: 16, ...o.port });
+  const h: SimulatorHarness = {
+    ...base,
+    filter,
+    port,
+    connect: (c = {}) => base.connect({ portName: PORT_NAME, ...c }),
+    async connectPair(c = {}) {
+      const next = base.nextClient();
+      const wire = await h.connect(c);
+      return { wire, client: await next };
+    },
   };
-  return answered;
+  return h;
+}
+
+/** Whether a connection of the simulator is in ConnectNotify (admitted, its connect callback not returned yet). */
+export function connectNotifyRuns(h: Pick<SimulatorBase, 'sim'>): boolean {
+  return h.sim.streamStats().some((s) => s.state === 'connecting' && s.client !== undefined);
 }
 
 export function bytes(text: string): Buffer {

@@ -1,7 +1,7 @@
 // A client of docs/wire-protocol.md written from the document, independently of lib/simulator/wire.ts, so the
 // simulator's tests check the bytes on the wire rather than the codec against itself.
 import * as net from 'node:net';
-import { HANG_GUARD_MS } from './timing';
+import { withTimeout } from './timing';
 
 export const T = {
   CONNECT: 0x01,
@@ -40,34 +40,6 @@ export interface ConnectOptions {
   pid?: number;
 }
 
-/** A hang guard (see ./timing.ts), not an expectation of speed. */
-export const DEFAULT_TIMEOUT_MS = HANG_GUARD_MS;
-
-/** Rejects when `ms` passes first (a hang guard). Every wait in the simulator tests goes through this. */
-export function withTimeout<V>(p: Promise<V>, what: string, ms = DEFAULT_TIMEOUT_MS): Promise<V> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/**
- * True when `p` is still unsettled after `ms` (for asserting that something did NOT happen). A slow machine can
- * only make this pass when it should not (it cannot make a correct program fail): use it for "must not happen".
- */
-export async function stillPending(p: Promise<unknown>, ms = 50): Promise<boolean> {
-  let settled = false;
-  p.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  await new Promise((r) => setTimeout(r, ms));
-  return !settled;
-}
-
 export function frameBytes(
   type: number,
   id: number,
@@ -98,6 +70,21 @@ export function connectPayload(o: ConnectOptions & { secret: string }): Buffer {
     return x;
   };
   return Buffer.concat([head, name, u16(ctx.length), ctx, u16(secret.length), secret]);
+}
+
+/** A REPLY payload: FILTER_REPLY_HEADER (Status, 4 reserved bytes, MessageId) + data. */
+export function replyPayload(messageId: bigint, data: Uint8Array = new Uint8Array(0), status = 0): Buffer {
+  const head = Buffer.alloc(16);
+  head.writeInt32LE(status | 0, 0);
+  head.writeBigUInt64LE(messageId, 8);
+  return Buffer.concat([head, Buffer.from(data)]);
+}
+
+/** A SEND payload: u32 output capacity + input. */
+export function sendPayload(outputCapacity: number, input: Uint8Array): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(outputCapacity >>> 0, 0);
+  return Buffer.concat([head, Buffer.from(input)]);
 }
 
 function parseEndpoint(endpoint: string): { connect: net.NetConnectOpts; secret: string } {
@@ -175,8 +162,7 @@ export class WireClient {
           resolve(new WireClient(socket, secret));
         });
       }),
-      `connecting to ${endpoint}`,
-    );
+      { what: `connecting to ${endpoint}` },);
   }
 
   /** Opens and connects; rejects with WireConnectError on a failed CONNECT_RESULT. */
@@ -194,7 +180,7 @@ export class WireClient {
   connect(o: ConnectOptions): Promise<number> {
     const p = new Promise<number>((resolve, reject) => (this.connectWaiter = { resolve, reject }));
     this.writeRaw(frameBytes(T.CONNECT, 0, connectPayload({ ...o, secret: o.secret ?? this.secret })));
-    return withTimeout(p, 'CONNECT_RESULT');
+    return withTimeout(p, { what: 'CONNECT_RESULT' });
   }
 
   writeRaw(bytes: Uint8Array): void {
@@ -212,7 +198,7 @@ export class WireClient {
   }
 
   get(capacity: number): Promise<GetResult> {
-    return withTimeout(this.postGet(capacity).done, 'GET_COMPLETE');
+    return withTimeout(this.postGet(capacity).done, { what: 'GET_COMPLETE' });
   }
 
   cancel(id: number): void {
@@ -222,26 +208,21 @@ export class WireClient {
   reply(messageId: bigint, data: Uint8Array = new Uint8Array(0), status = 0): Promise<number> {
     const id = this.nextId++;
     const p = new Promise<number>((resolve, reject) => this.replies.set(id, { resolve, reject }));
-    const head = Buffer.alloc(16);
-    head.writeInt32LE(status | 0, 0);
-    head.writeBigUInt64LE(messageId, 8);
-    this.writeRaw(frameBytes(T.REPLY, id, Buffer.concat([head, Buffer.from(data)])));
-    return withTimeout(p, 'REPLY_RESULT');
+    this.writeRaw(frameBytes(T.REPLY, id, replyPayload(messageId, data, status)));
+    return withTimeout(p, { what: 'REPLY_RESULT' });
   }
 
   send(input: Uint8Array, outputCapacity: number): Promise<{ hresult: number; output: Buffer }> {
     const id = this.nextId++;
     const p = new Promise<{ hresult: number; output: Buffer }>((resolve, reject) => this.sends.set(id, { resolve, reject }));
-    const head = Buffer.alloc(4);
-    head.writeUInt32LE(outputCapacity >>> 0, 0);
-    this.writeRaw(frameBytes(T.SEND, id, Buffer.concat([head, Buffer.from(input)])));
-    return withTimeout(p, 'SEND_RESULT');
+    this.writeRaw(frameBytes(T.SEND, id, sendPayload(outputCapacity, input)));
+    return withTimeout(p, { what: 'SEND_RESULT' });
   }
 
   /** Closes the handle (the stream) and waits until it is closed. */
   async close(): Promise<void> {
     this.socket.end();
-    await withTimeout(this.closed, 'stream close');
+    await withTimeout(this.closed, { what: 'stream close' });
   }
 
   destroy(): void {

@@ -1,170 +1,152 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { FilterError, FilterPort, type FilterMessage } from '../../lib';
 import { NtStatus } from '../../lib/status';
 import { register } from '../fixtures/echo-filter';
-import { FilterManagerSimulator } from '../../lib/simulator';
-import { PORT_NAME, startSimulator, until } from '../helpers/sim';
-import { HANG_GUARD_MS } from '../helpers/timing';
+import { PORT_NAME, startBase, startSimulator, type SimulatorBase } from '../helpers/sim';
 import { tsWorker } from '../helpers/worker';
+import { HR } from '../helpers/status';
+import { HANG_GUARD_MS, nextEvent, until } from '../helpers/timing';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 
-async function echoSimulator(): Promise<{ sim: FilterManagerSimulator; endpoint: string }> {
-  const sim = new FilterManagerSimulator();
-  const endpoint = await sim.listen();
-  register(sim);
-  return { sim, endpoint };
+/** A simulator hosting the echo filter fixture, in-process. */
+async function echoSimulator(): Promise<SimulatorBase> {
+  const base = await startBase();
+  register(base.sim);
+  return base;
 }
 
-test('close() mid-stream: resolves, the iterator ends, the kernel side sees the disconnect', async () => {
+test('close() mid-stream: resolves, the iterator ends, the kernel side sees the disconnect', async (t) => {
   let disconnected = 0;
-  const t = await startSimulator({ disconnect: () => void disconnected++ });
-  try {
-    const clientPromise = t.nextClient();
-    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
-    const client = await clientPromise;
-    const iterator = port.messages({ concurrency: 4 });
-    const kernelSends = Array.from({ length: 10 }, (_, i) =>
-      t.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: HANG_GUARD_MS }),
-    );
-    const first = (await iterator.next()).value as FilterMessage;
-    await port.close();
-    // Messages delivered but not yet handed out are abandoned; the iterator is done.
-    assert.deepEqual(await iterator.next(), { done: true, value: undefined });
-    await assert.rejects(first.reply(Buffer.from([1])), { code: 'ERR_PORT_CLOSED' });
-    const results = await Promise.all(kernelSends);
-    for (const r of results) assert.equal(r.status, NtStatus.STATUS_PORT_DISCONNECTED);
-    await until(() => disconnected === 1, 'DisconnectNotify');
-    assert.equal(t.port.connections.size, 0);
-    await port.close(); // twice is fine
-    assert.equal(port.closed, true);
-  } finally {
-    await t.close();
-  }
+  const h = await startSimulator({ port: { disconnect: () => void disconnected++ } });
+  t.after(() => h.close());
+  const clientPromise = h.nextClient();
+  const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
+  const client = await clientPromise;
+  const iterator = port.messages({ concurrency: 4 });
+  const kernelSends = Array.from({ length: 10 }, (_, i) =>
+    h.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: HANG_GUARD_MS }),
+  );
+  const first = (await iterator.next()).value as FilterMessage;
+  await port.close();
+  // Messages delivered but not yet handed out are abandoned; the iterator is done.
+  assert.deepEqual(await iterator.next(), { done: true, value: undefined });
+  await assert.rejects(first.reply(Buffer.from([1])), { code: 'ERR_PORT_CLOSED' });
+  const results = await Promise.all(kernelSends);
+  for (const r of results) assert.equal(r.status, NtStatus.STATUS_PORT_DISCONNECTED);
+  await until(() => disconnected === 1, { what: 'DisconnectNotify' });
+  assert.equal(h.port.connections.size, 0);
+  await port.close(); // twice is fine
+  assert.equal(port.closed, true);
 });
 
-test('minifilter unload mid-stream: iterator and in-flight operations fail with a disconnect error, nothing hangs', async () => {
+test('minifilter unload mid-stream: iterator and in-flight operations fail with a disconnect error, nothing hangs', async (t) => {
   let release!: () => void;
   const hang = new Promise<void>((resolve) => (release = resolve));
-  const t = await startSimulator({ message: () => hang.then(() => undefined) });
-  try {
-    const clientPromise = t.nextClient();
-    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
-    const client = await clientPromise;
-    const disconnects: FilterError[] = [];
-    port.on('disconnect', (error) => disconnects.push(error));
-    const iterator = port.messages({ concurrency: 2 });
-    void t.filter.sendMessage(client, Buffer.from('m'), { replyLength: 1, timeout: HANG_GUARD_MS });
-    const held = (await iterator.next()).value as FilterMessage;
-    const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), { name: 'FilterError', hresult: 0x80070006 });
-    const pendingNext = assert.rejects(iterator.next(), (error: unknown) => {
-      assert.ok(error instanceof FilterError);
-      assert.equal(error.hresult, 0x80070006);
-      assert.equal(error.disconnected, true);
-      return true;
-    });
-    await t.filter.unload();
-    await Promise.all([pendingNext, pendingSend]);
-    await assert.rejects(held.reply(Buffer.from([1])));
-    await assert.rejects(port.send(Buffer.from('after')), { hresult: 0x80070006 });
-    assert.equal(disconnects.length, 1);
-    assert.throws(() => port.messages(), { hresult: 0x80070006 });
-    await port.close();
-  } finally {
+  const h = await startSimulator({ port: { message: () => hang.then(() => undefined) } });
+  t.after(async () => {
     release();
-    await t.close();
-  }
+    await h.close();
+  });
+  const clientPromise = h.nextClient();
+  const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
+  const client = await clientPromise;
+  const disconnects: FilterError[] = [];
+  port.on('disconnect', (error) => disconnects.push(error));
+  const iterator = port.messages({ concurrency: 2 });
+  void h.filter.sendMessage(client, Buffer.from('m'), { replyLength: 1, timeout: HANG_GUARD_MS });
+  const held = (await iterator.next()).value as FilterMessage;
+  const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE });
+  const pendingNext = assert.rejects(iterator.next(), (error: unknown) => {
+    assert.ok(error instanceof FilterError);
+    assert.equal(error.hresult, HR.ERROR_INVALID_HANDLE);
+    assert.equal(error.disconnected, true);
+    return true;
+  });
+  await h.filter.unload();
+  await Promise.all([pendingNext, pendingSend]);
+  await assert.rejects(held.reply(Buffer.from([1])));
+  await assert.rejects(port.send(Buffer.from('after')), { hresult: HR.ERROR_INVALID_HANDLE });
+  assert.equal(disconnects.length, 1);
+  assert.throws(() => port.messages(), { hresult: HR.ERROR_INVALID_HANDLE });
+  await port.close();
 });
 
-test('FltCloseClientPort from the kernel side ends the connection the same way', async () => {
-  const t = await startSimulator();
-  try {
-    const clientPromise = t.nextClient();
-    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
-    const client = await clientPromise;
-    const serving = port.serve(() => undefined);
-    client.close();
-    await assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 });
-    await port.close();
-  } finally {
-    await t.close();
-  }
+test('FltCloseClientPort from the kernel side ends the connection the same way', async (t) => {
+  const h = await startSimulator();
+  t.after(() => h.close());
+  const clientPromise = h.nextClient();
+  const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
+  const client = await clientPromise;
+  const serving = port.serve(() => undefined);
+  client.close();
+  await assert.rejects(serving, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE });
+  await port.close();
 });
 
-test('the simulator process dying mid-stream rejects in-flight work and ends receiving', async () => {
+test('the simulator process dying mid-stream rejects in-flight work and ends receiving', async (t) => {
   const cli = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'lib', 'simulator', 'cli.ts'), '--filter', path.join(fixtures, 'echo-filter.ts')], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  try {
-    const { endpoint } = JSON.parse(await firstLine(cli.stdout!)) as { endpoint: string };
-    const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
-    let handled = 0;
-    const serving = port.serve(async (m) => {
-      handled++;
-      await new Promise((r) => setTimeout(r, 1));
-      return m.data;
-    });
-    await port.send(Buffer.from('flood:200'), { outputSize: 2 });
-    const hanging = port.send(Buffer.from('hang'));
-    await until(() => handled >= 10, 'messages to flow');
-    cli.kill('SIGKILL');
-    await Promise.all([
-      assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 }),
-      assert.rejects(hanging, { name: 'FilterError', hresult: 0x80070006 }),
-    ]);
-    await port.close();
-  } finally {
-    cli.kill('SIGKILL');
+  t.after(() => cli.kill('SIGKILL'));
+  const { endpoint } = JSON.parse(await firstLine(cli.stdout!)) as { endpoint: string };
+  const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
+  let handled = 0;
+  const serving = port.serve(async (m) => {
+    handled++;
+    await new Promise((r) => setTimeout(r, 1));
+    return m.data;
+  });
+  await port.send(Buffer.from('flood:200'), { outputSize: 2 });
+  const hanging = port.send(Buffer.from('hang'));
+  await until(() => handled >= 10, { what: 'messages to flow' });
+  cli.kill('SIGKILL');
+  await Promise.all([
+    assert.rejects(serving, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE }),
+    assert.rejects(hanging, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE }),
+  ]);
+  await port.close();
+});
+
+test('several worker threads, each with its own connection, run round trips and exit cleanly', async (t) => {
+  const { sim, endpoint } = await echoSimulator();
+  t.after(() => sim.close());
+  const workers = Array.from({ length: 3 }, () =>
+    tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'clean', count: 50 } }),
+  );
+  const results = await Promise.all(
+    workers.map(async (worker) => {
+      // Subscribe to both at once: a worker's 'exit' can be emitted before its last 'message'.
+      const [[message], [code]] = await Promise.all([
+        nextEvent<[Record<string, unknown>]>(worker, 'message', { what: "a worker agent's result" }),
+        nextEvent<[number]>(worker, 'exit', { what: 'a worker agent to exit' }),
+      ]);
+      return { message, code };
+    }),
+  );
+  for (const { message, code } of results) {
+    assert.deepEqual(message, { replied: 50, echoOk: true });
+    assert.equal(code, 0);
   }
 });
 
-test('several worker threads, each with its own connection, run round trips and exit cleanly', async () => {
+test('terminating a worker mid-stream neither crashes nor hangs, and the kernel side sees the disconnect', async (t) => {
   const { sim, endpoint } = await echoSimulator();
-  try {
-    const workers = Array.from({ length: 3 }, () =>
-      tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'clean', count: 50 } }),
-    );
-    const results = await Promise.all(
-      workers.map(async (worker) => {
-        // Subscribe to both at once: a worker's 'exit' can be emitted before its last 'message'.
-        const signal = AbortSignal.timeout(HANG_GUARD_MS);
-        const [[message], [code]] = (await Promise.all([once(worker, 'message', { signal }), once(worker, 'exit', { signal })])) as [
-          [Record<string, unknown>],
-          [number],
-        ];
-        return { message, code };
-      }),
-    );
-    for (const { message, code } of results) {
-      assert.deepEqual(message, { replied: 50, echoOk: true });
-      assert.equal(code, 0);
-    }
-  } finally {
-    await sim.close();
-  }
-});
-
-test('terminating a worker mid-stream neither crashes nor hangs, and the kernel side sees the disconnect', async () => {
-  const { sim, endpoint } = await echoSimulator();
-  try {
-    let disconnects = 0;
-    sim.on('disconnect', () => void disconnects++);
-    const worker = tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'abandon', count: 500 } });
-    const [message] = (await once(worker, 'message', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [Record<string, unknown>];
-    assert.deepEqual(message, { flowing: true });
-    await worker.terminate();
-    await until(() => disconnects === 1, 'the disconnect');
-    // The simulator still serves new clients.
-    const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
-    assert.equal((await port.send(Buffer.from('hi'), { outputSize: 2 })).toString(), 'hi');
-    await port.close();
-  } finally {
-    await sim.close();
-  }
+  t.after(() => sim.close());
+  let disconnects = 0;
+  sim.on('disconnect', () => void disconnects++);
+  const worker = tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'abandon', count: 500 } });
+  const [message] = await nextEvent<[Record<string, unknown>]>(worker, 'message', { what: "the worker's result" });
+  assert.deepEqual(message, { flowing: true });
+  await worker.terminate();
+  await until(() => disconnects === 1, { what: 'the disconnect' });
+  // The simulator still serves new clients.
+  const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
+  assert.equal((await port.send(Buffer.from('hi'), { outputSize: 2 })).toString(), 'hi');
+  await port.close();
 });
 
 interface ChildRun {
@@ -240,64 +222,56 @@ function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
   });
 }
 
-test('process.exit() while messages flow and a send hangs: exits promptly with its own code', async () => {
+test('process.exit() while messages flow and a send hangs: exits promptly with its own code', async (t) => {
   const { sim, endpoint } = await echoSimulator();
-  try {
-    const run = startChild('exit-while-receiving', endpoint);
-    const result = await run.exit;
-    assert.equal(result.signal, null, `child was killed (hung?): ${run.stderr()}`);
-    assert.equal(result.code, 0, run.stderr());
-  } finally {
-    await sim.close();
-  }
+  t.after(() => sim.close());
+  const run = startChild('exit-while-receiving', endpoint);
+  const result = await run.exit;
+  assert.equal(result.signal, null, `child was killed (hung?): ${run.stderr()}`);
+  assert.equal(result.code, 0, run.stderr());
 });
 
-test('unref(): a receiving port does not keep the process alive; by default it does', async () => {
+test('unref(): a receiving port does not keep the process alive; by default it does', async (t) => {
   // Both children print "receiving" once their port receives, then arm an unref'd timer that prints "still
   // running": it can only fire while something else keeps the event loop alive. So the answer is an event
   // either way, not a wait: the unref'd child exits without that line, the ref'd one prints it (and is then
   // killed by the test).
   const { sim, endpoint } = await echoSimulator();
+  t.after(() => sim.close());
+  const unrefd = startChild('unref-receiving', endpoint);
   try {
-    const unrefd = startChild('unref-receiving', endpoint);
-    try {
-      assert.equal(await unrefd.sawLine('still running'), false, "an unref'd receiving port kept the process alive");
-      const unrefdExit = await unrefd.exit;
-      assert.equal(unrefdExit.signal, null, `unref'd child did not exit by itself: ${unrefd.stderr()}`);
-      assert.equal(unrefdExit.code, 0, unrefd.stderr());
-      assert.equal(unrefd.stdout(), 'receiving\n');
-    } finally {
-      unrefd.kill();
-      await unrefd.exit;
-    }
-
-    const refd = startChild('ref-receiving', endpoint);
-    try {
-      if (!(await refd.sawLine('still running'))) {
-        assert.fail(`a ref'd receiving port should keep the process alive; it exited: ${JSON.stringify(await refd.exit)} ${refd.stderr()}`);
-      }
-      assert.equal(refd.stdout(), 'receiving\nstill running\n');
-    } finally {
-      refd.kill();
-      await refd.exit;
-    }
+    assert.equal(await unrefd.sawLine('still running'), false, "an unref'd receiving port kept the process alive");
+    const unrefdExit = await unrefd.exit;
+    assert.equal(unrefdExit.signal, null, `unref'd child did not exit by itself: ${unrefd.stderr()}`);
+    assert.equal(unrefdExit.code, 0, unrefd.stderr());
+    assert.equal(unrefd.stdout(), 'receiving\n');
   } finally {
-    await sim.close();
+    unrefd.kill();
+    await unrefd.exit;
+  }
+
+  const refd = startChild('ref-receiving', endpoint);
+  // Not t.after(): the child must be gone before sim.close() (t.after hooks run in registration order).
+  try {
+    if (!(await refd.sawLine('still running'))) {
+      assert.fail(`a ref'd receiving port should keep the process alive; it exited: ${JSON.stringify(await refd.exit)} ${refd.stderr()}`);
+    }
+    assert.equal(refd.stdout(), 'receiving\nstill running\n');
+  } finally {
+    refd.kill();
+    await refd.exit;
   }
 });
 
-test("a 'disconnect' listener that closes the port still sees serve() reject with the disconnect", async () => {
-  const t = await startSimulator();
-  try {
-    const clientPromise = t.nextClient();
-    const port = await FilterPort.connect(PORT_NAME, { simulator: t.endpoint });
-    const client = await clientPromise;
-    port.on('disconnect', () => void port.close());
-    const serving = port.serve(() => undefined);
-    client.close();
-    await assert.rejects(serving, { name: 'FilterError', hresult: 0x80070006 });
-    await port.close();
-  } finally {
-    await t.close();
-  }
+test("a 'disconnect' listener that closes the port still sees serve() reject with the disconnect", async (t) => {
+  const h = await startSimulator();
+  t.after(() => h.close());
+  const clientPromise = h.nextClient();
+  const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
+  const client = await clientPromise;
+  port.on('disconnect', () => void port.close());
+  const serving = port.serve(() => undefined);
+  client.close();
+  await assert.rejects(serving, { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE });
+  await port.close();
 });

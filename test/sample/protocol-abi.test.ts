@@ -1,12 +1,12 @@
 // driver-sample/protocol.ts against the C header (driver-sample/include/fltmgr_sample_protocol.h): every layout's
-// size, alignment and member offsets/sizes through scripts/struct-probe.ts, and every numeric constant, with the
+// size, alignment and member offsets/sizes through test/helpers/struct-probe.ts, and every numeric constant, with the
 // host gcc and mingw-w64 x86_64 / i686 (skipped with a reason when not installed; CI installs them).
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { struct, u16, u32 } from '../../lib/struct';
-import { checkLayoutsWithCompiler, compilerAvailable, formatCheckResult } from '../../scripts/struct-probe';
+import { checkLayoutsWithCompiler, compilerAvailable, formatCheckResult } from '../helpers/struct-probe';
 import * as P from '../../driver-sample/protocol';
 
 const INCLUDE_DIR = join(__dirname, '..', '..', 'driver-sample', 'include');

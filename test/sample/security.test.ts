@@ -11,85 +11,71 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ClientPort, PeerIdentity } from '../../lib/simulator';
 import * as P from '../../driver-sample/protocol';
+import { rejectsWith, serveRaw, startSample } from '../helpers/sample';
 import { HANG_GUARD_MS } from '../helpers/timing';
-import { E_ACCESSDENIED, rejectsWith, serveRaw, startSample } from './harness';
+import { HR } from '../helpers/status';
 
 describe('injected identities', () => {
-  test('default security: administrators only; a non-admin is refused by the port itself', async () => {
+  test('default security: administrators only; a non-admin is refused by the port itself', async (t) => {
     let who: PeerIdentity = { uid: 1000, gid: 1000, via: 'unix' };
     const h = await startSample({ sim: { peerCredentials: () => who } });
-    try {
-      await rejectsWith(h.connect(), E_ACCESSDENIED);
-      await rejectsWith(h.connect({ scanner: true }), E_ACCESSDENIED);
-      assert.equal(h.twin.stats().connectionsTotal, 0n, 'ConnectNotify never ran');
-      who = { uid: 0, gid: 0, via: 'unix' }; // root is one of the simulator's default administrators
-      const admin = await h.connect({ scanner: true });
-      await P.setConfig(admin, P.defaultConfig());
-    } finally {
-      await h.close();
-    }
+    t.after(() => h.close());
+    await rejectsWith(h.connect(), HR.ERROR_ACCESS_DENIED);
+    await rejectsWith(h.connect({ scanner: true }), HR.ERROR_ACCESS_DENIED);
+    assert.equal(h.twin.stats().connectionsTotal, 0n, 'ConnectNotify never ran');
+    who = { uid: 0, gid: 0, via: 'unix' }; // root is one of the simulator's default administrators
+    const admin = await h.connect({ scanner: true });
+    await P.setConfig(admin, P.defaultConfig());
   });
 
-  test('portGroupGid admits the group for commands, not for SET_CONFIG or scanning', async () => {
+  test('portGroupGid admits the group for commands, not for SET_CONFIG or scanning', async (t) => {
     let who: PeerIdentity = { uid: 1000, gid: 1000, via: 'unix' };
     const h = await startSample({ sim: { peerCredentials: () => who }, twin: { portGroupGid: 1000 } });
-    try {
-      const ui = await h.connect();
-      const stats = await P.getStats(ui);
-      assert.equal(stats.connectionsCurrent, 1);
-      assert.deepEqual(await P.getConfig(ui), P.defaultConfig());
-      assert.deepEqual(await P.echo(ui, Buffer.from('ping')), Buffer.from('ping'));
-      serveRaw(ui);
-      await h.untilReceiving();
-      assert.equal((await P.probe(ui, { count: 3, timeoutMs: 10_000 })).replied, 3);
-      await rejectsWith(P.setConfig(ui, { ...P.defaultConfig(), failClosed: true }), E_ACCESSDENIED);
-      assert.equal(h.twin.configuration.failClosed, false);
-      await rejectsWith(h.connect({ scanner: true }), E_ACCESSDENIED);
-      who = { uid: 1001, gid: 1001, via: 'unix' }; // not in the group
-      await rejectsWith(h.connect(), E_ACCESSDENIED);
-      who = { uid: 0, gid: 0, via: 'unix' }; // administrators keep their access
-      const admin = await h.connect({ scanner: true });
-      assert.equal((await P.setConfig(admin, { ...P.defaultConfig(), failClosed: true })).failClosed, true);
-    } finally {
-      await h.close();
-    }
+    t.after(() => h.close());
+    const ui = await h.connect();
+    const stats = await P.getStats(ui);
+    assert.equal(stats.connectionsCurrent, 1);
+    assert.deepEqual(await P.getConfig(ui), P.defaultConfig());
+    assert.deepEqual(await P.echo(ui, Buffer.from('ping')), Buffer.from('ping'));
+    serveRaw(ui);
+    await h.untilReceiving();
+    assert.equal((await P.probe(ui, { count: 3, timeoutMs: 10_000 })).replied, 3);
+    await rejectsWith(P.setConfig(ui, { ...P.defaultConfig(), failClosed: true }), HR.ERROR_ACCESS_DENIED);
+    assert.equal(h.twin.configuration.failClosed, false);
+    await rejectsWith(h.connect({ scanner: true }), HR.ERROR_ACCESS_DENIED);
+    who = { uid: 1001, gid: 1001, via: 'unix' }; // not in the group
+    await rejectsWith(h.connect(), HR.ERROR_ACCESS_DENIED);
+    who = { uid: 0, gid: 0, via: 'unix' }; // administrators keep their access
+    const admin = await h.connect({ scanner: true });
+    assert.equal((await P.setConfig(admin, { ...P.defaultConfig(), failClosed: true })).failClosed, true);
   });
 
-  test("the simulator's administrators (by uid or gid) are the driver's administrators", async () => {
+  test("the simulator's administrators (by uid or gid) are the driver's administrators", async (t) => {
     let who: PeerIdentity = { uid: 1000, gid: 1000, via: 'unix' };
     const h = await startSample({ sim: { peerCredentials: () => who, admins: { uids: [1000], gids: [27] } } });
-    try {
-      const byUid = await h.connect({ scanner: true });
-      await P.setConfig(byUid, P.defaultConfig());
-      who = { uid: 2000, gid: 27, via: 'unix' };
-      const byGid = await h.connect({ scanner: true });
-      await P.setConfig(byGid, P.defaultConfig());
-      who = { uid: 0, gid: 0, via: 'unix' }; // with an explicit admins list, root is not special
-      await rejectsWith(h.connect(), E_ACCESSDENIED);
-      assert.equal(h.twin.stats().scannerConnections, 2);
-    } finally {
-      await h.close();
-    }
+    t.after(() => h.close());
+    const byUid = await h.connect({ scanner: true });
+    await P.setConfig(byUid, P.defaultConfig());
+    who = { uid: 2000, gid: 27, via: 'unix' };
+    const byGid = await h.connect({ scanner: true });
+    await P.setConfig(byGid, P.defaultConfig());
+    who = { uid: 0, gid: 0, via: 'unix' }; // with an explicit admins list, root is not special
+    await rejectsWith(h.connect(), HR.ERROR_ACCESS_DENIED);
+    assert.equal(h.twin.stats().scannerConnections, 2);
   });
 
-  test('the CLI form of the option is decimal text; an invalid value is logged and ignored (admin-only)', async () => {
+  test('the CLI form of the option is decimal text; an invalid value is logged and ignored (admin-only)', async (t) => {
     let who: PeerIdentity = { uid: 1000, gid: 1000, via: 'unix' };
     const textual = await startSample({ sim: { peerCredentials: () => who }, twin: { portGroupGid: '1000' } });
-    try {
-      await P.getStats(await textual.connect());
-    } finally {
-      await textual.close();
-    }
+    t.after(() => textual.close());
+    await P.getStats(await textual.connect());
     const invalid = await startSample({ sim: { peerCredentials: () => who }, twin: { portGroupGid: 'staff' } });
-    try {
-      assert.equal(invalid.twin.portGroupGid, undefined);
-      assert.ok(invalid.logs.some((l) => /PortGroupSid staff .*admin-only/.test(l)), invalid.logs.join('\n'));
-      await rejectsWith(invalid.connect(), E_ACCESSDENIED);
-      who = { uid: 0, gid: 0, via: 'unix' };
-      await invalid.connect();
-    } finally {
-      await invalid.close();
-    }
+    t.after(() => invalid.close());
+    assert.equal(invalid.twin.portGroupGid, undefined);
+    assert.ok(invalid.logs.some((l) => /PortGroupSid staff .*admin-only/.test(l)), invalid.logs.join('\n'));
+    await rejectsWith(invalid.connect(), HR.ERROR_ACCESS_DENIED);
+    who = { uid: 0, gid: 0, via: 'unix' };
+    await invalid.connect();
   });
 });
 
@@ -182,11 +168,11 @@ describe('a real client process as uid 65534 (peer credentials from the OS)', { 
     }
   }
 
-  test('refused by default (E_ACCESSDENIED)', async () => {
+  test('refused by default (HR.ERROR_ACCESS_DENIED)', async () => {
     const { result, seen } = await runAsNobody(undefined);
     assert.equal(result['uid'], NOBODY);
-    assert.equal(result['connect'], E_ACCESSDENIED);
-    assert.equal(result['scanner'], E_ACCESSDENIED);
+    assert.equal(result['connect'], HR.ERROR_ACCESS_DENIED);
+    assert.equal(result['scanner'], HR.ERROR_ACCESS_DENIED);
     assert.equal(seen.length, 0);
   });
 
@@ -194,7 +180,7 @@ describe('a real client process as uid 65534 (peer credentials from the OS)', { 
     const { result, seen } = await runAsNobody(NOBODY);
     assert.deepEqual(
       [result['connect'], result['getStats'], result['echo'], result['setConfig'], result['scanner']],
-      [0, 0, 0, E_ACCESSDENIED, E_ACCESSDENIED],
+      [0, 0, 0, HR.ERROR_ACCESS_DENIED, HR.ERROR_ACCESS_DENIED],
     );
     // The connection the driver saw: the OS's credentials of the child, and its pid (the PID rule held).
     assert.equal(seen.length, 1);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { frameBytes, T } from '../helpers/wire-client';
-import { startHarness } from './harness';
+import { startSimulator } from '../helpers/sim';
 
 function replyFrame(id: number, messageId: bigint, data: Buffer): Buffer {
   const head = Buffer.alloc(16);
@@ -16,30 +16,24 @@ function replyFrame(id: number, messageId: bigint, data: Buffer): Buffer {
 
 const BAD_VERSION = frameBytes(T.GET, 7, Buffer.alloc(4), { version: 2 });
 
-test('control: a REPLY in its own chunk, then a bad header, reaches the kernel-side sender', async () => {
-  const h = await startHarness();
-  try {
-    const { wire, client } = await h.connectPair();
-    const sent = h.filter.sendMessage(client, Buffer.from('question'), { replyLength: 8 });
-    const g = await wire.get(64);
-    assert.equal(await wire.reply(g.messageId, Buffer.from('answer')), 0); // the REPLY alone, answered
-    wire.writeRaw(BAD_VERSION);
-    assert.deepEqual(await sent, { status: 0, reply: Buffer.from('answer'), replyStatus: 0 });
-  } finally {
-    await h.close();
-  }
+test('control: a REPLY in its own chunk, then a bad header, reaches the kernel-side sender', async (t) => {
+  const h = await startSimulator();
+  t.after(() => h.close());
+  const { wire, client } = await h.connectPair();
+  const sent = h.filter.sendMessage(client, Buffer.from('question'), { replyLength: 8 });
+  const g = await wire.get(64);
+  assert.equal(await wire.reply(g.messageId, Buffer.from('answer')), 0); // the REPLY alone, answered
+  wire.writeRaw(BAD_VERSION);
+  assert.deepEqual(await sent, { status: 0, reply: Buffer.from('answer'), replyStatus: 0 });
 });
 
-test('the same REPLY and bad header in one chunk: the REPLY reaches the sender too', async () => {
-    const h = await startHarness();
-    try {
-      const { wire, client } = await h.connectPair();
-      const sent = h.filter.sendMessage(client, Buffer.from('question'), { replyLength: 8 });
-      const g = await wire.get(64);
-      wire.writeRaw(Buffer.concat([replyFrame(99, g.messageId, Buffer.from('answer')), BAD_VERSION]));
-      // Before the fix: { status: 0xC0000037 } (STATUS_PORT_DISCONNECTED), the reply lost.
-      assert.deepEqual(await sent, { status: 0, reply: Buffer.from('answer'), replyStatus: 0 });
-    } finally {
-      await h.close();
-    }
+test('the same REPLY and bad header in one chunk: the REPLY reaches the sender too', async (t) => {
+  const h = await startSimulator();
+  t.after(() => h.close());
+  const { wire, client } = await h.connectPair();
+  const sent = h.filter.sendMessage(client, Buffer.from('question'), { replyLength: 8 });
+  const g = await wire.get(64);
+  wire.writeRaw(Buffer.concat([replyFrame(99, g.messageId, Buffer.from('answer')), BAD_VERSION]));
+  // Before the fix: { status: 0xC0000037 } (STATUS_PORT_DISCONNECTED), the reply lost.
+  assert.deepEqual(await sent, { status: 0, reply: Buffer.from('answer'), replyStatus: 0 });
 });

@@ -6,12 +6,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseCli, type CliConfig } from '../../lib/simulator/cli';
-import { WireClient, withTimeout } from '../helpers/wire-client';
-import { TEST_TIMEOUT_MS } from '../helpers/timing';
+import { PORT_NAME } from '../helpers/sim';
+import { WireClient } from '../helpers/wire-client';
+import { TEST_TIMEOUT_MS, withTimeout } from '../helpers/timing';
+import { NtStatus } from '../../lib/status';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'lib', 'simulator', 'cli.ts');
-const FILTER = path.join(__dirname, 'fixtures', 'echo-filter.ts');
+const FILTER = path.join(__dirname, '..', 'fixtures', 'echo-filter.ts');
 const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 interface Run {
@@ -45,74 +47,64 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Run {
 
 async function stop(r: Run, signal: NodeJS.Signals): Promise<number | null> {
   r.child.kill(signal);
-  const { code } = await withTimeout(r.exit, 'CLI exit').catch((e: unknown) => {
+  const { code } = await withTimeout(r.exit, { what: 'CLI exit' }).catch((e: unknown) => {
     r.child.kill('SIGKILL');
     throw e;
   });
   return code;
 }
 
-test('CLI: prints the endpoint, serves the filter with its options, exits 0 on SIGTERM', OPTS, async () => {
+test('CLI: prints the endpoint, serves the filter with its options, exits 0 on SIGTERM', OPTS, async (t) => {
   const r = run(['--filter', FILTER, '--option', 'greeting=yo ', '--option', 'unused=a=b', '--verbose']);
-  try {
-    const line = await withTimeout(r.firstLine, 'endpoint line');
-    const { endpoint } = JSON.parse(line) as { endpoint: string };
-    assert.match(endpoint, /^unix:\//);
-    const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
-    assert.equal((await c.get(128)).data.toString(), 'welcome:yo ');
-    assert.deepEqual((await c.send(Buffer.from('there'), 64)).output, Buffer.from('yo there'));
-    assert.equal(await stop(r, 'SIGTERM'), 0);
-    assert.equal(await withTimeout(c.disconnected, 'DISCONNECT'), 0xc0000037);
-    assert.equal(fs.existsSync(endpoint.slice(5)), false);
-    assert.match(r.stderr(), /connect: port \\EchoPort, client 1/);
-    assert.match(r.stderr(), /disconnect: port \\EchoPort, client 1/);
-    assert.match(r.stderr(), /SIGTERM: closing/);
-  } finally {
-    r.child.kill('SIGKILL');
-  }
+  t.after(() => r.child.kill('SIGKILL'));
+  const line = await withTimeout(r.firstLine, { what: 'endpoint line' });
+  const { endpoint } = JSON.parse(line) as { endpoint: string };
+  assert.match(endpoint, /^unix:\//);
+  const c = await WireClient.connect(endpoint, { portName: PORT_NAME });
+  assert.equal((await c.get(128)).data.toString(), 'welcome:yo ');
+  assert.deepEqual((await c.send(Buffer.from('there'), 64)).output, Buffer.from('yo there'));
+  assert.equal(await stop(r, 'SIGTERM'), 0);
+  assert.equal(await withTimeout(c.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+  assert.equal(fs.existsSync(endpoint.slice(5)), false);
+  assert.match(r.stderr(), /connect: port \\FltmgrTestPort, client 1/);
+  assert.match(r.stderr(), /disconnect: port \\FltmgrTestPort, client 1/);
+  assert.match(r.stderr(), /SIGTERM: closing/);
 });
 
-test('CLI: quiet by default (no connect/disconnect lines); FLTMGR_SIM_LOG=1 turns them on', OPTS, async () => {
+test('CLI: quiet by default (no connect/disconnect lines); FLTMGR_SIM_LOG=1 turns them on', OPTS, async (t) => {
   for (const [env, verbose] of [[{}, false], [{ FLTMGR_SIM_LOG: '1' }, true]] as const) {
     const r = run(['--filter', FILTER], env);
-    try {
-      const { endpoint } = JSON.parse(await withTimeout(r.firstLine, 'endpoint line')) as { endpoint: string };
-      const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
-      assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
-      c.destroy();
-      assert.equal(await stop(r, 'SIGTERM'), 0);
-      if (verbose) assert.match(r.stderr(), /connect: port \\EchoPort, client 1, pid \d+/);
-      else assert.equal(r.stderr(), '', 'the CLI printed to stderr without --verbose');
-    } finally {
-      r.child.kill('SIGKILL');
-    }
+    t.after(() => r.child.kill('SIGKILL'));
+    const { endpoint } = JSON.parse(await withTimeout(r.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+    const c = await WireClient.connect(endpoint, { portName: PORT_NAME });
+    assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+    c.destroy();
+    assert.equal(await stop(r, 'SIGTERM'), 0);
+    if (verbose) assert.match(r.stderr(), /connect: port \\FltmgrTestPort, client 1, pid \d+/);
+    else assert.equal(r.stderr(), '', 'the CLI printed to stderr without --verbose');
   }
 });
 
-test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async () => {
-  const t = run(['--filter', FILTER, '--tcp', '0']);
-  try {
-    const { endpoint } = JSON.parse(await withTimeout(t.firstLine, 'endpoint line')) as { endpoint: string };
-    assert.match(endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]{48}$/);
-    const c = await WireClient.connect(endpoint, { portName: '\\EchoPort' });
-    assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
-    c.destroy();
-    assert.equal(await stop(t, 'SIGINT'), 0);
-  } finally {
-    t.child.kill('SIGKILL');
-  }
+test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async (t) => {
+  const tcp = run(['--filter', FILTER, '--tcp', '0']);
+  t.after(() => tcp.child.kill('SIGKILL'));
+  const { endpoint: tcpEndpoint } = JSON.parse(await withTimeout(tcp.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+  assert.match(tcpEndpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]{48}$/);
+  const c = await WireClient.connect(tcpEndpoint, { portName: PORT_NAME });
+  assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+  c.destroy();
+  assert.equal(await stop(tcp, 'SIGINT'), 0);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-cli-'));
   const sock = path.join(dir, 'cli.sock');
   const u = run(['--filter', FILTER, '--listen', sock]);
-  try {
-    const { endpoint } = JSON.parse(await withTimeout(u.firstLine, 'endpoint line')) as { endpoint: string };
-    assert.equal(endpoint, `unix:${sock}`);
-    assert.equal(await stop(u, 'SIGTERM'), 0);
-    assert.equal(fs.existsSync(sock), false);
-  } finally {
+  t.after(() => {
     u.child.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
+  const { endpoint } = JSON.parse(await withTimeout(u.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+  assert.equal(endpoint, `unix:${sock}`);
+  assert.equal(await stop(u, 'SIGTERM'), 0);
+  assert.equal(fs.existsSync(sock), false);
 });
 
 test('CLI argument parsing', () => {
@@ -148,12 +140,12 @@ test('CLI: usage errors exit 2, start failures exit 1, --help exits 0', OPTS, as
   await Promise.all(
     cases.map(async ([args, code, stderr]) => {
       const r = run(args);
-      const res = await withTimeout(r.exit, `exit of ${args.join(' ')}`).finally(() => r.child.kill('SIGKILL'));
+      const res = await withTimeout(r.exit, { what: `exit of ${args.join(' ')}` }).finally(() => r.child.kill('SIGKILL'));
       assert.equal(res.code, code, `${args.join(' ')}: ${r.stderr()}`);
       assert.match(r.stderr(), stderr, args.join(' '));
     }),
   );
   const help = run(['--help']);
-  assert.match(await withTimeout(help.firstLine, 'usage'), /^usage: fltmgr-simulator/);
-  assert.equal((await withTimeout(help.exit, 'help exit')).code, 0);
+  assert.match(await withTimeout(help.firstLine, { what: 'usage' }), /^usage: fltmgr-simulator/);
+  assert.equal((await withTimeout(help.exit, { what: 'help exit' })).code, 0);
 });

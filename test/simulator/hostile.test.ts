@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { ClientPort } from '../../lib/simulator';
-import { T, WireClient, connectPayload, frameBytes, withTimeout } from '../helpers/wire-client';
-import { PORT, startHarness } from './harness';
-import { TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
+import { T, WireClient, connectPayload, frameBytes } from '../helpers/wire-client';
+import { PORT_NAME, startSimulator } from '../helpers/sim';
+import { TEST_TIMEOUT_MS, until, withTimeout } from '../helpers/timing';
 
 interface Case {
   name: string;
@@ -21,7 +21,7 @@ const u32 = (n: number): Buffer => {
   return b;
 };
 const get = (id: number, capacity = 64): Buffer => frameBytes(T.GET, id, u32(capacity));
-const connect = (): Buffer => connectPayload({ portName: PORT, secret: '' });
+const connect = (): Buffer => connectPayload({ portName: PORT_NAME, secret: '' });
 
 const cases: Case[] = [
   {
@@ -81,88 +81,83 @@ const cases: Case[] = [
 ];
 
 for (const c of cases) {
-  test(`protocol error: ${c.name}`, { timeout: TEST_TIMEOUT_MS }, async () => {
+  test(`protocol error: ${c.name}`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
     let release!: () => void;
     const gate = new Promise<Buffer>((r) => (release = () => r(Buffer.from('late'))));
     const disconnected: ClientPort[] = [];
-    const h = await startHarness({
+    const h = await startSimulator({
       port: {
         message: (_c, input) => (input[0] === 1 ? gate : Buffer.from('pong')),
         disconnect: (cl) => void disconnected.push(cl),
       },
     });
-    try {
-      const bystander = await h.connectPair();
-      const w = await h.open();
-      let hostile: ClientPort | undefined;
-      if (c.established) {
-        const ev = h.nextEvent('connect') as Promise<ClientPort>;
-        assert.equal(await w.connect({ portName: PORT }), 0);
-        hostile = await ev;
-      }
-      const errorEvent = h.nextEvent('protocol-error');
-      c.attack(w);
-      const event = (await errorEvent) as { reason: string; client?: ClientPort };
-      assert.match(event.reason, c.reason);
-      assert.equal(event.client, hostile);
-      await withTimeout(w.closed, 'the hostile stream to close');
-      assert.equal(h.protocolErrors.length, 1);
-      assert.ok(h.logs.some((l) => /protocol error on stream/.test(l) && c.reason.test(l)), h.logs.join('\n'));
-      if (hostile) {
-        // Treated like a handle close.
-        await pollUntil('DisconnectNotify of the hostile client', () => disconnected.includes(hostile!));
-        assert.deepEqual(disconnected, [hostile]);
-        assert.equal(hostile.connected, false);
-      }
-      // Everybody else is still served: the bystander both ways, and a newcomer.
-      assert.deepEqual(await bystander.wire.send(Buffer.from([0]), 8), { hresult: 0, output: Buffer.from('pong') });
-      const g = bystander.wire.postGet(64);
-      assert.equal((await h.filter.sendMessage(bystander.client, Buffer.from('still served'))).status, 0);
-      assert.equal((await withTimeout(g.done, 'bystander get')).data.toString(), 'still served');
-      const newcomer = await h.connect();
-      assert.equal((await newcomer.send(Buffer.from([0]), 8)).hresult, 0);
-      assert.deepEqual(bystander.wire.unexpected, []);
-    } finally {
+    t.after(async () => {
       release();
       await h.close();
+    });
+    const bystander = await h.connectPair();
+    const w = await h.open();
+    let hostile: ClientPort | undefined;
+    if (c.established) {
+      const ev = h.nextEvent('connect') as Promise<ClientPort>;
+      assert.equal(await w.connect({ portName: PORT_NAME }), 0);
+      hostile = await ev;
     }
+    const errorEvent = h.nextEvent('protocol-error');
+    c.attack(w);
+    const event = (await errorEvent) as { reason: string; client?: ClientPort };
+    assert.match(event.reason, c.reason);
+    assert.equal(event.client, hostile);
+    await withTimeout(w.closed, { what: 'the hostile stream to close' });
+    assert.equal(h.protocolErrors.length, 1);
+    assert.ok(h.logs.some((l) => /protocol error on stream/.test(l) && c.reason.test(l)), h.logs.join('\n'));
+    if (hostile) {
+      // Treated like a handle close.
+      await until(() => disconnected.includes(hostile!), { what: 'DisconnectNotify of the hostile client' });
+      assert.deepEqual(disconnected, [hostile]);
+      assert.equal(hostile.connected, false);
+    }
+    // Everybody else is still served: the bystander both ways, and a newcomer.
+    assert.deepEqual(await bystander.wire.send(Buffer.from([0]), 8), { hresult: 0, output: Buffer.from('pong') });
+    const g = bystander.wire.postGet(64);
+    assert.equal((await h.filter.sendMessage(bystander.client, Buffer.from('still served'))).status, 0);
+    assert.equal((await withTimeout(g.done, { what: 'bystander get' })).data.toString(), 'still served');
+    const newcomer = await h.connect();
+    assert.equal((await newcomer.send(Buffer.from([0]), 8)).hresult, 0);
+    assert.deepEqual(bystander.wire.unexpected, []);
   });
 }
 
-test('a TCP client that resets its connection mid-frame is cleaned up like any other close', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const h = await startHarness({ listen: { tcp: {} }, port: { message: () => Buffer.from('ok') } });
-  try {
-    const { wire, client } = await h.connectPair();
-    const gone = h.nextEvent('disconnect');
-    wire.writeRaw(get(1).subarray(0, 3));
-    wire.socket.resetAndDestroy();
-    assert.equal(await gone, client);
-    assert.equal(client.connected, false);
-    const other = await h.connect();
-    assert.equal((await other.send(Buffer.alloc(0), 2)).hresult, 0);
-  } finally {
-    await h.close();
-  }
+test('a TCP client that resets its connection mid-frame is cleaned up like any other close', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const h = await startSimulator({ listen: { tcp: {} }, port: { message: () => Buffer.from('ok') } });
+  t.after(() => h.close());
+  const { wire, client } = await h.connectPair();
+  const gone = h.nextEvent('disconnect');
+  wire.writeRaw(get(1).subarray(0, 3));
+  wire.socket.resetAndDestroy();
+  assert.equal(await gone, client);
+  assert.equal(client.connected, false);
+  const other = await h.connect();
+  assert.equal((await other.send(Buffer.alloc(0), 2)).hresult, 0);
 });
 
-test('exactly 4096 pending gets and 4096 outstanding SENDs are still allowed', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('exactly 4096 pending gets and 4096 outstanding SENDs are still allowed', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   let release!: () => void;
   const gate = new Promise<Buffer>((r) => (release = () => r(Buffer.from('done'))));
-  const h = await startHarness({ port: { message: () => gate } });
-  try {
-    const { wire, client } = await h.connectPair();
-    const gets = Array.from({ length: 4096 }, () => wire.postGet(64));
-    const sends = Array.from({ length: 4096 }, () => wire.send(Buffer.from([1]), 8));
-    const first = await h.filter.sendMessage(client, Buffer.from('first'));
-    assert.equal(first.status, 0);
-    assert.equal((await withTimeout(gets[0]!.done, 'first get')).data.toString(), 'first');
-    release();
-    const answers = await withTimeout(Promise.all(sends), '4096 SEND_RESULTs');
-    assert.ok(answers.every((a) => a.hresult === 0 && a.output.toString() === 'done'));
-    assert.deepEqual(h.protocolErrors, []);
-    assert.equal(wire.isOpen, true);
-  } finally {
+  const h = await startSimulator({ port: { message: () => gate } });
+  t.after(async () => {
     release();
     await h.close();
-  }
+  });
+  const { wire, client } = await h.connectPair();
+  const gets = Array.from({ length: 4096 }, () => wire.postGet(64));
+  const sends = Array.from({ length: 4096 }, () => wire.send(Buffer.from([1]), 8));
+  const first = await h.filter.sendMessage(client, Buffer.from('first'));
+  assert.equal(first.status, 0);
+  assert.equal((await withTimeout(gets[0]!.done, { what: 'first get' })).data.toString(), 'first');
+  release();
+  const answers = await withTimeout(Promise.all(sends), { what: '4096 SEND_RESULTs' });
+  assert.ok(answers.every((a) => a.hresult === 0 && a.output.toString() === 'done'));
+  assert.deepEqual(h.protocolErrors, []);
+  assert.equal(wire.isOpen, true);
 });

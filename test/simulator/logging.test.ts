@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { FilterManagerSimulator } from '../../lib/simulator';
-import { WireClient, withTimeout } from '../helpers/wire-client';
-import { TEST_TIMEOUT_MS } from '../helpers/timing';
+import { WireClient } from '../helpers/wire-client';
+import { TEST_TIMEOUT_MS, withTimeout } from '../helpers/timing';
 
 async function connectOnce(options: { verbose?: boolean }): Promise<string[]> {
   const lines: string[] = [];
@@ -14,7 +14,7 @@ async function connectOnce(options: { verbose?: boolean }): Promise<string[]> {
     sim.registerFilter('log-test').createCommunicationPort('\\LogPort', { maxConnections: 1 });
     const c = await WireClient.connect(await sim.listen(), { portName: '\\LogPort' });
     c.destroy();
-    await withTimeout(disconnected, 'disconnect');
+    await withTimeout(disconnected, { what: 'disconnect' });
   } finally {
     await sim.close();
   }

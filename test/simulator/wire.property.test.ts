@@ -1,5 +1,5 @@
 // Property tests (fast-check) of the simulator's wire codec, lib/simulator/wire.ts: encode -> decode round
-// trips for every frame type, FrameDecoder independent of how the stream is cut into chunks, and arbitrary
+// trips for every frame type (client frames encoded by the tests' own client, test/helpers/wire-client.ts), FrameDecoder independent of how the stream is cut into chunks, and arbitrary
 // bytes never making it throw anything but ProtocolError. wire.test.ts pins the exact bytes; these check the
 // same rules over many generated inputs. A failure prints the seed and the shrunk counterexample.
 import { test } from 'node:test';
@@ -11,12 +11,9 @@ import {
   HEADER_BYTES,
   MAX_PAYLOAD,
   ProtocolError,
-  encodeConnect,
   encodeFrame,
   encodeGetComplete,
   encodeI32,
-  encodeReply,
-  encodeSend,
   encodeSendResult,
   formatEndpoint,
   parseCancel,
@@ -31,6 +28,7 @@ import {
   type Endpoint,
   type Frame,
 } from '../../lib/simulator/wire';
+import { connectPayload, replyPayload, sendPayload } from '../helpers/wire-client';
 
 // Put the failed assertion itself into fast-check's report (node:test prints only the message).
 fc.configureGlobal({ includeErrorInReport: true });
@@ -58,7 +56,12 @@ interface Case {
 const clientFrame: fc.Arbitrary<Case> = fc.oneof(
   fc
     .record({ options: u32, clientPid: u32, portName: utf16(40), context: bytes(64), secret: latin1(40) })
-    .map((p) => ({ type: FrameType.CONNECT, id: 0, payload: encodeConnect(p), check: (b: Buffer) => assert.deepEqual(parseConnect(b), { ...p }) })),
+    .map((p) => ({
+      type: FrameType.CONNECT,
+      id: 0,
+      payload: connectPayload({ options: p.options, pid: p.clientPid, portName: p.portName, context: p.context, secret: p.secret }),
+      check: (b: Buffer) => assert.deepEqual(parseConnect(b), { ...p }),
+    })),
   fc.record({ id: u32, capacity: u32 }).map(({ id, capacity }) => {
     const payload = Buffer.alloc(4);
     payload.writeUInt32LE(capacity, 0);
@@ -68,14 +71,14 @@ const clientFrame: fc.Arbitrary<Case> = fc.oneof(
   fc.record({ id: u32, status: fc.oneof(u32, i32), messageId: u64, data: bytes(64) }).map(({ id, status, messageId, data }) => ({
     type: FrameType.REPLY,
     id,
-    payload: encodeReply({ status, messageId, data }),
+    payload: replyPayload(messageId, data, status),
     // Statuses come back unsigned whichever way they went in.
     check: (b: Buffer) => assert.deepEqual(parseReply(b), { status: status >>> 0, messageId, data }),
   })),
   fc.record({ id: u32, outputCapacity: u32, input: bytes(64) }).map(({ id, outputCapacity, input }) => ({
     type: FrameType.SEND,
     id,
-    payload: encodeSend(outputCapacity, input),
+    payload: sendPayload(outputCapacity, input),
     check: (b: Buffer) => assert.deepEqual(parseSend(b), { outputCapacity, input }),
   })),
 );

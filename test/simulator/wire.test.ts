@@ -5,7 +5,6 @@ import {
   FrameType,
   MAX_PAYLOAD,
   ProtocolError,
-  encodeConnect,
   encodeFrame,
   encodeGetComplete,
   formatEndpoint,
@@ -69,10 +68,9 @@ test('the decoder refuses bad headers as soon as it sees them', () => {
   assert.throws(() => new FrameDecoder('server-to-client').push(frameBytes(FrameType.GET, 0, Buffer.alloc(4))), ProtocolError);
 });
 
-test('CONNECT payload round-trips and matches the independently written client encoder', () => {
+test('a CONNECT payload of the independently written client encoder parses back', () => {
   const p = { options: 1, clientPid: 4242, portName: '\\Scanner\u00e9Port', context: Buffer.from([9, 8, 7]), secret: 'abc' };
-  const bytes = encodeConnect(p);
-  assert.deepEqual(bytes, connectPayload({ portName: p.portName, options: 1, pid: 4242, context: p.context, secret: 'abc' }));
+  const bytes = connectPayload({ portName: p.portName, options: 1, pid: 4242, context: p.context, secret: 'abc' });
   assert.deepEqual(parseConnect(bytes), p);
   assert.throws(() => parseConnect(bytes.subarray(0, bytes.length - 1)), /truncated/);
   assert.throws(() => parseConnect(Buffer.concat([bytes, Buffer.from([0])])), /trailing/);

@@ -4,22 +4,26 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startSimulatorWorker } from '../../lib/simulator';
-import { WireClient, withTimeout } from '../helpers/wire-client';
-import { TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
+import { PORT_NAME } from '../helpers/sim';
+import { WireClient } from '../helpers/wire-client';
+import { TEST_TIMEOUT_MS, until, withTimeout } from '../helpers/timing';
+import { HR } from '../helpers/status';
+import { NtStatus } from '../../lib/status';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
+const ECHO_FILTER = path.join(__dirname, '..', 'fixtures', 'echo-filter.ts');
 const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 test('a worker hosts the filter module: both directions work, terminate() ends connections', OPTS, async () => {
   const logs: string[] = [];
-  const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), {
+  const w = await startSimulatorWorker(ECHO_FILTER, {
     filterOptions: { greeting: 'hi ' },
     log: (l) => logs.push(l),
   });
   let client: WireClient | undefined;
   try {
     assert.match(w.endpoint, /^unix:\//);
-    client = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
+    client = await WireClient.connect(w.endpoint, { portName: PORT_NAME });
     const welcome = await client.get(128);
     assert.equal(welcome.data.toString(), 'welcome:hi ');
     assert.equal(welcome.replyLength, 32);
@@ -29,31 +33,28 @@ test('a worker hosts the filter module: both directions work, terminate() ends c
     // A protocol error in the worker is logged through the main thread's log option.
     const bad = await WireClient.open(w.endpoint);
     bad.writeRaw(Buffer.from([8, 0, 0, 0, 9, 1, 0, 0, 0, 0, 0, 0]));
-    await withTimeout(bad.closed, 'bad stream closed');
+    await withTimeout(bad.closed, { what: 'bad stream closed' });
     // The log line comes from the worker thread through a message: wait for it.
-    await pollUntil('the worker to log the protocol error', () => logs.some((l) => /version 9/.test(l))).catch(() => undefined);
+    await until(() => logs.some((l) => /version 9/.test(l)), { what: 'the worker to log the protocol error' }).catch(() => undefined);
     assert.ok(logs.some((l) => /protocol error .*version 9/.test(l)), logs.join('\n'));
   } finally {
-    await withTimeout(w.terminate(), 'terminate');
+    await withTimeout(w.terminate(), { what: 'terminate' });
   }
-  assert.equal(await withTimeout(client.disconnected, 'DISCONNECT'), 0xc0000037);
-  await withTimeout(client.closed, 'closed');
+  assert.equal(await withTimeout(client.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+  await withTimeout(client.closed, { what: 'closed' });
   assert.equal(fs.existsSync(w.endpoint.slice(5)), false, 'socket removed');
   await w.terminate(); // idempotent
 });
 
-test('a worker can listen on TCP with a secret', OPTS, async () => {
-  const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { listen: { tcp: {} } });
-  try {
-    assert.match(w.endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]+$/);
-    const c = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
-    assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
-    const wrong = await WireClient.open(w.endpoint);
-    assert.equal(await wrong.connect({ portName: '\\EchoPort', secret: 'guess' }), 0x80070005);
-    c.destroy();
-  } finally {
-    await w.terminate();
-  }
+test('a worker can listen on TCP with a secret', OPTS, async (t) => {
+  const w = await startSimulatorWorker(ECHO_FILTER, { listen: { tcp: {} } });
+  t.after(() => w.terminate());
+  assert.match(w.endpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]+$/);
+  const c = await WireClient.connect(w.endpoint, { portName: PORT_NAME });
+  assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
+  const wrong = await WireClient.open(w.endpoint);
+  assert.equal(await wrong.connect({ portName: PORT_NAME, secret: 'guess' }), HR.ERROR_ACCESS_DENIED);
+  c.destroy();
 });
 
 test('worker start failures reject with the reason', OPTS, async () => {
@@ -61,22 +62,19 @@ test('worker start failures reject with the reason', OPTS, async () => {
   await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'register-throws.ts')), /register failed on purpose/);
   await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'missing-module.ts')), /Cannot find module/);
   await assert.rejects(startSimulatorWorker(''), TypeError);
-  await assert.rejects(startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { listen: { tcp: { port: -1 } } }), /tcp\.port/);
+  await assert.rejects(startSimulatorWorker(ECHO_FILTER, { listen: { tcp: { port: -1 } } }), /tcp\.port/);
 });
 
-test('limits reach the worker\u2019s simulator', OPTS, async () => {
+test('limits reach the worker\u2019s simulator', OPTS, async (t) => {
   const logs: string[] = [];
-  const w = await startSimulatorWorker(path.join(FIXTURES, 'echo-filter.ts'), { limits: { maxStreams: 1 }, log: (l) => logs.push(l) });
-  try {
-    const first = await WireClient.connect(w.endpoint, { portName: '\\EchoPort' });
-    const second = await WireClient.open(w.endpoint);
-    await withTimeout(second.closed, 'the stream over maxStreams to close');
-    assert.deepEqual(second.unexpected.map((f) => f.payload.readUInt32LE(0)), [0x800705aa]);
-    // The log line travels from the worker thread by message: it may come after the close is seen here.
-    await pollUntil('the worker to log it', () => logs.some((l) => /too many streams/.test(l))).catch(() => undefined);
-    assert.ok(logs.some((l) => /too many streams: more than 1 open/.test(l)), logs.join('\n'));
-    first.destroy();
-  } finally {
-    await withTimeout(w.terminate(), 'terminate');
-  }
+  const w = await startSimulatorWorker(ECHO_FILTER, { limits: { maxStreams: 1 }, log: (l) => logs.push(l) });
+  t.after(() => withTimeout(w.terminate(), { what: 'terminate' }));
+  const first = await WireClient.connect(w.endpoint, { portName: PORT_NAME });
+  const second = await WireClient.open(w.endpoint);
+  await withTimeout(second.closed, { what: 'the stream over maxStreams to close' });
+  assert.deepEqual(second.unexpected.map((f) => f.payload.readUInt32LE(0)), [HR.ERROR_NO_SYSTEM_RESOURCES]);
+  // The log line travels from the worker thread by message: it may come after the close is seen here.
+  await until(() => logs.some((l) => /too many streams/.test(l)), { what: 'the worker to log it' }).catch(() => undefined);
+  assert.ok(logs.some((l) => /too many streams: more than 1 open/.test(l)), logs.join('\n'));
+  first.destroy();
 });

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { startSample } from '../helpers/sample';
 import { HANG_GUARD_MS } from '../helpers/timing';
-import { startSample } from '../sample/harness';
 
 const exe = process.env['FLTMGR_WINE_C_CLIENT'];
 const skip =
@@ -42,18 +42,15 @@ test('the C client runs against the substitute fltlib.dll in system32 (no fltlib
 });
 
 for (const transport of ['pipe', 'tcp'] as const) {
-  test(`the C client (scanner pattern) against the sample twin over ${transport}: echo, 200 messages answered, clean shutdown`, { skip }, async () => {
+  test(`the C client (scanner pattern) against the sample twin over ${transport}: echo, 200 messages answered, clean shutdown`, { skip }, async (t) => {
     const h = await startSample(transport === 'tcp' ? { listen: { tcp: {} } } : {});
-    try {
-      assert.ok(h.endpoint.startsWith(`${transport}:`), h.endpoint);
-      for (const args of [['--count', '200'], ['--scanner', '--count', '200'], ['--no-reply', '--count', '50']]) {
-        const r = await runClient(args, h.endpoint);
-        assert.equal(r.code, 0, `scanner_client ${args.join(' ')} exited ${r.code}:\n${r.out}`);
-        assert.match(r.out, /echo ok/);
-        assert.match(r.out, /^PASS\s*$/m);
-      }
-    } finally {
-      await h.close();
+    t.after(() => h.close());
+    assert.ok(h.endpoint.startsWith(`${transport}:`), h.endpoint);
+    for (const args of [['--count', '200'], ['--scanner', '--count', '200'], ['--no-reply', '--count', '50']]) {
+      const r = await runClient(args, h.endpoint);
+      assert.equal(r.code, 0, `scanner_client ${args.join(' ')} exited ${r.code}:\n${r.out}`);
+      assert.match(r.out, /echo ok/);
+      assert.match(r.out, /^PASS\s*$/m);
     }
   });
 }
