@@ -154,3 +154,43 @@ describe('binding.gyp and CMakeLists.txt', () => {
     assert.deepEqual(dlls, []);
   });
 });
+
+// The sample minifilter is plain WDM (driver-sample/README.md says why): its build files, INF and sources must not
+// bring KMDF back piecemeal, and the VS project must build every C file the Linux compile check covers.
+describe('driver-sample build files', () => {
+  const driverDir = path.join(root, 'driver-sample', 'driver');
+  const read = (name: string) => fs.readFileSync(path.join(driverDir, name), 'utf8');
+  const vcxproj = () => read('fltsample.vcxproj').replace(/<!--[\s\S]*?-->/g, '');
+
+  test('the project is a WDM driver with no KMDF settings', () => {
+    const types = [...vcxproj().matchAll(/<DriverType>([^<]*)<\/DriverType>/g)].map((m) => m[1]);
+    assert.ok(types.length > 0, 'fltsample.vcxproj sets DriverType');
+    assert.deepEqual([...new Set(types)], ['WDM']);
+    assert.doesNotMatch(vcxproj(), /KMDF|UMDF|Wdf/i);
+  });
+
+  test('the project builds every C file in driver-sample/driver, and links fltMgr.lib', () => {
+    const built = [...vcxproj().matchAll(/<ClCompile Include="([^"]+)"/g)].map((m) => m[1] as string).sort();
+    const onDisk = fs.readdirSync(driverDir).filter((f) => f.endsWith('.c')).sort();
+    assert.deepEqual(built, onDisk);
+    assert.match(vcxproj(), /<AdditionalDependencies>[^<]*\\fltMgr\.lib<\/AdditionalDependencies>/);
+  });
+
+  test('the INF has no KMDF sections, co-installer or library version', () => {
+    const inf = read('fltsample.inf')
+      .split('\n')
+      .map((line) => line.replace(/;.*$/, ''))
+      .join('\n');
+    assert.doesNotMatch(inf, /KmdfLibraryVersion|CoInstaller|\.Wdf\]|wdf01000|WdfCoInstaller/i);
+  });
+
+  test('the C sources and headers use no framework calls or headers', () => {
+    const files = fs.readdirSync(driverDir).filter((f) => /\.[ch]$/.test(f));
+    assert.ok(files.includes('driver.c'), 'driver.c is in driver-sample/driver');
+    for (const file of files) {
+      const text = read(file);
+      assert.doesNotMatch(text, /#\s*include\s*[<"]wdf/i, `${file} includes a WDF header`);
+      assert.doesNotMatch(text, /\b(?:Wdf|WDF_|EVT_WDF_)[A-Za-z_]/, `${file} uses a WDF name`);
+    }
+  });
+});

@@ -6,85 +6,119 @@ Module Name:
 
 Abstract:
 
-    DriverEntry: the KMDF driver object and the registry parameters, then the minifilter
-    (filter.c). The only file that needs wdf.h, kept small so that everything else can be
-    compile-checked without the WDK.
+    DriverEntry: reads the optional registry parameter, then starts the minifilter (filter.c).
 
-    Why KMDF in a minifilter, and how the two are combined:
-      - A minifilter needs no framework: FltMgr calls it. KMDF is here because this sample is
-        meant to grow the usual companions of an anti-virus filter (a control device, WDF
-        registry and string objects, WDF Verifier), and because the design asks for a
-        KMDF-based driver. It uses WDF only for the parameters key today.
-      - The driver is not Plug and Play, so WDF_DRIVER_CONFIG has no EvtDriverDeviceAdd and sets
-        WdfDriverInitNonPnpDriver, and then must supply EvtDriverUnload (documented
-        requirements for non-PnP KMDF drivers).
-      - WdfDriverCreate comes first because no other framework call may precede it;
-        FltRegisterFilter follows with the same WDM driver object.
-      - Unload: `fltmc unload` / `sc stop` make FltMgr call FLT_REGISTRATION.FilterUnloadCallback
-        (FsFilterUnload -> FsTeardown: ports closed, filter unregistered). When the image is then
-        unloaded, the framework's DriverUnload runs our EvtDriverUnload, which only checks what
-        is left. EvtDriverUnload also runs FsTeardown, which is idempotent, in case the image is
-        unloaded without the filter callback.
-        [unverified on Windows: that FltRegisterFilter leaves the framework's DriverUnload in
-        place and chains to it after the filter unload callback. If it does not, EvtDriverUnload
-        never runs and nothing is lost: FsFilterUnload already freed everything.]
+    Plain WDM, like Microsoft's minifilter samples: Filter Manager calls a minifilter, so no
+    framework is needed. Unload is FLT_REGISTRATION.FilterUnloadCallback alone (FsFilterUnload
+    in filter.c); DriverObject->DriverUnload is not set. Why not KMDF: driver-sample/README.md.
 
 Environment:
 
-    Kernel mode, PASSIVE_LEVEL.
+    Kernel mode, PASSIVE_LEVEL, system thread.
 
 --*/
 
 #include "fltsample.h"
-#include <wdf.h>
+
+/*
+ * Longest PortGroupSid value accepted, in UTF-16 code units, terminating NULs included. The
+ * longest SID string FsSidParse accepts without leading zeros is 184 characters (a 15-digit
+ * authority, 15 sub-authorities of 10 digits); the rest is slack. Longer data is refused whole.
+ */
+#define FS_PORT_GROUP_SID_MAX_CHARS 256u
+
+/* ZwQueryValueKey's KeyValuePartialInformation record with room for that much data. In
+ * DriverEntry's frame: bounded, nothing to allocate or free. */
+typedef union _FS_PORT_GROUP_SID_VALUE {
+    KEY_VALUE_PARTIAL_INFORMATION Info;
+    UCHAR Bytes[FIELD_OFFSET(KEY_VALUE_PARTIAL_INFORMATION, Data) +
+                FS_PORT_GROUP_SID_MAX_CHARS * sizeof(WCHAR)];
+} FS_PORT_GROUP_SID_VALUE;
 
 DRIVER_INITIALIZE DriverEntry;
-EVT_WDF_DRIVER_UNLOAD FsEvtDriverUnload;
+
+_IRQL_requires_(PASSIVE_LEVEL)
+static NTSTATUS
+FsReadPortGroupSid(
+    _In_ PDRIVER_OBJECT DriverObject,
+    _Out_ FS_PORT_GROUP_SID_VALUE *Value,
+    _Out_ PUNICODE_STRING Text
+    );
 
 #ifdef ALLOC_PRAGMA
 #pragma alloc_text(INIT, DriverEntry)
-#pragma alloc_text(PAGE, FsEvtDriverUnload)
+#pragma alloc_text(INIT, FsReadPortGroupSid)
 #endif
 
 /*
  * Reads the optional REG_SZ value PortGroupSid from the service's Parameters key (see the INF
- * and README: "S-1-5-32-545" lets the local Users group connect). Absent is normal.
+ * and README: "S-1-5-32-545" lets the local Users group connect). On success Text points into
+ * Value and holds the characters without terminating NULs; it may be empty. An absent value is
+ * STATUS_OBJECT_NAME_NOT_FOUND (an absent Parameters key too [unverified; another status only
+ * adds a warning line]). Only the shape is checked here (type, size, NULs); whether the
+ * characters are a SID is FsSidParse's call, and it accepts ASCII only.
  */
-_IRQL_requires_(PASSIVE_LEVEL)
+_Use_decl_annotations_
 static NTSTATUS
-FsQueryPortGroupSid(
-    _In_ WDFDRIVER Driver,
-    _Out_ WDFSTRING *Value
+FsReadPortGroupSid(
+    PDRIVER_OBJECT DriverObject,
+    FS_PORT_GROUP_SID_VALUE *Value,
+    PUNICODE_STRING Text
     )
 {
     NTSTATUS status;
-    WDFKEY key = NULL;
-    WDFSTRING string = NULL;
-    DECLARE_CONST_UNICODE_STRING(valueName, L"PortGroupSid");
+    HANDLE key = NULL;
+    UNICODE_STRING valueName = RTL_CONSTANT_STRING(L"PortGroupSid");
+    ULONG returned = 0;
+    const WCHAR *chars;
+    ULONG count;
+    ULONG i;
 
     PAGED_CODE();
 
-    *Value = NULL;
+    RtlZeroMemory(Value, sizeof(*Value));
+    RtlZeroMemory(Text, sizeof(*Text));
 
-    status = WdfDriverOpenParametersRegistryKey(Driver, KEY_READ, WDF_NO_OBJECT_ATTRIBUTES, &key);
+    /* The documented way for a WDM driver to open <service key>\Parameters (driver package
+     * isolation); Windows 10 1803 and later, inside the 2004 floor that ExAllocatePool2 sets. */
+    status = IoOpenDriverRegistryKey(DriverObject, DriverRegKeyParameters, KEY_READ, 0, &key);
     if (!NT_SUCCESS(status)) {
         return status;
     }
 
-    status = WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &string);
-    if (NT_SUCCESS(status)) {
-        status = WdfRegistryQueryString(key, &valueName, string);
-        if (NT_SUCCESS(status)) {
-            *Value = string;
-            string = NULL;
+    /* Longer data fails with STATUS_BUFFER_OVERFLOW, which is not NT_SUCCESS. */
+    status = ZwQueryValueKey(key, &valueName, KeyValuePartialInformation, Value, (ULONG)sizeof(*Value),
+                             &returned);
+    ZwClose(key);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+
+    if (Value->Info.Type != REG_SZ) {
+        return STATUS_OBJECT_TYPE_MISMATCH;
+    }
+    if (Value->Info.DataLength > FS_PORT_GROUP_SID_MAX_CHARS * sizeof(WCHAR) ||
+        Value->Info.DataLength % sizeof(WCHAR) != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
+
+    /* REG_SZ data may or may not include its terminating NUL(s); a NUL before the end would
+     * make the string mean two different things to two readers. */
+    chars = (const WCHAR *)Value->Info.Data;
+    count = (ULONG)(Value->Info.DataLength / sizeof(WCHAR));
+    while (count > 0 && chars[count - 1] == L'\0') {
+        count--;
+    }
+    for (i = 0; i < count; i++) {
+        if (chars[i] == L'\0') {
+            return STATUS_INVALID_PARAMETER;
         }
     }
 
-    if (string != NULL) {
-        WdfObjectDelete(string);
-    }
-    WdfRegistryClose(key);
-    return status;
+    Text->Buffer = (PWCH)chars;
+    Text->Length = (USHORT)(count * sizeof(WCHAR));
+    Text->MaximumLength = Text->Length;
+    return STATUS_SUCCESS;
 }
 
 _Use_decl_annotations_
@@ -95,50 +129,21 @@ DriverEntry(
     )
 {
     NTSTATUS status;
-    WDF_DRIVER_CONFIG config;
-    WDFDRIVER driver;
-    WDFSTRING groupSid = NULL;
-    UNICODE_STRING groupSidText;
-    PCUNICODE_STRING groupSidArgument = NULL;
+    FS_PORT_GROUP_SID_VALUE value;
+    UNICODE_STRING groupSid;
 
-    WDF_DRIVER_CONFIG_INIT(&config, WDF_NO_EVENT_CALLBACK);
-    config.DriverInitFlags |= WdfDriverInitNonPnpDriver;
-    config.EvtDriverUnload = FsEvtDriverUnload;
-    config.DriverPoolTag = FS_TAG_CLIENT;
+    /* The Parameters key is opened through DriverObject, not by building a path from this. */
+    UNREFERENCED_PARAMETER(RegistryPath);
 
-    status = WdfDriverCreate(DriverObject, RegistryPath, WDF_NO_OBJECT_ATTRIBUTES, &config, &driver);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-
-    status = FsQueryPortGroupSid(driver, &groupSid);
-    if (NT_SUCCESS(status)) {
-        WdfStringGetUnicodeString(groupSid, &groupSidText);
-        groupSidArgument = &groupSidText;
-    } else if (status != STATUS_OBJECT_NAME_NOT_FOUND) {
+    status = FsReadPortGroupSid(DriverObject, &value, &groupSid);
+    if (!NT_SUCCESS(status) && status != STATUS_OBJECT_NAME_NOT_FOUND) {
         DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
-                   "fltsample: reading PortGroupSid failed 0x%08X; the port stays admin-only\n", status);
+                   "fltsample: reading PortGroupSid failed 0x%08X (it must be a REG_SZ of at most %u "
+                   "characters); the port stays admin-only\n",
+                   status, FS_PORT_GROUP_SID_MAX_CHARS - 1);
     }
 
-    /* FsInitialize copies what it needs from the string. If it fails, returning the error makes
-     * the framework tear its driver object down; EvtDriverUnload is not called then. */
-    status = FsInitialize(DriverObject, groupSidArgument);
-
-    if (groupSid != NULL) {
-        WdfObjectDelete(groupSid);
-    }
-    return status;
-}
-
-_Use_decl_annotations_
-VOID
-FsEvtDriverUnload(
-    WDFDRIVER Driver
-    )
-{
-    UNREFERENCED_PARAMETER(Driver);
-    PAGED_CODE();
-
-    /* Normally a no-op: FsFilterUnload ran first. */
-    FsTeardown();
+    /* FsInitialize copies what it needs from the string, so value may go when this returns. If
+     * it fails it has undone everything, and the I/O manager unloads the image. */
+    return FsInitialize(DriverObject, NT_SUCCESS(status) ? &groupSid : NULL);
 }

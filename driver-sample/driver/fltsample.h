@@ -8,13 +8,14 @@ Abstract:
 
     Private declarations of the fltmgr sample minifilter (FltSample).
 
-    The driver is split so that reviewers and the Linux CI can check most of it:
-      driver.c   KMDF driver object, registry parameters, EvtDriverUnload (needs wdf.h)
-      filter.c   FltRegisterFilter, teardown, instance setup, create callbacks
-      scan.c     one scan: name, extension, size, first bytes, FltSendMessage, verdict
-      port.c     communication port, security descriptor, connections, commands, PROBE
-      support.c  pool accounting, configuration, SID string parsing
-    Everything except driver.c uses only FltMgr and WDM/NTIFS calls.
+    The driver is split so that reviewers and the Linux CI can check each part:
+      driver.c    DriverEntry: the PortGroupSid registry value, then FsInitialize
+      filter.c    FltRegisterFilter, unload and teardown, instance setup, create callbacks
+      scan.c      one scan: name, extension, size, first bytes, FltSendMessage, verdict
+      port.c      communication port, security descriptor, connections, commands, PROBE
+      support.c   pool accounting, configuration, statistics
+      sidparse.c  SID string parsing (no kernel calls: unit-tested on the host)
+    Plain WDM: only Filter Manager and WDM/NTIFS calls, no framework.
 
 Environment:
 
@@ -121,6 +122,9 @@ extern FS_GLOBALS FsGlobals;
 /*
  * filter.c
  */
+
+/* PortGroupSidString: the registry value's characters without terminating NULs (driver.c), or
+ * NULL when the value is absent or unreadable. Copied: the caller's buffer may go on return. */
 _IRQL_requires_(PASSIVE_LEVEL)
 _Must_inspect_result_
 NTSTATUS
