@@ -5,6 +5,9 @@
  * - the assertions really fire when a layout is wrong;
  * - the header coexists with <windows.h> + <fltuser.h> (what a C agent includes);
  * - the SID string parser of the driver, built and run on the host;
+ * - driver.c's DriverEntry, built and run on the host against fakes of the registry routines (a stand-in
+ *   fltsample.h with Windows' type sizes): the PortGroupSid value's type, size and NUL rules, the key closed
+ *   on every path;
  * - every C file of the driver compiles with mingw-w64 against mingw's ntifs.h/wdm.h plus
  *   driver-sample/driver/check/fltKernel.h (a transcription of the Filter Manager declarations and the WDM
  *   pieces mingw lacks: see that file for what this does and does not prove).
@@ -14,7 +17,7 @@ import { test } from 'node:test';
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -264,6 +267,195 @@ int main(int argc, char **argv) {
     ]) {
       assert.equal(await parse(bad), 'invalid', `accepted ${JSON.stringify(bad)}`);
     }
+  });
+});
+
+test('driver: DriverEntry reads PortGroupSid (driver.c built and run on the host against fakes)', async (t) => {
+  if (!(await available('gcc', ['-fshort-wchar']))) {
+    t.skip('gcc not installed');
+    return;
+  }
+  await withTempDir(async (dir) => {
+    // driver.c's `#include "fltsample.h"` finds this stand-in next to the copy: only the kernel types and
+    // routines driver.c uses, with Windows' LLP64 sizes (ULONG is 32-bit) and 16-bit WCHAR (-fshort-wchar).
+    await writeFile(
+      join(dir, 'fltsample.h'),
+      `#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+typedef void VOID;
+typedef int32_t NTSTATUS;
+typedef int32_t LONG;
+typedef uint32_t ULONG;
+typedef uint16_t USHORT;
+typedef uint8_t UCHAR;
+typedef uint16_t WCHAR;
+typedef WCHAR *PWCH;
+typedef void *HANDLE;
+typedef HANDLE *PHANDLE;
+typedef ULONG ACCESS_MASK;
+typedef struct _UNICODE_STRING { USHORT Length; USHORT MaximumLength; PWCH Buffer; } UNICODE_STRING, *PUNICODE_STRING;
+typedef const UNICODE_STRING *PCUNICODE_STRING;
+typedef struct _DRIVER_OBJECT { int Unused; } DRIVER_OBJECT, *PDRIVER_OBJECT;
+typedef struct _KEY_VALUE_PARTIAL_INFORMATION { ULONG TitleIndex; ULONG Type; ULONG DataLength; UCHAR Data[1]; } KEY_VALUE_PARTIAL_INFORMATION;
+typedef enum _KEY_VALUE_INFORMATION_CLASS { KeyValueBasicInformation, KeyValueFullInformation, KeyValuePartialInformation } KEY_VALUE_INFORMATION_CLASS;
+typedef enum _DRIVER_REGKEY_TYPE { DriverRegKeyParameters, DriverRegKeyPersistentState } DRIVER_REGKEY_TYPE;
+typedef NTSTATUS DRIVER_INITIALIZE(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath);
+#define FIELD_OFFSET(type, field) ((LONG)offsetof(type, field))
+#define NT_SUCCESS(status) ((NTSTATUS)(status) >= 0)
+#define STATUS_SUCCESS ((NTSTATUS)0)
+#define STATUS_BUFFER_OVERFLOW ((NTSTATUS)0x80000005u)
+#define STATUS_INVALID_PARAMETER ((NTSTATUS)0xC000000Du)
+#define STATUS_BUFFER_TOO_SMALL ((NTSTATUS)0xC0000023u)
+#define STATUS_OBJECT_TYPE_MISMATCH ((NTSTATUS)0xC0000024u)
+#define STATUS_OBJECT_NAME_NOT_FOUND ((NTSTATUS)0xC0000034u)
+#define REG_SZ 1u
+#define KEY_READ 0x20019u
+#define DPFLTR_IHVDRIVER_ID 77u
+#define DPFLTR_WARNING_LEVEL 1u
+#define RTL_CONSTANT_STRING(s) { sizeof(s) - sizeof((s)[0]), sizeof(s), (PWCH)(s) }
+#define RtlZeroMemory(destination, length) memset((destination), 0, (length))
+#define PAGED_CODE() ((void)0)
+#define UNREFERENCED_PARAMETER(p) ((void)(p))
+#define _IRQL_requires_(irql)
+#define _In_
+#define _Out_
+#define _Use_decl_annotations_
+NTSTATUS IoOpenDriverRegistryKey(PDRIVER_OBJECT DriverObject, DRIVER_REGKEY_TYPE RegKeyType, ACCESS_MASK DesiredAccess,
+                                 ULONG Flags, PHANDLE DriverRegKey);
+NTSTATUS ZwQueryValueKey(HANDLE KeyHandle, PUNICODE_STRING ValueName, KEY_VALUE_INFORMATION_CLASS Class,
+                         void *KeyValueInformation, ULONG Length, ULONG *ResultLength);
+NTSTATUS ZwClose(HANDLE Handle);
+ULONG DbgPrintEx(ULONG ComponentId, ULONG Level, const char *Format, ...);
+NTSTATUS FsInitialize(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING PortGroupSidString);
+`,
+    );
+    // The fakes follow ZwQueryValueKey's documented contract: STATUS_BUFFER_TOO_SMALL when not even the fixed
+    // part fits, STATUS_BUFFER_OVERFLOW (fixed part written) when the data does not.
+    // argv: "nokey" | "absent" | <type> <data as hex bytes>. Prints what FsInitialize received.
+    await writeFile(
+      join(dir, 'harness.c'),
+      `#include <stdio.h>
+#include <stdlib.h>
+#include "fltsample.h"
+static DRIVER_OBJECT driverObject;
+static int keyExists = 1, valueExists = 1, openKeys, warnings, initCalls;
+static ULONG valueType, valueLength;
+static UCHAR valueData[4096];
+NTSTATUS IoOpenDriverRegistryKey(PDRIVER_OBJECT d, DRIVER_REGKEY_TYPE t, ACCESS_MASK a, ULONG f, PHANDLE key) {
+    if (d != &driverObject || t != DriverRegKeyParameters || a != KEY_READ || f != 0) abort();
+    if (!keyExists) return STATUS_OBJECT_NAME_NOT_FOUND;
+    openKeys++;
+    *key = &valueData;
+    return STATUS_SUCCESS;
+}
+NTSTATUS ZwQueryValueKey(HANDLE key, PUNICODE_STRING name, KEY_VALUE_INFORMATION_CLASS c, void *out, ULONG length, ULONG *result) {
+    static const char expected[] = "PortGroupSid";
+    ULONG fixed = (ULONG)offsetof(KEY_VALUE_PARTIAL_INFORMATION, Data), i;
+    KEY_VALUE_PARTIAL_INFORMATION *info = out;
+    if (key != &valueData || openKeys != 1 || c != KeyValuePartialInformation) abort();
+    if (name->Length != 2 * (sizeof(expected) - 1)) abort();
+    for (i = 0; i < sizeof(expected) - 1; i++) if (name->Buffer[i] != (WCHAR)expected[i]) abort();
+    if (!valueExists) return STATUS_OBJECT_NAME_NOT_FOUND;
+    *result = fixed + valueLength;
+    if (length < fixed) return STATUS_BUFFER_TOO_SMALL;
+    info->TitleIndex = 0;
+    info->Type = valueType;
+    info->DataLength = valueLength;
+    if (length < fixed + valueLength) return STATUS_BUFFER_OVERFLOW;
+    memcpy(info->Data, valueData, valueLength);
+    return STATUS_SUCCESS;
+}
+NTSTATUS ZwClose(HANDLE key) {
+    if (key != &valueData || openKeys != 1) abort();
+    openKeys--;
+    return STATUS_SUCCESS;
+}
+ULONG DbgPrintEx(ULONG component, ULONG level, const char *format, ...) {
+    (void)component; (void)level; (void)format;
+    warnings++;
+    return 0;
+}
+NTSTATUS FsInitialize(PDRIVER_OBJECT d, PCUNICODE_STRING s) {
+    USHORT i;
+    if (d != &driverObject || initCalls++ != 0) abort();
+    if (s == NULL) { printf("init NULL"); return STATUS_SUCCESS; }
+    if (s->Length % 2 != 0 || s->MaximumLength < s->Length || (s->Length != 0 && s->Buffer == NULL)) abort();
+    printf("init \\"");
+    for (i = 0; i < s->Length / 2; i++) {
+        if (s->Buffer[i] >= 0x20 && s->Buffer[i] < 0x7f) putchar(s->Buffer[i]); else printf("<%04x>", s->Buffer[i]);
+    }
+    printf("\\"");
+    return STATUS_SUCCESS;
+}
+DRIVER_INITIALIZE DriverEntry;
+int main(int argc, char **argv) {
+    UNICODE_STRING path = { 0, 0, NULL };
+    const char *hex;
+    NTSTATUS status;
+    if (argc < 2) return 2;
+    if (strcmp(argv[1], "nokey") == 0) keyExists = 0;
+    else if (strcmp(argv[1], "absent") == 0) valueExists = 0;
+    else {
+        if (argc < 3) return 2;
+        valueType = (ULONG)strtoul(argv[1], NULL, 10);
+        for (hex = argv[2]; hex[0] && hex[1] && valueLength < sizeof(valueData); hex += 2) {
+            char byte[3] = { hex[0], hex[1], 0 };
+            valueData[valueLength++] = (UCHAR)strtoul(byte, NULL, 16);
+        }
+    }
+    status = DriverEntry(&driverObject, &path);
+    printf(" status %d warnings %d open %d\\n", (int)status, warnings, openKeys);
+    return initCalls == 1 ? 0 : 3;
+}
+`,
+    );
+    await writeFile(join(dir, 'driver.c'), await readFile(join(driverDir, 'driver.c')));
+    const exe = join(dir, 'harness');
+    const built = await compile('gcc', [
+      '-std=c11',
+      '-fshort-wchar',
+      ...strict,
+      '-Wconversion',
+      '-Wno-unknown-pragmas',
+      join(dir, 'harness.c'),
+      join(dir, 'driver.c'),
+      '-o',
+      exe,
+    ]);
+    assert.ok(built.ok, built.output);
+
+    const REG_SZ = 1;
+    const REG_EXPAND_SZ = 2;
+    const REG_DWORD = 4;
+    const utf16 = (text: string) => Buffer.from(text, 'utf16le').toString('hex');
+    const entry = async (...args: string[]) => (await run(exe, args)).stdout.trim();
+    const accepted = (text: string) => `init ${JSON.stringify(text)} status 0 warnings 0 open 0`;
+    const ignored = (warnings: number) => `init NULL status 0 warnings ${warnings} open 0`;
+
+    // Absent value or Parameters key: normal, silent.
+    assert.equal(await entry('absent'), ignored(0));
+    assert.equal(await entry('nokey'), ignored(0));
+    // REG_SZ with or without terminating NULs: FsInitialize gets the characters only.
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5-32-545\0')), accepted('S-1-5-32-545'));
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5-32-545')), accepted('S-1-5-32-545'));
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5-32-545\0\0')), accepted('S-1-5-32-545'));
+    assert.equal(await entry(String(REG_SZ), ''), accepted(''));
+    assert.equal(await entry(String(REG_SZ), utf16('\0')), accepted(''));
+    // The bound: 255 characters (with or without a NUL) pass; 256 characters do not, nor does more data.
+    assert.equal(await entry(String(REG_SZ), utf16(`${'7'.repeat(255)}\0`)), accepted('7'.repeat(255)));
+    assert.equal(await entry(String(REG_SZ), utf16('7'.repeat(255))), accepted('7'.repeat(255)));
+    assert.equal(await entry(String(REG_SZ), utf16('7'.repeat(256))), ignored(1));
+    assert.equal(await entry(String(REG_SZ), utf16(`${'7'.repeat(256)}\0`)), ignored(1));
+    assert.equal(await entry(String(REG_SZ), utf16('7'.repeat(1000))), ignored(1));
+    // Shape errors: another type, an odd byte count, a NUL inside the string.
+    assert.equal(await entry(String(REG_DWORD), '20020000'), ignored(1));
+    assert.equal(await entry(String(REG_EXPAND_SZ), utf16('S-1-5-32-545\0')), ignored(1));
+    assert.equal(await entry(String(REG_SZ), `${utf16('S-1-5')}00`), ignored(1));
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5\0-32-545\0')), ignored(1));
+    // Non-ASCII passes through unchanged: FsSidParse (tested above) is the one that refuses it.
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-\u00e9')), 'init "S-1-<00e9>" status 0 warnings 0 open 0');
   });
 });
 

@@ -21,18 +21,19 @@ Environment:
 #include "fltsample.h"
 
 /*
- * Longest PortGroupSid value accepted, in UTF-16 code units, terminating NULs included. The
- * longest SID string FsSidParse accepts without leading zeros is 184 characters (a 15-digit
- * authority, 15 sub-authorities of 10 digits); the rest is slack. Longer data is refused whole.
+ * Longest PortGroupSid value accepted, in characters without terminating NULs. The longest SID
+ * string FsSidParse accepts without leading zeros is 184 characters (a 15-digit authority, 15
+ * sub-authorities of 10 digits); the rest is slack. Longer values are refused whole.
  */
-#define FS_PORT_GROUP_SID_MAX_CHARS 256u
+#define FS_PORT_GROUP_SID_MAX_CHARS 255u
 
-/* ZwQueryValueKey's KeyValuePartialInformation record with room for that much data. In
- * DriverEntry's frame: bounded, nothing to allocate or free. */
+/* ZwQueryValueKey's KeyValuePartialInformation record with room for that many characters and
+ * one NUL. In DriverEntry's frame: bounded, nothing to allocate or free. */
+#define FS_PORT_GROUP_SID_MAX_DATA ((FS_PORT_GROUP_SID_MAX_CHARS + 1) * sizeof(WCHAR))
+
 typedef union _FS_PORT_GROUP_SID_VALUE {
     KEY_VALUE_PARTIAL_INFORMATION Info;
-    UCHAR Bytes[FIELD_OFFSET(KEY_VALUE_PARTIAL_INFORMATION, Data) +
-                FS_PORT_GROUP_SID_MAX_CHARS * sizeof(WCHAR)];
+    UCHAR Bytes[FIELD_OFFSET(KEY_VALUE_PARTIAL_INFORMATION, Data) + FS_PORT_GROUP_SID_MAX_DATA];
 } FS_PORT_GROUP_SID_VALUE;
 
 DRIVER_INITIALIZE DriverEntry;
@@ -97,8 +98,7 @@ FsReadPortGroupSid(
     if (Value->Info.Type != REG_SZ) {
         return STATUS_OBJECT_TYPE_MISMATCH;
     }
-    if (Value->Info.DataLength > FS_PORT_GROUP_SID_MAX_CHARS * sizeof(WCHAR) ||
-        Value->Info.DataLength % sizeof(WCHAR) != 0) {
+    if (Value->Info.DataLength > FS_PORT_GROUP_SID_MAX_DATA || Value->Info.DataLength % sizeof(WCHAR) != 0) {
         return STATUS_INVALID_PARAMETER;
     }
 
@@ -108,6 +108,9 @@ FsReadPortGroupSid(
     count = (ULONG)(Value->Info.DataLength / sizeof(WCHAR));
     while (count > 0 && chars[count - 1] == L'\0') {
         count--;
+    }
+    if (count > FS_PORT_GROUP_SID_MAX_CHARS) {
+        return STATUS_INVALID_PARAMETER;
     }
     for (i = 0; i < count; i++) {
         if (chars[i] == L'\0') {
@@ -140,7 +143,7 @@ DriverEntry(
         DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
                    "fltsample: reading PortGroupSid failed 0x%08X (it must be a REG_SZ of at most %u "
                    "characters); the port stays admin-only\n",
-                   status, FS_PORT_GROUP_SID_MAX_CHARS - 1);
+                   status, FS_PORT_GROUP_SID_MAX_CHARS);
     }
 
     /* FsInitialize copies what it needs from the string, so value may go when this returns. If
