@@ -6,11 +6,27 @@ Module Name:
 
 Abstract:
 
-    DriverEntry: reads the optional registry parameter, then starts the minifilter (filter.c).
+    DriverEntry: the KMDF driver object (non-PnP), the optional registry parameter, then the
+    minifilter (filter.c). The only file that needs wdf.h. Why a KMDF sample, and what it costs:
+    driver-sample/README.md, "KMDF + minifilter".
 
-    Plain WDM, like Microsoft's minifilter samples: Filter Manager calls a minifilter, so no
-    framework is needed. Unload is FLT_REGISTRATION.FilterUnloadCallback alone (FsFilterUnload
-    in filter.c); DriverObject->DriverUnload is not set. Why not KMDF: driver-sample/README.md.
+    How KMDF and Filter Manager share the driver object (sources and details in the README):
+      - WdfDriverCreate comes first: no other framework call may precede it, and with
+        WdfDriverInitNonPnpDriver plus an EvtDriverUnload it sets DriverObject->DriverUnload to
+        the framework's unload routine (KMDF source: FxDriver::Initialize, fxdriver.cpp).
+      - FltRegisterFilter (FsInitialize, afterwards) keeps that routine as the filter's
+        OldDriverUnload and installs Filter Manager's own (FltpMiniFilterDriverUnload); after
+        DriverEntry returns, the KMDF stub linked into this image wraps whatever is there
+        (WdfDriverStubDisplacedDriverUnload). Nobody in this driver writes DriverUnload.
+      - Unload (sc stop, fltmc unload): FilterUnloadCallback (FsFilterUnload -> FsTeardown:
+        ports closed, FltUnregisterFilter) runs first; then the framework's unload routine calls
+        FsEvtDriverUnload, which finds nothing left (FsTeardown is idempotent), and deletes the
+        framework driver object. [unverified on Windows: that Filter Manager calls
+        OldDriverUnload after the filter unload callback; debugger output and reimplementations
+        say so, no Microsoft page does. If it did not, FsEvtDriverUnload would not run and
+        nothing would leak: FsFilterUnload already freed everything.]
+      - A failing DriverEntry gets no EvtDriverUnload (documented), so FsInitialize undoes its
+        own partial work; the framework deletes its driver object itself.
 
 Environment:
 
@@ -19,6 +35,7 @@ Environment:
 --*/
 
 #include "fltsample.h"
+#include <wdf.h>
 
 /*
  * Longest PortGroupSid value accepted, in characters without terminating NULs. The longest SID
@@ -27,21 +44,20 @@ Environment:
  */
 #define FS_PORT_GROUP_SID_MAX_CHARS 255u
 
-/* ZwQueryValueKey's KeyValuePartialInformation record with room for that many characters and
- * one NUL. In DriverEntry's frame: bounded, nothing to allocate or free. */
-#define FS_PORT_GROUP_SID_MAX_DATA ((FS_PORT_GROUP_SID_MAX_CHARS + 1) * sizeof(WCHAR))
-
-typedef union _FS_PORT_GROUP_SID_VALUE {
-    KEY_VALUE_PARTIAL_INFORMATION Info;
-    UCHAR Bytes[FIELD_OFFSET(KEY_VALUE_PARTIAL_INFORMATION, Data) + FS_PORT_GROUP_SID_MAX_DATA];
+/* The value's data with room for that many characters and one NUL. In DriverEntry's frame:
+ * bounded, nothing to allocate or free (WdfRegistryQueryString would allocate the value's
+ * whole size from pool, whatever it is). */
+typedef struct _FS_PORT_GROUP_SID_VALUE {
+    WCHAR Chars[FS_PORT_GROUP_SID_MAX_CHARS + 1];
 } FS_PORT_GROUP_SID_VALUE;
 
 DRIVER_INITIALIZE DriverEntry;
+EVT_WDF_DRIVER_UNLOAD FsEvtDriverUnload;
 
 _IRQL_requires_(PASSIVE_LEVEL)
 static NTSTATUS
 FsReadPortGroupSid(
-    _In_ PDRIVER_OBJECT DriverObject,
+    _In_ WDFDRIVER Driver,
     _Out_ FS_PORT_GROUP_SID_VALUE *Value,
     _Out_ PUNICODE_STRING Text
     );
@@ -49,6 +65,7 @@ FsReadPortGroupSid(
 #ifdef ALLOC_PRAGMA
 #pragma alloc_text(INIT, DriverEntry)
 #pragma alloc_text(INIT, FsReadPortGroupSid)
+#pragma alloc_text(PAGE, FsEvtDriverUnload)
 #endif
 
 /*
@@ -62,16 +79,16 @@ FsReadPortGroupSid(
 _Use_decl_annotations_
 static NTSTATUS
 FsReadPortGroupSid(
-    PDRIVER_OBJECT DriverObject,
+    WDFDRIVER Driver,
     FS_PORT_GROUP_SID_VALUE *Value,
     PUNICODE_STRING Text
     )
 {
     NTSTATUS status;
-    HANDLE key = NULL;
+    WDFKEY key = NULL;
     UNICODE_STRING valueName = RTL_CONSTANT_STRING(L"PortGroupSid");
-    ULONG returned = 0;
-    const WCHAR *chars;
+    ULONG length = 0;
+    ULONG type = 0;
     ULONG count;
     ULONG i;
 
@@ -80,45 +97,41 @@ FsReadPortGroupSid(
     RtlZeroMemory(Value, sizeof(*Value));
     RtlZeroMemory(Text, sizeof(*Text));
 
-    /* The documented way for a WDM driver to open <service key>\Parameters (driver package
-     * isolation); Windows 10 1803 and later, inside the 2004 floor that ExAllocatePool2 sets. */
-    status = IoOpenDriverRegistryKey(DriverObject, DriverRegKeyParameters, KEY_READ, 0, &key);
+    status = WdfDriverOpenParametersRegistryKey(Driver, KEY_READ, WDF_NO_OBJECT_ATTRIBUTES, &key);
     if (!NT_SUCCESS(status)) {
         return status;
     }
 
     /* Longer data fails with STATUS_BUFFER_OVERFLOW, which is not NT_SUCCESS. */
-    status = ZwQueryValueKey(key, &valueName, KeyValuePartialInformation, Value, (ULONG)sizeof(*Value),
-                             &returned);
-    ZwClose(key);
+    status = WdfRegistryQueryValue(key, &valueName, (ULONG)sizeof(Value->Chars), Value->Chars, &length, &type);
+    WdfRegistryClose(key);
     if (!NT_SUCCESS(status)) {
         return status;
     }
 
-    if (Value->Info.Type != REG_SZ) {
+    if (type != REG_SZ) {
         return STATUS_OBJECT_TYPE_MISMATCH;
     }
-    if (Value->Info.DataLength > FS_PORT_GROUP_SID_MAX_DATA || Value->Info.DataLength % sizeof(WCHAR) != 0) {
+    if (length > sizeof(Value->Chars) || length % sizeof(WCHAR) != 0) {
         return STATUS_INVALID_PARAMETER;
     }
 
     /* REG_SZ data may or may not include its terminating NUL(s); a NUL before the end would
      * make the string mean two different things to two readers. */
-    chars = (const WCHAR *)Value->Info.Data;
-    count = (ULONG)(Value->Info.DataLength / sizeof(WCHAR));
-    while (count > 0 && chars[count - 1] == L'\0') {
+    count = (ULONG)(length / sizeof(WCHAR));
+    while (count > 0 && Value->Chars[count - 1] == L'\0') {
         count--;
     }
     if (count > FS_PORT_GROUP_SID_MAX_CHARS) {
         return STATUS_INVALID_PARAMETER;
     }
     for (i = 0; i < count; i++) {
-        if (chars[i] == L'\0') {
+        if (Value->Chars[i] == L'\0') {
             return STATUS_INVALID_PARAMETER;
         }
     }
 
-    Text->Buffer = (PWCH)chars;
+    Text->Buffer = Value->Chars;
     Text->Length = (USHORT)(count * sizeof(WCHAR));
     Text->MaximumLength = Text->Length;
     return STATUS_SUCCESS;
@@ -132,13 +145,25 @@ DriverEntry(
     )
 {
     NTSTATUS status;
+    WDF_DRIVER_CONFIG config;
+    WDFDRIVER driver;
     FS_PORT_GROUP_SID_VALUE value;
     UNICODE_STRING groupSid;
 
-    /* The Parameters key is opened through DriverObject, not by building a path from this. */
-    UNREFERENCED_PARAMETER(RegistryPath);
+    /* Not Plug and Play: no EvtDriverDeviceAdd. EvtDriverUnload is what makes the framework set
+     * DriverObject->DriverUnload at all; without it the driver could not be unloaded. */
+    WDF_DRIVER_CONFIG_INIT(&config, WDF_NO_EVENT_CALLBACK);
+    config.DriverInitFlags |= WdfDriverInitNonPnpDriver;
+    config.EvtDriverUnload = FsEvtDriverUnload;
+    config.DriverPoolTag = FS_TAG_FRAMEWORK;
 
-    status = FsReadPortGroupSid(DriverObject, &value, &groupSid);
+    /* First, before FltRegisterFilter: see the top of this file. */
+    status = WdfDriverCreate(DriverObject, RegistryPath, WDF_NO_OBJECT_ATTRIBUTES, &config, &driver);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+
+    status = FsReadPortGroupSid(driver, &value, &groupSid);
     if (!NT_SUCCESS(status) && status != STATUS_OBJECT_NAME_NOT_FOUND) {
         DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
                    "fltsample: reading PortGroupSid failed 0x%08X (it must be a REG_SZ of at most %u "
@@ -147,6 +172,24 @@ DriverEntry(
     }
 
     /* FsInitialize copies what it needs from the string, so value may go when this returns. If
-     * it fails it has undone everything, and the I/O manager unloads the image. */
+     * it fails it has undone everything; the framework then deletes its driver object and the
+     * I/O manager unloads the image without calling any unload routine. */
     return FsInitialize(DriverObject, NT_SUCCESS(status) ? &groupSid : NULL);
+}
+
+/*
+ * The framework's unload routine calls this after Filter Manager ran FsFilterUnload (top of this
+ * file), so FsTeardown normally finds nothing to do; it is called anyway so that the image can
+ * never go with the filter still registered.
+ */
+_Use_decl_annotations_
+VOID
+FsEvtDriverUnload(
+    WDFDRIVER Driver
+    )
+{
+    UNREFERENCED_PARAMETER(Driver);
+    PAGED_CODE();
+
+    FsTeardown();
 }

@@ -177,7 +177,8 @@ Failed:
 }
 
 /*
- * Runs from FilterUnload (fltmc unload, sc stop), the driver's only unload path.
+ * Runs from FilterUnload (fltmc unload, sc stop) and again from EvtDriverUnload (driver.c), which
+ * Filter Manager's unload chain calls afterwards: the second call finds nothing to do.
  */
 _Use_decl_annotations_
 VOID

@@ -9,13 +9,14 @@ Abstract:
     Private declarations of the fltmgr sample minifilter (FltSample).
 
     The driver is split so that reviewers and the Linux CI can check each part:
-      driver.c    DriverEntry: the PortGroupSid registry value, then FsInitialize
+      driver.c    DriverEntry (KMDF, non-PnP): the PortGroupSid registry value, then
+                  FsInitialize; EvtDriverUnload
       filter.c    FltRegisterFilter, unload and teardown, instance setup, create callbacks
       scan.c      one scan: name, extension, size, first bytes, FltSendMessage, verdict
       port.c      communication port, security descriptor, connections, commands, PROBE
       support.c   pool accounting, configuration, statistics
       sidparse.c  SID string parsing (no kernel calls: unit-tested on the host)
-    Plain WDM: only Filter Manager and WDM/NTIFS calls, no framework.
+    Only driver.c uses KMDF (wdf.h); the rest uses Filter Manager and WDM/NTIFS calls only.
 
 Environment:
 
@@ -38,6 +39,7 @@ Environment:
 #define FS_TAG_COMMAND  'kSlF'  /* captured command input / output */
 #define FS_TAG_SECURITY 'sSlF'  /* port DACL and group SID */
 #define FS_TAG_CONTEXT  'iSlF'  /* instance contexts (owned by FltMgr once set) */
+#define FS_TAG_FRAMEWORK 'wSlF' /* KMDF's own allocations for this driver (DriverPoolTag); not counted */
 
 /* Sector size assumed when a volume's cannot be queried; a multiple of every common sector size. */
 #define FS_FALLBACK_SECTOR_SIZE 4096u

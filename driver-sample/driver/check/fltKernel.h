@@ -7,6 +7,7 @@
  * WDM/NTIFS call against mingw-w64's declarations, and every Filter Manager call against the
  * declarations below, which were transcribed from the Filter Manager reference pages (signatures
  * and the members the driver uses; struct layouts are not meant to match the real ones).
+ * driver.c's KMDF calls are checked against check/wdf.h in the same way.
  * What it cannot check: the real WDK headers, MSVC warnings (/W4 /WX), SAL and Code Analysis,
  * linking, and anything at run time.
  */
@@ -30,16 +31,6 @@ NTKERNELAPI PVOID NTAPI ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, 
 #define DPFLTR_TRACE_LEVEL 2
 #define DPFLTR_INFO_LEVEL 3
 #endif
-
-/* IoOpenDriverRegistryKey (wdm.h, Windows 10 1803), transcribed from its reference page. Not
- * guarded: an enum cannot be detected, so a mingw-w64 that gains it fails here; drop the block then. */
-typedef enum _DRIVER_REGKEY_TYPE {
-    DriverRegKeyParameters,
-    DriverRegKeyPersistentState,
-    DriverRegKeySharedPersistentState
-} DRIVER_REGKEY_TYPE, *PDRIVER_REGKEY_TYPE;
-NTKERNELAPI NTSTATUS NTAPI IoOpenDriverRegistryKey(PDRIVER_OBJECT DriverObject, DRIVER_REGKEY_TYPE RegKeyType,
-                                                   ACCESS_MASK DesiredAccess, ULONG Flags, PHANDLE DriverRegKey);
 
 #ifndef ReadNoFence
 #define ReadNoFence(source) (*(const volatile LONG *)(source))
