@@ -311,6 +311,7 @@ typedef NTSTATUS DRIVER_INITIALIZE(PDRIVER_OBJECT DriverObject, PUNICODE_STRING 
 #define KEY_READ 0x20019u
 #define DPFLTR_IHVDRIVER_ID 77u
 #define DPFLTR_WARNING_LEVEL 1u
+#define DPFLTR_INFO_LEVEL 3u
 #define FS_TAG_FRAMEWORK 0x46574b4du
 #define RTL_CONSTANT_STRING(s) { sizeof(s) - sizeof((s)[0]), sizeof(s), (PWCH)(s) }
 #define RtlZeroMemory(destination, length) memset((destination), 0, (length))
@@ -384,8 +385,8 @@ VOID WdfRegistryClose(WDFKEY key) {
     openKeys--;
 }
 ULONG DbgPrintEx(ULONG component, ULONG level, const char *format, ...) {
-    (void)component; (void)level; (void)format;
-    warnings++;
+    (void)component; (void)format;
+    if (level == DPFLTR_WARNING_LEVEL) warnings++;
     return 0;
 }
 NTSTATUS FsInitialize(PDRIVER_OBJECT d, PCUNICODE_STRING s) {

@@ -191,5 +191,7 @@ FsEvtDriverUnload(
     UNREFERENCED_PARAMETER(Driver);
     PAGED_CODE();
 
+    /* Seeing this line after `fltmc unload` confirms Filter Manager chains to the framework. */
+    DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_INFO_LEVEL, "fltsample: EvtDriverUnload\n");
     FsTeardown();
 }
