@@ -154,3 +154,58 @@ describe('binding.gyp and CMakeLists.txt', () => {
     assert.deepEqual(dlls, []);
   });
 });
+
+// The sample minifilter is KMDF-based (driver-sample/README.md says why): the build files must agree on that, the VS
+// project must build every C file the Linux compile check covers, and the framework stays in driver.c.
+describe('driver-sample build files', () => {
+  const driverDir = path.join(root, 'driver-sample', 'driver');
+  const read = (name: string) => fs.readFileSync(path.join(driverDir, name), 'utf8');
+  const vcxproj = () => read('fltsample.vcxproj').replace(/<!--[\s\S]*?-->/g, '');
+  const withoutCComments = (text: string) => text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+  const settings = (name: string) =>
+    [...vcxproj().matchAll(new RegExp(`<${name}>([^<]*)</${name}>`, 'g'))].map((m) => m[1] as string);
+
+  test('the project is a KMDF driver with one KMDF version, the INF agreeing if it names one', () => {
+    assert.deepEqual(settings('DriverType'), ['KMDF']);
+    assert.doesNotMatch(vcxproj(), /UMDF/i);
+    const major = settings('KMDF_VERSION_MAJOR');
+    const minor = settings('KMDF_VERSION_MINOR');
+    assert.equal(major.length, 1, 'KMDF_VERSION_MAJOR is set once');
+    assert.equal(minor.length, 1, 'KMDF_VERSION_MINOR is set once');
+    assert.match(`${major[0]}.${minor[0]}`, /^1\.\d+$/);
+    const inf = read('fltsample.inf')
+      .split('\n')
+      .map((line) => line.replace(/;.*$/, ''))
+      .join('\n');
+    // A [<DDInstall>.Wdf] section is optional for a framework that ships with Windows; when present, its
+    // KmdfLibraryVersion must be the version the driver is built against.
+    if (/^\s*\[[^\]]+\.Wdf\]/im.test(inf)) {
+      const versions = [...inf.matchAll(/^\s*KmdfLibraryVersion\s*=\s*([\d.]+)\s*$/gim)].map((m) => m[1]);
+      assert.ok(versions.length > 0, 'the INF has a .Wdf section but no KmdfLibraryVersion');
+      for (const version of versions) assert.equal(version, `${major[0]}.${minor[0]}`, 'INF KmdfLibraryVersion');
+    }
+    assert.doesNotMatch(inf, /CoInstaller/i, 'KMDF 1.15 is part of Windows 10: no co-installer');
+  });
+
+  test('the project builds every C file in driver-sample/driver, and links fltMgr.lib', () => {
+    const built = [...vcxproj().matchAll(/<ClCompile Include="([^"]+)"/g)].map((m) => m[1] as string).sort();
+    const onDisk = fs.readdirSync(driverDir).filter((f) => f.endsWith('.c')).sort();
+    assert.deepEqual(built, onDisk);
+    assert.match(vcxproj(), /<AdditionalDependencies>[^<]*\\fltMgr\.lib<\/AdditionalDependencies>/);
+  });
+
+  test('KMDF is used in driver.c only, and no source writes DriverObject->DriverUnload', () => {
+    const files = fs.readdirSync(driverDir).filter((f) => /\.[ch]$/.test(f));
+    assert.ok(files.includes('driver.c'), 'driver.c is in driver-sample/driver');
+    assert.match(read('driver.c'), /#\s*include\s*<wdf\.h>/);
+    for (const file of files) {
+      const code = withoutCComments(read(file));
+      // WdfDriverCreate and FltRegisterFilter each install their own unload routine and chain the one before
+      // (driver.c's header); a driver that assigns DriverUnload itself cuts one of them out.
+      assert.doesNotMatch(code, /\bDriverUnload\s*=[^=]/, `${file} assigns DriverUnload`);
+      if (file === 'driver.c') continue;
+      assert.doesNotMatch(code, /#\s*include\s*[<"]wdf/i, `${file} includes a WDF header`);
+      assert.doesNotMatch(code, /\b(?:Wdf|WDF_|EVT_WDF_)[A-Za-z_]/, `${file} uses a WDF name`);
+    }
+  });
+});

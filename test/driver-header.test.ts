@@ -5,16 +5,19 @@
  * - the assertions really fire when a layout is wrong;
  * - the header coexists with <windows.h> + <fltuser.h> (what a C agent includes);
  * - the SID string parser of the driver, built and run on the host;
- * - the driver's C files, except the KMDF entry (driver.c), compile with mingw-w64 against mingw's
- *   ntifs.h/wdm.h plus driver-sample/driver/check/fltKernel.h (a transcription of the Filter Manager
- *   declarations: see that file for what this does and does not prove).
+ * - driver.c's DriverEntry, built and run on the host against fakes of the KMDF routines it calls
+ *   (check/wdf.h; a stand-in fltsample.h with Windows' type sizes): non-PnP WdfDriverCreate first, the
+ *   PortGroupSid value's type, size and NUL rules, the key closed on every path, EvtDriverUnload -> FsTeardown;
+ * - every C file of the driver compiles with mingw-w64 against mingw's ntifs.h/wdm.h plus
+ *   driver-sample/driver/check/fltKernel.h and check/wdf.h (transcriptions of the Filter Manager and KMDF
+ *   declarations and the WDM pieces mingw lacks: see those files for what this does and does not prove).
  * A missing compiler skips its cases (CI installs gcc-mingw-w64 and gcc-multilib).
  */
 import { test } from 'node:test';
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -267,7 +270,228 @@ int main(int argc, char **argv) {
   });
 });
 
-test('driver: C files compile with mingw-w64 (NTIFS/WDM from mingw, Filter Manager from check/fltKernel.h)', async (t) => {
+test('driver: DriverEntry (KMDF) reads PortGroupSid (driver.c built and run on the host against fakes)', async (t) => {
+  if (!(await available('gcc', ['-fshort-wchar']))) {
+    t.skip('gcc not installed');
+    return;
+  }
+  await withTempDir(async (dir) => {
+    // driver.c's `#include "fltsample.h"` finds this stand-in next to the copy: only the kernel types and
+    // routines driver.c uses, with Windows' LLP64 sizes (ULONG is 32-bit) and 16-bit WCHAR (-fshort-wchar).
+    // Its `#include <wdf.h>` finds check/wdf.h (the KMDF calls as plain functions), copied next to it.
+    await writeFile(
+      join(dir, 'fltsample.h'),
+      `#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+typedef void VOID;
+typedef void *PVOID;
+typedef int32_t NTSTATUS;
+typedef int32_t LONG;
+typedef uint32_t ULONG;
+typedef ULONG *PULONG;
+typedef uint16_t USHORT;
+typedef uint8_t UCHAR;
+typedef uint16_t WCHAR;
+typedef WCHAR *PWCH;
+typedef ULONG ACCESS_MASK;
+typedef struct _UNICODE_STRING { USHORT Length; USHORT MaximumLength; PWCH Buffer; } UNICODE_STRING, *PUNICODE_STRING;
+typedef const UNICODE_STRING *PCUNICODE_STRING;
+typedef struct _DRIVER_OBJECT { int Unused; } DRIVER_OBJECT, *PDRIVER_OBJECT;
+typedef NTSTATUS DRIVER_INITIALIZE(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath);
+#define NT_SUCCESS(status) ((NTSTATUS)(status) >= 0)
+#define STATUS_SUCCESS ((NTSTATUS)0)
+#define STATUS_BUFFER_OVERFLOW ((NTSTATUS)0x80000005u)
+#define STATUS_INVALID_PARAMETER ((NTSTATUS)0xC000000Du)
+#define STATUS_OBJECT_TYPE_MISMATCH ((NTSTATUS)0xC0000024u)
+#define STATUS_OBJECT_NAME_NOT_FOUND ((NTSTATUS)0xC0000034u)
+#define STATUS_INSUFFICIENT_RESOURCES ((NTSTATUS)0xC000009Au)
+#define REG_SZ 1u
+#define KEY_READ 0x20019u
+#define DPFLTR_IHVDRIVER_ID 77u
+#define DPFLTR_WARNING_LEVEL 1u
+#define DPFLTR_INFO_LEVEL 3u
+#define FS_TAG_FRAMEWORK 0x46574b4du
+#define RTL_CONSTANT_STRING(s) { sizeof(s) - sizeof((s)[0]), sizeof(s), (PWCH)(s) }
+#define RtlZeroMemory(destination, length) memset((destination), 0, (length))
+#define PAGED_CODE() ((void)0)
+#define UNREFERENCED_PARAMETER(p) ((void)(p))
+#define _IRQL_requires_(irql)
+#define _In_
+#define _Out_
+#define _Use_decl_annotations_
+ULONG DbgPrintEx(ULONG ComponentId, ULONG Level, const char *Format, ...);
+NTSTATUS FsInitialize(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING PortGroupSidString);
+VOID FsTeardown(VOID);
+`,
+    );
+    await writeFile(join(dir, 'wdf.h'), await readFile(join(driverDir, 'check', 'wdf.h')));
+    // The fakes check every argument driver.c passes and follow the framework's documented behaviour and
+    // source: WdfRegistryQueryValue sets the length and type and returns STATUS_BUFFER_OVERFLOW, copying
+    // nothing, when the data does not fit (FxRegKey::_QueryValue). The bytes after the data are garbage.
+    // argv: "createfails" | "initfails" | "nokey" | "absent" | <type> <data as hex bytes>. Prints what
+    // FsInitialize received, DriverEntry's status, then, as the framework would after a successful
+    // DriverEntry, calls the registered EvtDriverUnload and prints FsTeardown's call count before and after.
+    await writeFile(
+      join(dir, 'harness.c'),
+      `#include <stdio.h>
+#include <stdlib.h>
+#include "fltsample.h"
+#include <wdf.h>
+static DRIVER_OBJECT driverObject;
+static UNICODE_STRING registryPath;
+static int frameworkDriver, frameworkKey;
+static int createFails, initFails, keyExists = 1, valueExists = 1;
+static int drivers, openKeys, warnings, initCalls, teardowns;
+static PFN_WDF_DRIVER_UNLOAD unloadRoutine;
+static ULONG valueType, valueLength;
+static UCHAR valueData[4096];
+NTSTATUS WdfDriverCreate(PDRIVER_OBJECT d, PCUNICODE_STRING path, PWDF_OBJECT_ATTRIBUTES attributes,
+                         PWDF_DRIVER_CONFIG config, WDFDRIVER *driver) {
+    if (d != &driverObject || path != &registryPath || attributes != WDF_NO_OBJECT_ATTRIBUTES || driver == NULL) abort();
+    /* The first call, before anything else; non-PnP: no EvtDriverDeviceAdd, an EvtDriverUnload. */
+    if (drivers++ != 0 || initCalls != 0 || openKeys != 0) abort();
+    if (config->Size != sizeof(*config) || config->EvtDriverDeviceAdd != NULL || config->EvtDriverUnload == NULL) abort();
+    if (config->DriverInitFlags != WdfDriverInitNonPnpDriver || config->DriverPoolTag != FS_TAG_FRAMEWORK) abort();
+    if (createFails) return STATUS_INSUFFICIENT_RESOURCES;
+    unloadRoutine = config->EvtDriverUnload;
+    *driver = (WDFDRIVER)&frameworkDriver;
+    return STATUS_SUCCESS;
+}
+NTSTATUS WdfDriverOpenParametersRegistryKey(WDFDRIVER driver, ACCESS_MASK access, PWDF_OBJECT_ATTRIBUTES attributes, WDFKEY *key) {
+    if (driver != (WDFDRIVER)&frameworkDriver || access != KEY_READ || attributes != WDF_NO_OBJECT_ATTRIBUTES) abort();
+    if (!keyExists) return STATUS_OBJECT_NAME_NOT_FOUND;
+    openKeys++;
+    *key = (WDFKEY)&frameworkKey;
+    return STATUS_SUCCESS;
+}
+NTSTATUS WdfRegistryQueryValue(WDFKEY key, PCUNICODE_STRING name, ULONG length, PVOID value, PULONG queried, PULONG type) {
+    static const char expected[] = "PortGroupSid";
+    ULONG i;
+    if (key != (WDFKEY)&frameworkKey || openKeys != 1 || value == NULL || queried == NULL || type == NULL) abort();
+    if (name->Length != 2 * (sizeof(expected) - 1)) abort();
+    for (i = 0; i < sizeof(expected) - 1; i++) if (name->Buffer[i] != (WCHAR)expected[i]) abort();
+    if (!valueExists) return STATUS_OBJECT_NAME_NOT_FOUND;
+    *queried = valueLength;
+    *type = valueType;
+    if (length < valueLength) return STATUS_BUFFER_OVERFLOW;
+    memcpy(value, valueData, valueLength);
+    memset((UCHAR *)value + valueLength, 0x5a, length - valueLength);
+    return STATUS_SUCCESS;
+}
+VOID WdfRegistryClose(WDFKEY key) {
+    if (key != (WDFKEY)&frameworkKey || openKeys != 1) abort();
+    openKeys--;
+}
+ULONG DbgPrintEx(ULONG component, ULONG level, const char *format, ...) {
+    (void)component; (void)format;
+    if (level == DPFLTR_WARNING_LEVEL) warnings++;
+    return 0;
+}
+NTSTATUS FsInitialize(PDRIVER_OBJECT d, PCUNICODE_STRING s) {
+    USHORT i;
+    /* After the framework driver object exists (see driver.c's header), with the key closed. */
+    if (d != &driverObject || drivers != 1 || openKeys != 0 || initCalls++ != 0) abort();
+    if (s == NULL) printf("init NULL");
+    else {
+        if (s->Length % 2 != 0 || s->MaximumLength < s->Length || (s->Length != 0 && s->Buffer == NULL)) abort();
+        printf("init \\"");
+        for (i = 0; i < s->Length / 2; i++) {
+            if (s->Buffer[i] >= 0x20 && s->Buffer[i] < 0x7f) putchar(s->Buffer[i]); else printf("<%04x>", s->Buffer[i]);
+        }
+        printf("\\"");
+    }
+    return initFails ? STATUS_INSUFFICIENT_RESOURCES : STATUS_SUCCESS;
+}
+VOID FsTeardown(VOID) { teardowns++; }
+DRIVER_INITIALIZE DriverEntry;
+int main(int argc, char **argv) {
+    const char *hex;
+    NTSTATUS status;
+    int before;
+    if (argc < 2) return 2;
+    if (strcmp(argv[1], "createfails") == 0) createFails = 1;
+    else if (strcmp(argv[1], "initfails") == 0) { initFails = 1; valueExists = 0; }
+    else if (strcmp(argv[1], "nokey") == 0) keyExists = 0;
+    else if (strcmp(argv[1], "absent") == 0) valueExists = 0;
+    else {
+        if (argc < 3) return 2;
+        valueType = (ULONG)strtoul(argv[1], NULL, 10);
+        for (hex = argv[2]; hex[0] && hex[1] && valueLength < sizeof(valueData); hex += 2) {
+            char byte[3] = { hex[0], hex[1], 0 };
+            valueData[valueLength++] = (UCHAR)strtoul(byte, NULL, 16);
+        }
+    }
+    status = DriverEntry(&driverObject, &registryPath);
+    printf(" status %d warnings %d open %d", (int)status, warnings, openKeys);
+    /* The framework calls EvtDriverUnload only after a successful DriverEntry. */
+    if (NT_SUCCESS(status)) {
+        before = teardowns;
+        unloadRoutine((WDFDRIVER)&frameworkDriver);
+        printf(" unload teardown %d->%d", before, teardowns);
+    }
+    printf("\\n");
+    return 0;
+}
+`,
+    );
+    await writeFile(join(dir, 'driver.c'), await readFile(join(driverDir, 'driver.c')));
+    const exe = join(dir, 'harness');
+    const built = await compile('gcc', [
+      '-std=c11',
+      '-fshort-wchar',
+      ...strict,
+      '-Wconversion',
+      '-Wno-unknown-pragmas',
+      `-I${dir}`,
+      join(dir, 'harness.c'),
+      join(dir, 'driver.c'),
+      '-o',
+      exe,
+    ]);
+    assert.ok(built.ok, built.output);
+
+    const REG_SZ = 1;
+    const REG_EXPAND_SZ = 2;
+    const REG_DWORD = 4;
+    const STATUS_INSUFFICIENT_RESOURCES = 0xc000009a | 0;
+    const utf16 = (text: string) => Buffer.from(text, 'utf16le').toString('hex');
+    const entry = async (...args: string[]) => (await run(exe, args)).stdout.trim();
+    // A successful DriverEntry; then EvtDriverUnload runs FsTeardown once (a no-op after FilterUnload).
+    const loaded = 'status 0 warnings 0 open 0 unload teardown 0->1';
+    const accepted = (text: string) => `init ${JSON.stringify(text)} ${loaded}`;
+    const ignored = (warnings: number) => `init NULL status 0 warnings ${warnings} open 0 unload teardown 0->1`;
+
+    // Absent value or Parameters key: normal, silent.
+    assert.equal(await entry('absent'), `init NULL ${loaded}`);
+    assert.equal(await entry('nokey'), `init NULL ${loaded}`);
+    // WdfDriverCreate fails: nothing else runs. FsInitialize fails: its status is DriverEntry's, no unload.
+    assert.equal(await entry('createfails'), `status ${STATUS_INSUFFICIENT_RESOURCES} warnings 0 open 0`);
+    assert.equal(await entry('initfails'), `init NULL status ${STATUS_INSUFFICIENT_RESOURCES} warnings 0 open 0`);
+    // REG_SZ with or without terminating NULs: FsInitialize gets the characters only.
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5-32-545\0')), accepted('S-1-5-32-545'));
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5-32-545')), accepted('S-1-5-32-545'));
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5-32-545\0\0')), accepted('S-1-5-32-545'));
+    assert.equal(await entry(String(REG_SZ), ''), accepted(''));
+    assert.equal(await entry(String(REG_SZ), utf16('\0')), accepted(''));
+    // The bound: 255 characters (with or without a NUL) pass; 256 characters do not, nor does more data.
+    assert.equal(await entry(String(REG_SZ), utf16(`${'7'.repeat(255)}\0`)), accepted('7'.repeat(255)));
+    assert.equal(await entry(String(REG_SZ), utf16('7'.repeat(255))), accepted('7'.repeat(255)));
+    assert.equal(await entry(String(REG_SZ), utf16('7'.repeat(256))), ignored(1));
+    assert.equal(await entry(String(REG_SZ), utf16(`${'7'.repeat(256)}\0`)), ignored(1));
+    assert.equal(await entry(String(REG_SZ), utf16('7'.repeat(1000))), ignored(1));
+    // Shape errors: another type, an odd byte count, a NUL inside the string.
+    assert.equal(await entry(String(REG_DWORD), '20020000'), ignored(1));
+    assert.equal(await entry(String(REG_EXPAND_SZ), utf16('S-1-5-32-545\0')), ignored(1));
+    assert.equal(await entry(String(REG_SZ), `${utf16('S-1-5')}00`), ignored(1));
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-5\0-32-545\0')), ignored(1));
+    // Non-ASCII passes through unchanged: FsSidParse (tested above) is the one that refuses it.
+    assert.equal(await entry(String(REG_SZ), utf16('S-1-\u00e9')), `init "S-1-<00e9>" ${loaded}`);
+  });
+});
+
+test('driver: C files compile with mingw-w64 (NTIFS/WDM from mingw, Filter Manager and KMDF from check/)', async (t) => {
   const cc = 'x86_64-w64-mingw32-gcc';
   if (!(await available(cc))) {
     t.skip(`${cc} not installed`);
@@ -289,8 +513,10 @@ test('driver: C files compile with mingw-w64 (NTIFS/WDM from mingw, Filter Manag
     t.skip(`mingw-w64 DDK headers (ntifs.h) not usable: ${probe.output.split('\n')[0] ?? ''}`);
     return;
   }
-  // driver.c needs wdf.h (KMDF), which mingw-w64 does not have: not compiled here.
-  for (const file of ['filter.c', 'scan.c', 'port.c', 'support.c', 'sidparse.c']) {
+  // Every C file in the folder, so that a new one is checked without editing this list.
+  const files = readdirSync(driverDir).filter((f) => f.endsWith('.c')).sort();
+  assert.ok(files.includes('driver.c') && files.includes('filter.c'), `driver sources not found: ${files.join(', ')}`);
+  for (const file of files) {
     const r = await compile(cc, [
       '-std=gnu11',
       '-fsyntax-only',

@@ -34,6 +34,11 @@ FsPostCreate(
     _In_ FLT_POST_OPERATION_FLAGS Flags
     );
 
+static VOID
+FsShutdown(
+    VOID
+    );
+
 static NTSTATUS FLTAPI
 FsFilterUnload(
     _In_ FLT_FILTER_UNLOAD_FLAGS Flags
@@ -56,6 +61,7 @@ FsInstanceQueryTeardown(
 #ifdef ALLOC_PRAGMA
 #pragma alloc_text(PAGE, FsInitialize)
 #pragma alloc_text(PAGE, FsTeardown)
+#pragma alloc_text(PAGE, FsShutdown)
 #pragma alloc_text(PAGE, FsFilterUnload)
 #pragma alloc_text(PAGE, FsInstanceSetup)
 #pragma alloc_text(PAGE, FsInstanceQueryTeardown)
@@ -88,15 +94,14 @@ static const FLT_REGISTRATION FsRegistration = {
 };
 
 /*
- * Parses the opt-in group SID from the registry into pool. A bad value is logged and ignored:
- * the port then stays administrators/SYSTEM only, which is the safe direction.
+ * Parses the opt-in group SID string (driver.c read it from the registry) into pool. A bad value
+ * is logged and ignored: the port then stays administrators/SYSTEM only, the safe direction.
  */
 static VOID
 FsLoadPortGroupSid(
     _In_opt_ PCUNICODE_STRING SidString
     )
 {
-    ULONG chars;
     FLTSAMPLE_U32 sidSize = 0;
     FLTSAMPLE_U8 sid[FS_MAX_SID_BYTES];
     int result;
@@ -107,13 +112,8 @@ FsLoadPortGroupSid(
         return;
     }
 
-    /* REG_SZ data may or may not include its terminating NUL(s). */
-    chars = (ULONG)(SidString->Length / sizeof(WCHAR));
-    while (chars > 0 && SidString->Buffer[chars - 1] == L'\0') {
-        chars--;
-    }
-
-    result = FsSidParse((const FLTSAMPLE_WCHAR *)SidString->Buffer, chars, sid, sizeof(sid), &sidSize);
+    result = FsSidParse((const FLTSAMPLE_WCHAR *)SidString->Buffer,
+                        (FLTSAMPLE_U32)(SidString->Length / sizeof(WCHAR)), sid, sizeof(sid), &sidSize);
     if (result != FS_SID_PARSE_OK || !RtlValidSid((PSID)sid)) {
         DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
                    "fltsample: PortGroupSid %wZ is not a SID string; the port stays admin-only\n",
@@ -169,31 +169,16 @@ FsInitialize(
     return STATUS_SUCCESS;
 
 Failed:
-    /* Nothing can be connected or scanning yet: no client can have connected before the port
-     * existed, and FltStartFiltering failing means no instance was set up. */
-    FsPortCloseServer();
-    if (FsGlobals.Filter != NULL) {
-        FltUnregisterFilter(FsGlobals.Filter);
-        FsGlobals.Filter = NULL;
-    }
-    if (FsGlobals.PortGroupSid != NULL) {
-        FsFree(FsGlobals.PortGroupSid, FS_TAG_SECURITY);
-        FsGlobals.PortGroupSid = NULL;
-    }
-    FltDeletePushLock(&FsGlobals.Lock);
+    /* The full teardown, not a shortcut: once the port exists a client may connect and send
+     * commands [unverified: whether Filter Manager admits connections before FltStartFiltering],
+     * and a failed FltStartFiltering may have set up some instances. */
+    FsShutdown();
     return status;
 }
 
 /*
- * Runs from FilterUnload (fltmc unload, sc stop) and, as a fallback, from EvtDriverUnload.
- * Order matters:
- *  1. Unloading = 1: new scans are skipped (allowed), new connections and commands refused.
- *  2. Close the server port: no new connections.
- *  3. Close every client port ourselves, so FltSendMessage calls that wait for an agent return
- *     now (STATUS_PORT_DISCONNECTED) instead of after the reply timeout.
- *  4. Wait for scans and commands still inside the driver (rundown).
- *  5. FltUnregisterFilter: instances torn down, remaining callbacks drained.
- *  6. Free what is left and check the pool counters.
+ * Runs from FilterUnload (fltmc unload, sc stop) and again from EvtDriverUnload (driver.c), which
+ * Filter Manager's unload chain calls afterwards: the second call finds nothing to do.
  */
 _Use_decl_annotations_
 VOID
@@ -207,14 +192,35 @@ FsTeardown(
         return;
     }
     FsGlobals.Initialized = FALSE;
+    FsShutdown();
+}
+
+/*
+ * Undoes FsInitialize, whatever part of it ran. Order matters:
+ *  1. Unloading = 1: new scans are skipped (allowed), new connections and commands refused.
+ *  2. Close the server port: no new connections.
+ *  3. Close every client port ourselves, so FltSendMessage calls that wait for an agent return
+ *     now (STATUS_PORT_DISCONNECTED) instead of after the reply timeout.
+ *  4. Wait for scans and commands still inside the driver (rundown).
+ *  5. FltUnregisterFilter: instances torn down, remaining callbacks drained.
+ *  6. Free what is left and check the pool counters.
+ */
+static VOID
+FsShutdown(
+    VOID
+    )
+{
+    PAGED_CODE();
 
     InterlockedExchange(&FsGlobals.Unloading, 1);
     FsPortCloseServer();
     FsPortDisconnectAll();
     ExWaitForRundownProtectionRelease(&FsGlobals.Rundown);
 
-    FltUnregisterFilter(FsGlobals.Filter);
-    FsGlobals.Filter = NULL;
+    if (FsGlobals.Filter != NULL) {
+        FltUnregisterFilter(FsGlobals.Filter);
+        FsGlobals.Filter = NULL;
+    }
 
     FsPortReleaseAllClients();
 

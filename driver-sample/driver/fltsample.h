@@ -8,13 +8,15 @@ Abstract:
 
     Private declarations of the fltmgr sample minifilter (FltSample).
 
-    The driver is split so that reviewers and the Linux CI can check most of it:
-      driver.c   KMDF driver object, registry parameters, EvtDriverUnload (needs wdf.h)
-      filter.c   FltRegisterFilter, teardown, instance setup, create callbacks
-      scan.c     one scan: name, extension, size, first bytes, FltSendMessage, verdict
-      port.c     communication port, security descriptor, connections, commands, PROBE
-      support.c  pool accounting, configuration, SID string parsing
-    Everything except driver.c uses only FltMgr and WDM/NTIFS calls.
+    The driver is split so that reviewers and the Linux CI can check each part:
+      driver.c    DriverEntry (KMDF, non-PnP): the PortGroupSid registry value, then
+                  FsInitialize; EvtDriverUnload
+      filter.c    FltRegisterFilter, unload and teardown, instance setup, create callbacks
+      scan.c      one scan: name, extension, size, first bytes, FltSendMessage, verdict
+      port.c      communication port, security descriptor, connections, commands, PROBE
+      support.c   pool accounting, configuration, statistics
+      sidparse.c  SID string parsing (no kernel calls: unit-tested on the host)
+    Only driver.c uses KMDF (wdf.h); the rest uses Filter Manager and WDM/NTIFS calls only.
 
 Environment:
 
@@ -37,6 +39,7 @@ Environment:
 #define FS_TAG_COMMAND  'kSlF'  /* captured command input / output */
 #define FS_TAG_SECURITY 'sSlF'  /* port DACL and group SID */
 #define FS_TAG_CONTEXT  'iSlF'  /* instance contexts (owned by FltMgr once set) */
+#define FS_TAG_FRAMEWORK 'wSlF' /* KMDF's own allocations for this driver (DriverPoolTag); not counted */
 
 /* Sector size assumed when a volume's cannot be queried; a multiple of every common sector size. */
 #define FS_FALLBACK_SECTOR_SIZE 4096u
@@ -121,6 +124,9 @@ extern FS_GLOBALS FsGlobals;
 /*
  * filter.c
  */
+
+/* PortGroupSidString: the registry value's characters without terminating NULs (driver.c), or
+ * NULL when the value is absent or unreadable. Copied: the caller's buffer may go on return. */
 _IRQL_requires_(PASSIVE_LEVEL)
 _Must_inspect_result_
 NTSTATUS

@@ -10,7 +10,7 @@ Abstract:
 
 Environment:
 
-    Kernel mode (PASSIVE_LEVEL, called from DriverEntry) and host unit tests.
+    Kernel mode (PASSIVE_LEVEL, during DriverEntry: FsLoadPortGroupSid) and host unit tests.
 
 --*/
 

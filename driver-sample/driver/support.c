@@ -6,8 +6,8 @@ Module Name:
 
 Abstract:
 
-    Pool accounting, the scanning configuration, statistics, and the kernel wrapper of the SID
-    string parser.
+    Pool accounting, the scanning configuration and statistics. (SID strings are parsed in
+    sidparse.c; filter.c turns the registry value into the port's group SID.)
 
 Environment:
 

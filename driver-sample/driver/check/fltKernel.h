@@ -7,8 +7,9 @@
  * WDM/NTIFS call against mingw-w64's declarations, and every Filter Manager call against the
  * declarations below, which were transcribed from the Filter Manager reference pages (signatures
  * and the members the driver uses; struct layouts are not meant to match the real ones).
+ * driver.c's KMDF calls are checked against check/wdf.h in the same way.
  * What it cannot check: the real WDK headers, MSVC warnings (/W4 /WX), SAL and Code Analysis,
- * driver.c (KMDF), linking, and anything at run time.
+ * linking, and anything at run time.
  */
 #pragma once
 
