@@ -257,13 +257,13 @@ void BlockingCalls::Stop() {
 void BlockingCalls::Join() {
   std::vector<std::thread> threads;
   bool exited = false;
-  bool release = false;
   {
     std::unique_lock<std::mutex> lock(mutex_);
+    if (released_) return;  // joined already: a thread let go of then is not waited for twice
     exited = exited_.wait_for(lock, kJoinBound, [this] { return live_ == 0; });
+    if (released_) return;  // another caller joined meanwhile
     threads.swap(threads_);
     ReapRetiredLocked(&threads);
-    release = !released_;
     released_ = true;  // a thread let go of below never calls the thread-safe function again
   }
   if (!exited) PinAddonModule();
@@ -275,7 +275,7 @@ void BlockingCalls::Join() {
       thread.detach();  // stuck in the kernel; it holds its own references and never touches JS again
     }
   }
-  if (release) tsfn_.Release();
+  tsfn_.Release();
 }
 
 void BlockingCalls::Settle(Napi::Env env, uint64_t id, BlockingCall* call, bool ran,

@@ -9,8 +9,12 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { FilterPort } from '../../lib';
 import { FrameType } from '../../lib/simulator/wire';
 import { startFakePeer } from '../helpers/fake-peer';
+import { PORT_NAME, startSimulator } from '../helpers/sim';
 import { HANG_GUARD_MS, TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
 import { tsWorker } from '../helpers/worker';
 
@@ -130,4 +134,22 @@ test('connect, send and close settle while libuv\'s only thread is blocked; clos
   assert.deepEqual(child.lines, ['sending', 'closed', 'done']);
   const [code] = await child.closed;
   assert.equal(code, 0, child.stderr());
+});
+
+test('a port dropped without close() is closed once collected: its send threads joined, the kernel side sees the disconnect', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const sim = await startSimulator({ message: (_client, input) => input });
+  t.after(() => sim.close());
+  const connected = sim.nextClient();
+  await (async () => {
+    const port = await FilterPort.connect(PORT_NAME, { simulator: sim.endpoint });
+    assert.equal((await port.send(Buffer.from('echo'), { outputSize: 4 })).toString(), 'echo'); // starts its send threads
+  })();
+  await connected;
+  assert.equal(sim.port.connections.size, 1);
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  await pollUntil('the dropped port to be closed', () => {
+    gc();
+    return sim.port.connections.size === 0;
+  });
 });
