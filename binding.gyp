@@ -10,6 +10,7 @@
       "target_name": "fltmgr",
       "sources": [
         "native/src/addon.cc",
+        "native/src/blocking_calls.cc",
         "native/src/errors.cc",
         "native/src/fltapi.cc",
         "native/src/port.cc",

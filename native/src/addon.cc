@@ -1,10 +1,14 @@
 // Addon entry: per-environment instance data, connect(), and small helpers.
 #include "addon.h"
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../compat/wire.h"
+#include "blocking_calls.h"
+#include "errors.h"
 #include "fltapi.h"
 #include "port.h"
 #include "receive_loop.h"
@@ -17,47 +21,50 @@
 namespace fltmgr {
 namespace {
 
-class ConnectWorker : public Napi::AsyncWorker {
+// FilterConnectCommunicationPort runs the minifilter's ConnectNotify (with the simulator, waits for the peer's
+// answer): a blocking call, on the environment's executor (the rule: blocking_calls.h).
+class ConnectCall : public BlockingCall {
  public:
-  ConnectWorker(Napi::Env env, const FilterApi* api, std::u16string name, std::vector<uint8_t> context,
-                DWORD options, bool hasEndpoint, std::string endpoint)
-      : Napi::AsyncWorker(env, "fltmgr.connect"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        api_(api),
+  ConnectCall(const FilterApi* api, std::u16string name, std::vector<uint8_t> context, DWORD options,
+              bool hasEndpoint, std::string endpoint)
+      : api_(api),
         name_(std::move(name)),
         context_(std::move(context)),
         options_(options),
         hasEndpoint_(hasEndpoint),
         endpoint_(std::move(endpoint)) {}
-  ~ConnectWorker() override {
-    // Connected but never handed to JS (env torn down before OnOK): do not leak the connection.
+  ~ConnectCall() override {
+    // Connected but never handed to JS (the environment went away first): do not leak the connection.
     if (handle_ != nullptr && !handedOver_) api_->closeHandle(handle_);
   }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
 
-  // Off the JS thread: the connect callback of a minifilter (or the simulator) may take its time.
-  void Execute() override {
+  void Run() override {
     HANDLE handle = INVALID_HANDLE_VALUE;
     hr_ = api_->connect(hasEndpoint_ ? endpoint_.c_str() : nullptr, reinterpret_cast<LPCWSTR>(name_.c_str()),
-                        options_, context_.empty() ? nullptr : context_.data(),
-                        static_cast<WORD>(context_.size()), &handle);
+                        options_, context_.empty() ? nullptr : context_.data(), static_cast<WORD>(context_.size()),
+                        &handle);
     if (SUCCEEDED(hr_) && handle != INVALID_HANDLE_VALUE) handle_ = handle;
   }
-  void OnOK() override {
-    Napi::Env env = Env();
+
+  Napi::Value Result(Napi::Env env) override {
     Napi::Object result = Napi::Object::New(env);
     result.Set("hresult", Napi::Number::New(env, static_cast<uint32_t>(hr_)));
     if (handle_ != nullptr) {
-      handedOver_ = true;
       const bool sync = (options_ & FLT_PORT_FLAG_SYNC_HANDLE) != 0;
-      result.Set("port", NativePort::NewInstance(env, std::make_shared<PortHandle>(handle_, api_, sync)));
+      auto port = std::make_shared<PortHandle>(handle_, api_, sync);
+      handedOver_ = true;  // the PortHandle owns it now, whatever happens below
+      result.Set("port", NativePort::NewInstance(env, std::move(port)));
     }
-    deferred_.Resolve(result);
+    return result;
   }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+  Napi::Value NotRun(Napi::Env env, NotRunReason) override {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("hresult", Napi::Number::New(env, static_cast<uint32_t>(HresultFromWin32(ERROR_OPERATION_ABORTED))));
+    return result;
+  }
 
  private:
-  Napi::Promise::Deferred deferred_;
   const FilterApi* api_;
   std::u16string name_;
   std::vector<uint8_t> context_;
@@ -72,6 +79,9 @@ class ConnectWorker : public Napi::AsyncWorker {
 }  // namespace
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
+  // Registered before any port's cleanup hook, so it runs after them (hooks run in reverse order): by then
+  // every port has cancelled its I/O and joined its own threads.
+  calls = BlockingCalls::Create(env, "fltmgr.connect-close", BlockingCalls::kNoThreadCap, nullptr);
   portConstructor = Napi::Persistent(NativePort::DefineClass(env));
   DefineAddon(exports, {
                            InstanceMethod<&Addon::Connect>("connect"),
@@ -82,7 +92,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   // The limits the native layer enforces, for lib/ to check (and explain) before calling in.
   Napi::Object limits = Napi::Object::New(env);
   limits.Set("maxConcurrency", Napi::Number::New(env, kMaxReceiveConcurrency));
-  limits.Set("maxSendThreads", Napi::Number::New(env, SendPool::kMaxThreads));
+  limits.Set("maxSendThreads", Napi::Number::New(env, kMaxSendThreads));
   limits.Set("simulatorMaxSendInput", Napi::Number::New(env, wire::kMaxSendInput));
   limits.Set("simulatorMaxReplyData", Napi::Number::New(env, wire::kMaxReplyData));
   exports.Set("limits", limits);
@@ -155,11 +165,8 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
   std::string endpoint = hasEndpoint ? endpointValue.As<Napi::String>().Utf8Value() : std::string();
   if (endpoint.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "endpoint contains a NUL character");
 
-  auto* worker = new ConnectWorker(env, api, std::move(name), std::move(context), flags, hasEndpoint,
-                                   std::move(endpoint));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return calls->Submit(env, std::make_unique<ConnectCall>(api, std::move(name), std::move(context), flags,
+                                                          hasEndpoint, std::move(endpoint)));
 }
 
 Napi::Value Addon::Info(const Napi::CallbackInfo& info) {

@@ -1,13 +1,13 @@
 #include "port.h"
 
 #include <cstring>
-#include <system_error>
-#include <thread>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "addon.h"
 #include "errors.h"
+#include "send_pool.h"
 
 namespace fltmgr {
 namespace {
@@ -36,27 +36,28 @@ uint32_t ToUint32(const Napi::Value& value, const char* what) {
   return static_cast<uint32_t>(number);
 }
 
-class CloseWorker : public Napi::AsyncWorker {
+// close(): joins the port's send threads (their I/O was cancelled; the wait is bounded) and closes the handle,
+// which runs the minifilter's DisconnectNotify (in simulator mode, waits for the reader thread): blocking calls
+// (the rule: blocking_calls.h). Also what a port dropped without close() does, with nobody awaiting it.
+class CloseCall : public BlockingCall {
  public:
-  CloseWorker(Napi::Env env, std::shared_ptr<PortHandle> port, std::shared_ptr<SendPool> sendPool)
-      : Napi::AsyncWorker(env, "fltmgr.close"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        port_(std::move(port)),
-        sendPool_(std::move(sendPool)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-  // Off the JS thread: the send threads are leaving (their I/O was cancelled; the wait is bounded), closing
-  // runs the minifilter's DisconnectNotify, and in simulator mode waits for a reader thread to finish.
-  void Execute() override {
+  CloseCall(std::shared_ptr<PortHandle> port, std::shared_ptr<BlockingCalls> sendPool)
+      : port_(std::move(port)), sendPool_(std::move(sendPool)) {}
+  ~CloseCall() override {
+    if (!ran_) Run();  // never ran (environment teardown withdrew it): close anyway, here
+  }
+  void Run() override {
+    ran_ = true;
     if (sendPool_) sendPool_->Join();
     port_->RequestClose();
   }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+  Napi::Value NotRun(Napi::Env env, NotRunReason) override { return env.Undefined(); }
 
  private:
-  Napi::Promise::Deferred deferred_;
   std::shared_ptr<PortHandle> port_;
-  std::shared_ptr<SendPool> sendPool_;
+  std::shared_ptr<BlockingCalls> sendPool_;
+  bool ran_ = false;
 };
 
 }  // namespace
@@ -79,9 +80,11 @@ Napi::Function NativePort::DefineClass(Napi::Env env) {
 }
 
 Napi::Object NativePort::NewInstance(Napi::Env env, std::shared_ptr<PortHandle> handle) {
-  Napi::Object object = env.GetInstanceData<Addon>()->portConstructor.New({});
+  Addon* addon = env.GetInstanceData<Addon>();
+  Napi::Object object = addon->portConstructor.New({});
   NativePort* port = NativePort::Unwrap(object);
   port->handle_ = std::move(handle);
+  port->envCalls_ = addon->calls;
   return object;
 }
 
@@ -93,38 +96,37 @@ NativePort::NativePort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
 
 NativePort::~NativePort() {
   if (cleanupHookAdded_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
-  StopThreads();
-  // Dropped without close(): closing runs the minifilter's DisconnectNotify (or joins the simulator relay),
-  // which must not stall the garbage collector on the JS thread. The thread holds its own reference.
-  if (handle_ && !handle_->closeRequested()) {
-    try {
-      std::thread([handle = handle_] { handle->RequestClose(); }).detach();
-    } catch (const std::system_error&) {
-      handle_->RequestClose();  // no thread to be had: close here rather than leak the connection
-    }
-  }
-}
-
-void NativePort::CleanupHook(void* arg) {
-  // Env teardown (process or worker exit): cancel what waits on the peer, join every thread this port
-  // started, and close, so that the kernel side sees the disconnect.
-  auto* self = static_cast<NativePort*>(arg);
-  self->cleanupHookAdded_ = false;
-  if (self->handle_) self->handle_->Abort();
-  self->StopThreads();
-  if (self->handle_) self->handle_->RequestClose();
-}
-
-void NativePort::StopThreads() {
-  // The receiver's own cleanup hook (or close()) has normally stopped and joined its thread by now.
   if (receiver_) {
     receiver_->Stop();
     receiver_->Join();
   }
-  if (sendPool_) {
-    sendPool_->Stop();
-    sendPool_->Join();
+  if (sendPool_) sendPool_->Stop();
+  if (closeDone_ || !handle_) return;
+  // Dropped without close(): joining the send threads and closing (DisconnectNotify) must not stall the
+  // garbage collector on the JS thread. If the executor has stopped (environment teardown), the call's
+  // destructor does it here.
+  std::unique_ptr<BlockingCall> closing = std::make_unique<CloseCall>(handle_, sendPool_);
+  if (envCalls_) (void)envCalls_->Post(closing);
+}
+
+void NativePort::CleanupHook(void* arg) {
+  // Env teardown (process or worker exit): cancel what waits on the peer, join every thread this port
+  // started, and close, so that the kernel side sees the disconnect. The send pool's own hook (registered
+  // later, so run earlier) has normally done its part.
+  auto* self = static_cast<NativePort*>(arg);
+  self->cleanupHookAdded_ = false;
+  self->closeDone_ = true;
+  if (!self->handle_) return;
+  self->handle_->Abort();
+  if (self->receiver_) {
+    self->receiver_->Stop();
+    self->receiver_->Join();
   }
+  if (self->sendPool_) {
+    self->sendPool_->Stop();
+    self->sendPool_->Join();
+  }
+  self->handle_->RequestClose();
 }
 
 Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {
@@ -134,9 +136,9 @@ Napi::Value NativePort::Send(const Napi::CallbackInfo& info) {
   if (inputSize > 0xFFFFFFFFu) throw Napi::RangeError::New(env, "input too large");
   const uint32_t outputSize = ToUint32(info[1], "outputSize");
   if (outputSize > 0x7FFFFFFFu) throw Napi::RangeError::New(env, "outputSize too large");
-  if (!sendPool_) sendPool_ = SendPool::Create(env, handle_);
+  if (!sendPool_) sendPool_ = CreateSendPool(env, handle_);
   uint64_t id = 0;
-  Napi::Promise promise = sendPool_->Submit(env, std::move(input), inputSize, outputSize, &id);
+  Napi::Promise promise = sendPool_->Submit(env, MakeSendCall(handle_, std::move(input), inputSize, outputSize), &id);
   // { id, result }: the id lets JS withdraw a send that has not started (AbortSignal).
   Napi::Object pending = Napi::Object::New(env);
   pending.Set("id", Napi::Number::New(env, static_cast<double>(id)));
@@ -205,17 +207,15 @@ Napi::Value NativePort::ReleaseMessage(const Napi::CallbackInfo& info) {
 Napi::Value NativePort::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (receiver_ && receiver_->running()) throw Napi::Error::New(env, "stop receiving before closing");
-  // lib/port.ts close() aborted the handle first, so the send threads are returning; CloseWorker joins them
-  // off the JS thread (a MessageNotify that ignores cancellation must not block JS).
+  // lib/port.ts close() aborted the handle first, so the send threads are returning; the close call joins them
+  // and closes off the JS thread and off libuv's pool (blocking_calls.h).
   if (sendPool_) sendPool_->Stop();
   if (cleanupHookAdded_) {
     cleanupHookAdded_ = false;
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
   }
-  auto* worker = new CloseWorker(env, handle_, sendPool_);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  closeDone_ = true;
+  return envCalls_->Submit(env, std::make_unique<CloseCall>(handle_, sendPool_));
 }
 
 Napi::Value NativePort::Ref(const Napi::CallbackInfo& info) {

@@ -5,9 +5,9 @@
 
 #include <memory>
 
+#include "blocking_calls.h"
 #include "port_handle.h"
 #include "receiver.h"
-#include "send_pool.h"
 
 namespace fltmgr {
 
@@ -30,15 +30,16 @@ class NativePort : public Napi::ObjectWrap<NativePort> {
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   static void CleanupHook(void* arg);
-  void StopThreads();
 
   std::shared_ptr<PortHandle> handle_;
   std::shared_ptr<CompletionPort> iocp_;  // created on first receive; one association per handle
   std::shared_ptr<Receiver> receiver_;
-  std::shared_ptr<SendPool> sendPool_;
+  std::shared_ptr<BlockingCalls> sendPool_;  // created on first send
+  std::shared_ptr<BlockingCalls> envCalls_;  // the environment's, for close (Addon::calls)
   Napi::Env env_ = Napi::Env(nullptr);
   bool refed_ = true;
   bool cleanupHookAdded_ = false;
+  bool closeDone_ = false;  // close() handed the closing to envCalls_, or teardown closed
 };
 
 }  // namespace fltmgr

@@ -11,6 +11,8 @@ export interface FakePeer {
   readonly frames: Frame[];
   /** The accepted streams, in order. */
   readonly sockets: net.Socket[];
+  /** CONNECT frames received (answered or not). */
+  readonly connects: number;
   /** Called for each frame after CONNECT; the default answers nothing. */
   onFrame: (frame: Frame, socket: net.Socket) => void;
   /** Answers a GET with a GET_COMPLETE. */
@@ -19,13 +21,14 @@ export interface FakePeer {
 }
 
 export interface FakePeerOptions {
-  /** What to write instead of CONNECT_RESULT(S_OK). */
-  handshake?: Buffer;
+  /** What to write instead of CONNECT_RESULT(S_OK); 'never': no answer (a ConnectNotify that never returns). */
+  handshake?: Buffer | 'never';
 }
 
 export async function startFakePeer(options: FakePeerOptions = {}): Promise<FakePeer> {
   const sockets: net.Socket[] = [];
   const frames: Frame[] = [];
+  let connects = 0;
   const server = net.createServer((socket) => {
     sockets.push(socket);
     socket.on('error', () => undefined);
@@ -42,7 +45,10 @@ export async function startFakePeer(options: FakePeerOptions = {}): Promise<Fake
       for (const frame of received) {
         if (!connected && frame.type === FrameType.CONNECT) {
           connected = true;
-          socket.write(options.handshake ?? encodeFrame(FrameType.CONNECT_RESULT, frame.id, encodeI32(0)));
+          connects++;
+          if (options.handshake !== 'never') {
+            socket.write(options.handshake ?? encodeFrame(FrameType.CONNECT_RESULT, frame.id, encodeI32(0)));
+          }
           continue;
         }
         frames.push(frame);
@@ -56,6 +62,9 @@ export async function startFakePeer(options: FakePeerOptions = {}): Promise<Fake
     endpoint: `tcp:127.0.0.1:${(server.address() as net.AddressInfo).port}#fake`,
     frames,
     sockets,
+    get connects() {
+      return connects;
+    },
     onFrame: () => undefined,
     complete(socket, getId, m) {
       const payload = encodeGetComplete({

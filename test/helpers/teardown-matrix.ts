@@ -1,9 +1,10 @@
 // The teardown matrix (its tests: test/port/teardown-matrix-*.test.ts, one file per client placement, to keep
 // each file's run short): {client on the main thread, in a worker} x {simulator in-process, in a worker, in
-// another process} x {idle, receiving, sending, stuck peer} x {close(), worker.terminate(), natural exit,
-// process.exit()}. Each cell runs as its own process (test/fixtures/matrix/cell.js) and must exit with code 0
+// another process} x {idle, receiving, sending, stuck peer, a connect pending} x {close(), worker.terminate(),
+// natural exit, process.exit()}. Each cell runs as its own process (test/fixtures/matrix/cell.js) and must exit with code 0
 // by itself: no crash, no hang, no error. Natural exit applies where nothing but the client could keep the
-// process alive (simulator in another process; a port that is idle or receiving, unref()d).
+// process alive (simulator in another process; a port that is idle or receiving, unref()d). A pending connect
+// (its ConnectNotify never returns) ends only with the process or the worker: no close() or natural exit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,10 +19,11 @@ const HANG_GUARD_MS = 90_000;
 const cells: string[][] = [];
 for (const where of ['main', 'worker']) {
   for (const sim of ['in-process', 'worker', 'process']) {
-    for (const activity of ['idle', 'receiving', 'sending', 'stuck']) {
+    for (const activity of ['idle', 'receiving', 'sending', 'stuck', 'connecting']) {
       for (const ending of ['close', 'terminate', 'natural', 'exit']) {
         if (ending === 'terminate' && where !== 'worker') continue;
         if (ending === 'natural' && (sim !== 'process' || activity === 'sending' || activity === 'stuck')) continue;
+        if (activity === 'connecting' && (ending === 'close' || ending === 'natural')) continue;
         cells.push([where, sim, activity, ending]);
       }
     }
