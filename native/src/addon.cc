@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "../compat/wire.h"
+#include "../sim/wire.h"
 #include "fltapi.h"
 #include "port.h"
 #include "receive_loop.h"

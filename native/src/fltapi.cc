@@ -1,7 +1,7 @@
 #include "fltapi.h"
 
 #if defined(_WIN32)
-#include "../compat/win/sim_fltlib.h"
+#include "../win/sim_fltlib.h"
 #endif
 
 namespace fltmgr {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "addon.h"
-#include "errors.h"
+#include "hresult.h"
 
 namespace fltmgr {
 namespace {

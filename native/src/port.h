@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "port_handle.h"
-#include "receiver.h"
+#include "receive_loop_napi.h"
 #include "send_pool.h"
 
 namespace fltmgr {

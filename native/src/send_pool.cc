@@ -7,7 +7,7 @@
 #include <dlfcn.h>
 #endif
 
-#include "errors.h"
+#include "hresult.h"
 
 namespace fltmgr {
 
