@@ -437,8 +437,8 @@ HRESULT Connect(const char* endpoint, LPCWSTR name, DWORD options, LPCVOID conte
                                    static_cast<uint32_t>(getpid()), hPort, &request);
   if (FAILED(hr)) return hr;
 
-  const Clock::time_point deadline =
-      Clock::now() + std::chrono::milliseconds(sim::ConnectTimeoutMs(std::getenv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS")));
+  const int timeoutMs = sim::ConnectTimeoutMs(std::getenv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS"));
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
   const int fd = OpenSocket(request.endpoint, deadline, &hr);
   if (fd < 0) return hr;
   Port* port = new (std::nothrow) Port(fd, request.syncHandle);

@@ -4,7 +4,8 @@
 //   native/compat/compat_fltlib.cc  a Session over a unix/tcp socket, completing gets through the POSIX IOCP;
 //   native/win/sim_fltlib.cc        a Session over a named pipe or TCP, delivering gets through a local pipe.
 // A client supplies the transport (WriteRequest, ReadUpstream) and how an overlapped get is completed
-// (DeliverToOverlapped, GiveOrphanLocked, FailOverlappedLocked); everything else is here. Portable C++17: no OS calls.
+// (DeliverToOverlapped, GiveOrphanLocked, FailOverlappedLocked); everything else is here. Portable C++17, no
+// OS calls.
 //
 // Locks: mutex_ guards the tables, the orphans and every Waiter. A client may hold its own locks before
 // mutex_ (never after), and WriteRequest is called without mutex_.

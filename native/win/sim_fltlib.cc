@@ -27,10 +27,11 @@
 // Cancellation: CancelIoEx(h, NULL), CancelIo and CloseHandle cancel both reads of every pending get. The
 // next get on the handle notices (the private reads' status), sends CANCEL for the gets the simulator
 // still holds (a message that crossed the CANCEL is kept as an orphan), and drains anything the relay wrote
-// for cancelled gets out of the pipe: messages become orphans, which the oldest unanswered read or a later
-// get receives first, so no message is lost; trailers and fillers are dropped. A private read that receives part of a message means
-// the pairing was broken (only a CancelIoEx of ONE get's OVERLAPPED can do that): the connection is then
-// ended (as if the minifilter had closed the port) rather than delivering garbage.
+// for cancelled gets out of the pipe: messages become orphans (native/sim/session.h), which the oldest
+// unanswered read or a later get receives first, so no message is lost; trailers and fillers are dropped. A
+// private read that receives part of a message means the pairing was broken (only a CancelIoEx of ONE get's
+// OVERLAPPED can do that): the connection is then ended (as if the minifilter had closed the port) rather than
+// delivering garbage.
 //
 // Disconnect (the simulator's DISCONNECT, EOF, a protocol error): the relay closes the server end, so
 // pending gets complete with ERROR_BROKEN_PIPE and later calls return E_HANDLE (0x80070006).
@@ -391,8 +392,6 @@ class Port final : public sim::Session, public std::enable_shared_from_this<Port
   void Abort();
 
  private:
-  enum class EndReason { kStop, kKill, kClientClosed, kUpstreamEnded };
-
   HRESULT CreatePipePair(LPSECURITY_ATTRIBUTES sa);
   HRESULT Handshake(const std::vector<uint8_t>& frame, Clock::time_point deadline);
 
@@ -425,7 +424,7 @@ class Port final : public sim::Session, public std::enable_shared_from_this<Port
 
   void RelayMain(std::shared_ptr<Port> self);
   bool StartInboundRead();
-  void Teardown(EndReason reason);
+  void Teardown();
 
   const CloseMode mode_;
   const bool sync_;
@@ -530,10 +529,9 @@ HRESULT Port::Open(const wire::Endpoint& ep, const std::vector<uint8_t>& connect
   }
   if (!reader_.Init()) return E_OUTOFMEMORY;
   std::string timeout;
-  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(sim::ConnectTimeoutMs(
-                                                        ReadEnv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS", &timeout)
-                                                            ? timeout.c_str()
-                                                            : nullptr));
+  const bool hasTimeout = ReadEnv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS", &timeout);
+  const int timeoutMs = sim::ConnectTimeoutMs(hasTimeout ? timeout.c_str() : nullptr);
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
   HRESULT hr = S_OK;
   if (ep.kind == wire::Endpoint::Kind::kTcp) {
     std::unique_ptr<SocketUpstream> up(new (std::nothrow) SocketUpstream());
@@ -937,9 +935,8 @@ bool Port::StartInboundRead() {
 }
 
 void Port::RelayMain(std::shared_ptr<Port> self) {
-  EndReason reason = EndReason::kUpstreamEnded;
   if (!StartInboundRead()) {
-    Teardown(EndReason::kClientClosed);
+    Teardown();
     return;
   }
   for (;;) {
@@ -949,20 +946,10 @@ void Port::RelayMain(std::shared_ptr<Port> self) {
       if (!reader_.PrepareRead(&at, &room) || !up_->StartRead(at, static_cast<DWORD>(room))) break;
       readPending_ = true;
     }
+    // Stop (FltSimClose), kill (abort, a broken stream), the user's handle closed: the connection ends
+    // whichever it is.
     HANDLE waits[4] = {stopEvent_, killEvent_, up_->ReadEvent(), inboundEvent_};
     const DWORD w = WaitForMultipleObjects(4, waits, FALSE, INFINITE);
-    if (w == WAIT_OBJECT_0) {
-      reason = EndReason::kStop;
-      break;
-    }
-    if (w == WAIT_OBJECT_0 + 1) {
-      reason = EndReason::kKill;
-      break;
-    }
-    if (w == WAIT_OBJECT_0 + 3) {
-      reason = EndReason::kClientClosed;
-      break;
-    }
     if (w != WAIT_OBJECT_0 + 2) break;
     readPending_ = false;
     const long n = up_->FinishRead(false);
@@ -973,7 +960,7 @@ void Port::RelayMain(std::shared_ptr<Port> self) {
     std::lock_guard<std::mutex> lock(pipeMu_);
     ReapWritesLocked();
   }
-  Teardown(reason);
+  Teardown();
   (void)self;  // released on return; may be the last reference (CloseMode::kByHandle)
 }
 
@@ -1002,8 +989,7 @@ void Port::GiveOrphanLocked(PendingGet& get) {
   }
 }
 
-void Port::Teardown(EndReason reason) {
-  (void)reason;
+void Port::Teardown() {
   MarkDead(wire::kStatusPortDisconnected, kHrHandle);
   // The handle now answers E_HANDLE. With CloseMode::kByHandle nobody will call FltSimClose: forget it now.
   if (mode_ == CloseMode::kByHandle) Registry::Instance().RemoveIf(client_, this);
