@@ -7,8 +7,9 @@
 // (DeliverToOverlapped, GiveOrphanLocked, FailOverlappedLocked); everything else is here. Portable C++17, no
 // OS calls.
 //
-// Locks: mutex_ guards the tables, the orphans and every Waiter. A client may hold its own locks before
-// mutex_ (never after), and WriteRequest is called without mutex_.
+// Locks: mutex_ guards the tables, the orphans and every Waiter. A client's own locks (write lock, pipe lock)
+// come before mutex_; only a leaf lock (the POSIX IOCP's queue) is taken while holding it. WriteRequest and
+// ReadUpstream are called without mutex_.
 //
 // A get cancelled locally stays in the table, abandoned, until the simulator answers its CANCEL. A message
 // the simulator sent to it meanwhile is kept (an orphan) and handed to the oldest get still pending or to

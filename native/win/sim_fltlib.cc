@@ -1086,9 +1086,10 @@ using fltmgr::sim::CallPort;
 using fltmgr::winsim::Port;
 using fltmgr::winsim::Registry;
 
-HRESULT FltSimConnect(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
-                      WORD wSizeOfContext, HANDLE* hPort) {
-  return fltmgr::winsim::Connect(endpoint, lpPortName, dwOptions, lpContext, wSizeOfContext, nullptr,
+HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
+                                       LPCVOID lpContext, WORD wSizeOfContext,
+                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort) {
+  return fltmgr::winsim::Connect(endpoint, lpPortName, dwOptions, lpContext, wSizeOfContext, lpSecurityAttributes,
                                  fltmgr::winsim::CloseMode::kExplicit, hPort);
 }
 
