@@ -11,11 +11,11 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/blocking_calls.cc",
-        "native/src/errors.cc",
+        "native/src/hresult.cc",
         "native/src/fltapi.cc",
         "native/src/port.cc",
         "native/src/receive_loop.cc",
-        "native/src/receiver.cc",
+        "native/src/receive_loop_napi.cc",
         "native/src/send_pool.cc",
         "native/src/peercred.cc"
       ],
@@ -29,7 +29,8 @@
           "sources": [
             "native/compat/compat_kernel32.cc",
             "native/compat/compat_fltlib.cc",
-            "native/compat/wire.cc"
+            "native/sim/session.cc",
+            "native/sim/wire.cc"
           ],
           "libraries": ["-lpthread"]
         }],
@@ -43,8 +44,9 @@
         }],
         ["OS=='win'", {
           "sources": [
-            "native/compat/wire.cc",
-            "native/compat/win/sim_fltlib.cc"
+            "native/sim/session.cc",
+            "native/sim/wire.cc",
+            "native/win/sim_fltlib.cc"
           ],
           "libraries": ["fltlib.lib", "ws2_32.lib"],
           "defines": ["UNICODE", "_UNICODE", "WIN32_LEAN_AND_MEAN", "NOMINMAX"],

@@ -105,7 +105,7 @@ describe('binding.gyp and CMakeLists.txt', () => {
   });
 
   test('the only CMake-only source is the mingw delay-load hook (node-gyp brings its own)', () => {
-    assert.deepEqual(cmakeList('FLTMGR_MINGW_ONLY_SOURCES'), ['native/compat/win/win_delay_load_hook.cc']);
+    assert.deepEqual(cmakeList('FLTMGR_MINGW_ONLY_SOURCES'), ['native/win/win_delay_load_hook.cc']);
     const gypText = fs.readFileSync(path.join(root, 'binding.gyp'), 'utf8');
     assert.ok(!gypText.includes('win_delay_load_hook'), 'binding.gyp must not list it: MSVC would get two hooks');
   });

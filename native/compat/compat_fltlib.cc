@@ -1,20 +1,17 @@
-// fltlib communication calls for non-Windows hosts, over a stream socket to the Filter Manager simulator
-// (docs/wire-protocol.md). One socket = one port handle = one connection.
+// fltlib communication calls for non-Windows hosts: a simulator session (native/sim/session.h) over a stream
+// socket (unix or TCP loopback). One socket = one port handle = one connection.
 //
 // Threads and locks of a Port:
 // - one reader thread (started after the handshake, joined by CloseHandle) reads frames and completes
 //   requests; it never writes to the socket, so a writer blocked on a full socket cannot deadlock it;
-// - writeMutex_ serialises frames on the socket; mutex_ guards the request tables and the dead flag.
+// - writeMutex_ serialises frames on the socket; the session's mutex_ guards the request tables.
 //   Lock order: writeMutex_ -> mutex_ -> (an Iocp's mutex). The reader takes only mutex_ and the Iocp's.
 // - A request is completed by whoever removes it from its table (the reader with the simulator's answer,
 //   or MarkDead on disconnect/close), or by CancelIoEx, which marks it abandoned; so each completes once.
 //
 // Cancellation completes locally and at once, as the kernel does on Windows: it must not depend on the
-// simulator, which may run on the very JS thread that is waiting for the receive thread to drain. The get
-// stays in the table, abandoned, until the simulator answers the CANCEL. If the simulator had already
-// sent a message to it, that message is kept (an "orphan") and handed to a get already pending or the next
-// FilterGetMessage on the handle, so no message is lost; a buffer too small for it gets STATUS_BUFFER_TOO_SMALL and the message
-// stays, like a queued message in the simulator.
+// simulator, which may run on the very JS thread that is waiting for the receive thread to drain. What the
+// simulator still sends to a cancelled get is kept by the session (orphans).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,22 +27,23 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <memory>
 #include <new>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
+#include "../sim/session.h"
+#include "../sim/wire.h"
 #include "handle.h"
-#include "slot_table.h"
-#include "win32_compat.h"
-#include "wire.h"
 
 namespace fltmgr {
 namespace compat {
 namespace {
+
+using sim::Clock;
+using sim::PendingGet;
+using sim::RemainingMs;
 
 #if defined(MSG_NOSIGNAL)
 constexpr int kSendFlags = MSG_NOSIGNAL;
@@ -53,33 +51,16 @@ constexpr int kSendFlags = MSG_NOSIGNAL;
 constexpr int kSendFlags = 0;  // macOS: SO_NOSIGPIPE is set on the socket instead
 #endif
 
-constexpr int kDefaultConnectTimeoutMs = 30000;
-constexpr size_t kReadBufferSize = 64 * 1024;
-constexpr size_t kShrinkAbove = 1024 * 1024;
-constexpr size_t kMinReadRoom = 4096;
-
-const HRESULT kHrIoPending = HRESULT_FROM_WIN32(ERROR_IO_PENDING);
-const HRESULT kHrNotFound = HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND);
-const HRESULT kHrAccessDenied = HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED);
-const HRESULT kHrTimeout = HRESULT_FROM_WIN32(kErrorTimeout);
-const HRESULT kHrInvalidData = HRESULT_FROM_WIN32(kErrorInvalidData);
-const HRESULT kHrTooManyRequests = HRESULT_FROM_WIN32(kErrorNoSystemResources);
-const HRESULT kHrAborted = HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED);
-
-HRESULT HresultFromStatus(NTSTATUS status) {
-  return status == STATUS_SUCCESS ? S_OK : HRESULT_FROM_WIN32(NtStatusToWin32(status));
-}
-
 // Connect-time errno -> HRESULT. Anything that means "nobody serves this endpoint" is ERROR_FILE_NOT_FOUND,
 // which is what Windows reports when the minifilter (its port) is not there.
 HRESULT HresultFromConnectErrno(int e) {
   switch (e) {
     case EACCES:
     case EPERM:
-      return kHrAccessDenied;
+      return sim::kHrAccessDenied;
     case EMFILE:
     case ENFILE:
-      return HRESULT_FROM_WIN32(4u);  // ERROR_TOO_MANY_OPEN_FILES
+      return sim::kHrTooManyOpenFiles;
     case ENOMEM:
     case ENOBUFS:
       return E_OUTOFMEMORY;
@@ -89,27 +70,10 @@ HRESULT HresultFromConnectErrno(int e) {
 #endif
     case ETIMEDOUT:
     case EINPROGRESS:
-      return kHrTimeout;
+      return sim::kHrTimeout;
     default:
-      return kHrNotFound;
+      return sim::kHrNotFound;
   }
-}
-
-int ConnectTimeoutMs() {
-  // Test hook and escape hatch for slow simulators; read at call time like FLTMGR_SIMULATOR.
-  const char* s = std::getenv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS");
-  if (s == nullptr || *s == '\0') return kDefaultConnectTimeoutMs;
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (*end != '\0' || v <= 0 || v > INT_MAX) return kDefaultConnectTimeoutMs;
-  return static_cast<int>(v);
-}
-
-using Clock = std::chrono::steady_clock;
-
-int RemainingMs(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left <= 0 ? 0 : (left > INT_MAX ? INT_MAX : static_cast<int>(left));
 }
 
 void SetSendTimeout(int fd, int ms) {
@@ -194,34 +158,7 @@ int OpenSocket(const wire::Endpoint& ep, Clock::time_point deadline, HRESULT* hr
   return fd;
 }
 
-// A caller blocked in a synchronous call (reply, send, synchronous get).
-struct Waiter {
-  std::condition_variable cv;
-  bool done = false;
-  HRESULT hr = E_HANDLE;
-  NTSTATUS status = STATUS_PENDING;  // synchronous get
-  DWORD bytes = 0;                   // synchronous get; send output size
-  bool isSend = false;
-  uint8_t* out = nullptr;  // send output buffer
-  uint32_t outCapacity = 0;
-};
-
-struct PendingGet {
-  PFILTER_MESSAGE_HEADER buffer = nullptr;
-  uint32_t capacity = 0;
-  LPOVERLAPPED overlapped = nullptr;  // null for a synchronous get
-  Waiter* waiter = nullptr;           // non-null for a synchronous get
-  bool abandoned = false;             // cancelled and completed; buffer and overlapped are the caller's again
-};
-
-// A message that reached a get after CancelIoEx had completed it.
-struct Orphan {
-  uint32_t replyLength = 0;
-  uint64_t messageId = 0;
-  std::vector<uint8_t> data;
-};
-
-class Port final : public IoObject {
+class Port final : public IoObject, public sim::Session {
  public:
   Port(int fd, bool syncHandle) : fd_(fd), syncHandle_(syncHandle) {}
   ~Port() override {
@@ -229,12 +166,10 @@ class Port final : public IoObject {
     if (iocp_ != nullptr) iocp_->Release();
   }
 
-  HRESULT Handshake(const uint8_t* frame, size_t size, Clock::time_point deadline);
+  HRESULT Handshake(const std::vector<uint8_t>& frame, Clock::time_point deadline);
   HRESULT StartReader();
 
-  HRESULT GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped);
-  HRESULT Reply(PFILTER_REPLY_HEADER buffer, DWORD size);
-  HRESULT Send(const void* in, DWORD inSize, void* out, DWORD outSize, DWORD* bytesReturned);
+  HRESULT Get(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped);
 
   DWORD AssociateCompletionPort(Iocp* iocp, ULONG_PTR key) override;
   DWORD CancelIo(LPOVERLAPPED overlapped) override;
@@ -243,81 +178,43 @@ class Port final : public IoObject {
   void Abort();
 
  private:
-  enum class Parse { kFrame, kNeedMore, kMalformed };
+  // sim::Session
+  bool WriteRequest(const uint8_t* head, size_t headSize, const void* data, size_t dataSize) override;
+  long ReadUpstream(uint8_t* at, size_t room, int timeoutMs) override;
+  bool DeliverToOverlapped(const PendingGet& get, const wire::GetComplete& msg) override;
+  void GiveOrphanLocked(PendingGet& get) override;
+  void FailOverlappedLocked(PendingGet& get, uint32_t status) override;
 
-  HRESULT SyncGet(PFILTER_MESSAGE_HEADER buffer, uint32_t size);
-  HRESULT Call(uint8_t* head, size_t headSize, const void* data, size_t dataSize, Waiter* waiter);
   bool WriteLocked(iovec* iov, int count);
-  void WaitLocked(std::unique_lock<std::mutex>& lock, Waiter* waiter);
-
   void ReaderMain();
-  Parse NextFrame(wire::FrameHeader* header, const uint8_t** payload);
-  // >0 bytes read, 0 EOF, -1 error, -2 timed out (timeoutMs < 0: wait forever).
-  ssize_t ReadMore(int timeoutMs);
-  bool Dispatch(const wire::FrameHeader& header, const uint8_t* payload);
-  bool OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size);
-  void CompleteOverlapped(LPOVERLAPPED ov, NTSTATUS status, DWORD bytes, Iocp* iocp, ULONG_PTR key);
-  // Hands the oldest orphan to a new get: STATUS_SUCCESS or STATUS_BUFFER_TOO_SMALL, or STATUS_PENDING
-  // if there is none. Caller holds mutex_.
-  NTSTATUS TakeOrphanLocked(PFILTER_MESSAGE_HEADER buffer, uint32_t size, DWORD* bytes);
-  // Gives the oldest orphan to a get that is already pending, if there is one. Caller holds mutex_.
-  void HandOrphanToPendingGetLocked();
-  // Fails every pending get (getStatus) and call (callHr); later calls fail with E_HANDLE.
-  void MarkDead(NTSTATUS getStatus, HRESULT callHr);
+  // Caller holds mutex_ (iocp_ and key_ are set under it).
+  void CompleteOverlappedLocked(LPOVERLAPPED ov, NTSTATUS status, DWORD bytes);
 
   const int fd_;
   const bool syncHandle_;
 
   std::mutex writeMutex_;
-
-  std::mutex mutex_;
-  bool dead_ = false;
-  SlotTable<PendingGet> gets_;
-  SlotTable<Waiter*> calls_;  // REPLY and SEND
-  std::deque<Orphan> orphans_;
-  Iocp* iocp_ = nullptr;      // set once; referenced until destruction
+  Iocp* iocp_ = nullptr;  // set once under mutex_; referenced until destruction
   ULONG_PTR key_ = 0;
 
-  std::thread reader_;
-  // Read buffer: the handshake uses it, then only the reader thread.
-  std::unique_ptr<uint8_t[]> rbuf_;
-  size_t rcap_ = 0;
-  size_t rpos_ = 0;
-  size_t rend_ = 0;
-  size_t need_ = wire::kHeaderSize;
+  std::thread readerThread_;
 };
 
-HRESULT Port::Handshake(const uint8_t* frame, size_t size, Clock::time_point deadline) {
-  rbuf_.reset(new (std::nothrow) uint8_t[kReadBufferSize]);
-  if (!rbuf_) return E_OUTOFMEMORY;
-  rcap_ = kReadBufferSize;
+HRESULT Port::Handshake(const std::vector<uint8_t>& frame, Clock::time_point deadline) {
+  if (!reader_.Init()) return E_OUTOFMEMORY;
   {
     std::lock_guard<std::mutex> lock(writeMutex_);
-    iovec iov = {const_cast<uint8_t*>(frame), size};
-    if (!WriteLocked(&iov, 1)) return errno == EAGAIN || errno == EWOULDBLOCK ? kHrTimeout : kHrNotFound;
+    iovec iov = {const_cast<uint8_t*>(frame.data()), frame.size()};
+    if (!WriteLocked(&iov, 1)) return errno == EAGAIN || errno == EWOULDBLOCK ? sim::kHrTimeout : sim::kHrNotFound;
   }
-  for (;;) {
-    wire::FrameHeader header;
-    const uint8_t* payload = nullptr;
-    const Parse p = NextFrame(&header, &payload);
-    if (p == Parse::kMalformed) return kHrInvalidData;
-    if (p == Parse::kFrame) {
-      int32_t hr = 0;
-      if (header.type != wire::Type::kConnectResult || !wire::DecodeResult(payload, header.payloadSize, &hr)) {
-        return kHrInvalidData;
-      }
-      if (hr >= 0) SetSendTimeout(fd_, 0);  // from now on writes wait as long as the simulator needs
-      return hr;
-    }
-    const ssize_t n = ReadMore(RemainingMs(deadline));
-    if (n == -2) return kHrTimeout;
-    if (n <= 0) return kHrNotFound;  // the simulator went away before answering
-  }
+  const HRESULT hr = AwaitConnectResult(deadline);
+  if (hr >= 0) SetSendTimeout(fd_, 0);  // from now on writes wait as long as the simulator needs
+  return hr;
 }
 
 HRESULT Port::StartReader() {
   try {
-    reader_ = std::thread([this] { ReaderMain(); });
+    readerThread_ = std::thread([this] { ReaderMain(); });
   } catch (const std::system_error&) {
     return E_OUTOFMEMORY;
   }
@@ -353,11 +250,34 @@ bool Port::WriteLocked(iovec* iov, int count) {
   return true;
 }
 
-void Port::WaitLocked(std::unique_lock<std::mutex>& lock, Waiter* waiter) {
-  waiter->cv.wait(lock, [waiter] { return waiter->done; });
+bool Port::WriteRequest(const uint8_t* head, size_t headSize, const void* data, size_t dataSize) {
+  std::lock_guard<std::mutex> writeLock(writeMutex_);
+  iovec iov[2] = {{const_cast<uint8_t*>(head), headSize}, {const_cast<void*>(data), dataSize}};
+  return WriteLocked(iov, dataSize != 0 ? 2 : 1);
 }
 
-HRESULT Port::GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped) {
+long Port::ReadUpstream(uint8_t* at, size_t room, int timeoutMs) {
+  const auto deadline = timeoutMs < 0 ? Clock::time_point() : Clock::now() + std::chrono::milliseconds(timeoutMs);
+  for (;;) {
+    if (timeoutMs >= 0) {
+      pollfd p = {fd_, POLLIN, 0};
+      const int n = poll(&p, 1, RemainingMs(deadline));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return kReadEnded;
+      }
+      if (n == 0) return kReadTimedOut;
+    }
+    const ssize_t n = recv(fd_, at, room, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return kReadEnded;
+    }
+    return n == 0 ? kReadEnded : static_cast<long>(n);  // 0: EOF, or shutdown by CloseHandle
+  }
+}
+
+HRESULT Port::Get(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped) {
   if (buffer == nullptr || size < sizeof(FILTER_MESSAGE_HEADER)) return E_INVALIDARG;
   if (overlapped == nullptr) return SyncGet(buffer, size);
   // A synchronous handle has no overlapped I/O on Windows either (FILE_SYNCHRONOUS_IO_NONALERT).
@@ -372,19 +292,19 @@ HRESULT Port::GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED
   uint32_t id = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (dead_) return E_HANDLE;
+    if (dead_.load()) return E_HANDLE;
     DWORD bytes = 0;
-    const NTSTATUS orphan = TakeOrphanLocked(buffer, size, &bytes);
-    if (orphan != STATUS_PENDING) {
-      CompleteOverlapped(overlapped, orphan, bytes, iocp_, key_);
-      return kHrIoPending;  // completes through the IOCP like any other get
+    const uint32_t orphan = TakeOrphanLocked(buffer, size, &bytes);
+    if (orphan != sim::kStatusPending) {
+      CompleteOverlappedLocked(overlapped, static_cast<NTSTATUS>(orphan), bytes);
+      return sim::kHrIoPending;  // completes through the IOCP like any other get
     }
     PendingGet get;
     get.buffer = buffer;
     get.capacity = size;
     get.overlapped = overlapped;
-    id = gets_.Insert(get);
-    if (id == 0) return kHrTooManyRequests;
+    id = InsertGetLocked(get);
+    if (id == 0) return sim::kHrTooManyRequests;
   }
   wire::EncodeGet(frame, id, size);
   iovec iov = {frame, sizeof(frame)};
@@ -398,119 +318,34 @@ HRESULT Port::GetMessage(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED
       return E_HANDLE;
     }
   }
-  return kHrIoPending;
+  return sim::kHrIoPending;
 }
 
-HRESULT Port::SyncGet(PFILTER_MESSAGE_HEADER buffer, uint32_t size) {
-  Waiter waiter;
-  uint8_t frame[wire::kGetFrameSize];
-  {
-    std::lock_guard<std::mutex> writeLock(writeMutex_);
-    uint32_t id = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (dead_) return E_HANDLE;
-      DWORD bytes = 0;
-      const NTSTATUS orphan = TakeOrphanLocked(buffer, size, &bytes);
-      if (orphan != STATUS_PENDING) return HresultFromStatus(orphan);
-      PendingGet get;
-      get.buffer = buffer;
-      get.capacity = size;
-      get.waiter = &waiter;
-      id = gets_.Insert(get);
-      if (id == 0) return kHrTooManyRequests;
+bool Port::DeliverToOverlapped(const PendingGet& get, const wire::GetComplete& msg) {
+  // Out of the table, so only this thread completes it; copy without holding the lock.
+  DWORD bytes = 0;
+  if (msg.status == wire::kStatusSuccess) {
+    get.buffer->ReplyLength = msg.replyLength;
+    get.buffer->MessageId = msg.messageId;
+    if (msg.dataSize != 0) {
+      std::memcpy(reinterpret_cast<uint8_t*>(get.buffer) + sizeof(FILTER_MESSAGE_HEADER), msg.data, msg.dataSize);
     }
-    wire::EncodeGet(frame, id, size);
-    iovec iov = {frame, sizeof(frame)};
-    // On failure the reader wakes (shutdown) and fails the get with the others.
-    (void)WriteLocked(&iov, 1);
+    bytes = static_cast<DWORD>(sizeof(FILTER_MESSAGE_HEADER) + msg.dataSize);
   }
-  std::unique_lock<std::mutex> lock(mutex_);
-  WaitLocked(lock, &waiter);
-  return HresultFromStatus(waiter.status);
+  std::lock_guard<std::mutex> lock(mutex_);
+  CompleteOverlappedLocked(get.overlapped, static_cast<NTSTATUS>(msg.status), bytes);
+  return true;
 }
 
-void Port::HandOrphanToPendingGetLocked() {
-  // On Windows a queued message goes to the next get, including one that is already pending. Every get may be
-  // pending already (the receive loop keeps all its slots busy), so waiting for a new FilterGetMessage could
-  // wait forever. The chosen get is still registered at the simulator: it is marked abandoned, so whatever
-  // the simulator delivers to it later becomes the next orphan. Nothing is lost, and the chain is bounded by
-  // the gets that were cancelled.
-  uint32_t target = 0;
-  gets_.ForEach([&target](uint32_t id, PendingGet& get) {
-    if (target == 0 && !get.abandoned) target = id;
-  });
-  if (target == 0 || orphans_.empty()) return;
-  PendingGet& get = *gets_.Find(target);
+void Port::GiveOrphanLocked(PendingGet& get) {
   DWORD bytes = 0;
   // STATUS_BUFFER_TOO_SMALL leaves the orphan queued for the larger get the caller posts next.
-  const NTSTATUS status = TakeOrphanLocked(get.buffer, get.capacity, &bytes);
-  get.abandoned = true;
-  if (get.waiter != nullptr) {
-    get.waiter->status = status;
-    get.waiter->bytes = bytes;
-    get.waiter->done = true;
-    get.waiter->cv.notify_one();
-  } else {
-    CompleteOverlapped(get.overlapped, status, bytes, iocp_, key_);
-  }
+  const uint32_t status = TakeOrphanLocked(get.buffer, get.capacity, &bytes);
+  CompleteOverlappedLocked(get.overlapped, static_cast<NTSTATUS>(status), bytes);
 }
 
-NTSTATUS Port::TakeOrphanLocked(PFILTER_MESSAGE_HEADER buffer, uint32_t size, DWORD* bytes) {
-  if (orphans_.empty()) return STATUS_PENDING;
-  Orphan& o = orphans_.front();
-  if (o.data.size() > size - sizeof(FILTER_MESSAGE_HEADER)) return STATUS_BUFFER_TOO_SMALL;  // it stays
-  buffer->ReplyLength = o.replyLength;
-  buffer->MessageId = o.messageId;
-  if (!o.data.empty()) {
-    std::memcpy(reinterpret_cast<uint8_t*>(buffer) + sizeof(FILTER_MESSAGE_HEADER), o.data.data(), o.data.size());
-  }
-  *bytes = static_cast<DWORD>(sizeof(FILTER_MESSAGE_HEADER) + o.data.size());
-  orphans_.pop_front();
-  return STATUS_SUCCESS;
-}
-
-HRESULT Port::Call(uint8_t* head, size_t headSize, const void* data, size_t dataSize, Waiter* waiter) {
-  uint32_t id = 0;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (dead_) return E_HANDLE;
-    id = calls_.Insert(waiter);
-    if (id == 0) return kHrTooManyRequests;
-  }
-  wire::PutU32(head + 8, id);  // the header's id field
-  {
-    std::lock_guard<std::mutex> writeLock(writeMutex_);
-    iovec iov[2] = {{head, headSize}, {const_cast<void*>(data), dataSize}};
-    (void)WriteLocked(iov, dataSize != 0 ? 2 : 1);  // on failure the reader fails the call
-  }
-  std::unique_lock<std::mutex> lock(mutex_);
-  WaitLocked(lock, waiter);
-  return waiter->hr;
-}
-
-HRESULT Port::Reply(PFILTER_REPLY_HEADER buffer, DWORD size) {
-  if (buffer == nullptr || size < sizeof(FILTER_REPLY_HEADER)) return E_INVALIDARG;
-  const size_t dataSize = size - sizeof(FILTER_REPLY_HEADER);
-  if (dataSize > wire::kMaxReplyData) return E_INVALIDARG;
-  uint8_t head[wire::kReplyHeadSize];
-  wire::EncodeReplyHead(head, buffer->Status, buffer->MessageId, static_cast<uint32_t>(dataSize));
-  Waiter waiter;
-  return Call(head, sizeof(head), reinterpret_cast<const uint8_t*>(buffer) + sizeof(FILTER_REPLY_HEADER), dataSize,
-              &waiter);
-}
-
-HRESULT Port::Send(const void* in, DWORD inSize, void* out, DWORD outSize, DWORD* bytesReturned) {
-  if (inSize > wire::kMaxSendInput) return E_INVALIDARG;
-  uint8_t head[wire::kSendHeadSize];
-  wire::EncodeSendHead(head, outSize, inSize);
-  Waiter waiter;
-  waiter.isSend = true;
-  waiter.out = static_cast<uint8_t*>(out);
-  waiter.outCapacity = outSize;
-  const HRESULT hr = Call(head, sizeof(head), in, inSize, &waiter);
-  *bytesReturned = SUCCEEDED(hr) ? waiter.bytes : 0;
-  return hr;
+void Port::FailOverlappedLocked(PendingGet& get, uint32_t status) {
+  CompleteOverlappedLocked(get.overlapped, static_cast<NTSTATUS>(status), 0);
 }
 
 DWORD Port::AssociateCompletionPort(Iocp* iocp, ULONG_PTR key) {
@@ -539,7 +374,7 @@ DWORD Port::CancelIo(LPOVERLAPPED overlapped) {
         if (overlapped != nullptr && get.overlapped != overlapped) return;
         if (frames.size() + wire::kHeaderSize > frames.capacity()) return;  // cannot happen (reserved)
         found = true;
-        CompleteOverlapped(get.overlapped, STATUS_CANCELLED, 0, iocp_, key_);
+        CompleteOverlappedLocked(get.overlapped, STATUS_CANCELLED, 0);
         get.abandoned = true;
         get.buffer = nullptr;
         get.overlapped = nullptr;
@@ -559,287 +394,59 @@ DWORD Port::CancelIo(LPOVERLAPPED overlapped) {
 }
 
 void Port::OnClose() {
-  MarkDead(STATUS_CANCELLED, E_HANDLE);
+  MarkDead(wire::kStatusCancelled, E_HANDLE);
   (void)shutdown(fd_, SHUT_RDWR);
   // CloseHandle never runs on the reader thread (it only calls into Iocp), but never join oneself.
-  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  if (readerThread_.joinable() && readerThread_.get_id() != std::this_thread::get_id()) readerThread_.join();
 }
 
-void Port::CompleteOverlapped(LPOVERLAPPED ov, NTSTATUS status, DWORD bytes, Iocp* iocp, ULONG_PTR key) {
+void Port::CompleteOverlappedLocked(LPOVERLAPPED ov, NTSTATUS status, DWORD bytes) {
   ov->InternalHigh = bytes;
   StoreOverlappedStatus(ov, status);  // before the entry is queued: the consumer may read it at once
-  if (iocp == nullptr) return;       // no completion port: the OVERLAPPED alone tells
+  if (iocp_ == nullptr) return;       // no completion port: the OVERLAPPED alone tells
   OVERLAPPED_ENTRY entry;
-  entry.lpCompletionKey = key;
+  entry.lpCompletionKey = key_;
   entry.lpOverlapped = ov;
   entry.Internal = static_cast<ULONG_PTR>(static_cast<uint32_t>(status));
   entry.dwNumberOfBytesTransferred = bytes;
-  (void)iocp->Post(entry);  // a closed IOCP drops it, as on Windows
+  (void)iocp_->Post(entry);  // a closed IOCP drops it, as on Windows
 }
 
 void Port::Abort() {
   // A caller waiting for an answer the simulator never gives, or blocked writing to a simulator that stopped
   // reading, returns now: the waiters are failed here, and shutdown() wakes a writer blocked in sendmsg (and
   // the reader, which then finds nothing left to fail).
-  MarkDead(STATUS_CANCELLED, kHrAborted);
+  MarkDead(wire::kStatusCancelled, sim::kHrAborted);
   (void)shutdown(fd_, SHUT_RDWR);
 }
 
-void Port::MarkDead(NTSTATUS getStatus, HRESULT callHr) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  dead_ = true;
-  gets_.ForEach([&](uint32_t, PendingGet& get) {
-    if (get.abandoned) return;  // completed by CancelIoEx already
-    if (get.waiter != nullptr) {
-      get.waiter->status = getStatus;
-      get.waiter->done = true;
-      get.waiter->cv.notify_one();  // under the lock: the waiter's frame may vanish right after
-    } else {
-      CompleteOverlapped(get.overlapped, getStatus, 0, iocp_, key_);
-    }
-  });
-  gets_.Clear();
-  orphans_.clear();  // the kernel side sees the disconnect; nobody can take them any more
-  calls_.ForEach([callHr](uint32_t, Waiter*& waiter) {
-    waiter->hr = callHr;
-    waiter->done = true;
-    waiter->cv.notify_one();
-  });
-  calls_.Clear();
-}
-
-Port::Parse Port::NextFrame(wire::FrameHeader* header, const uint8_t** payload) {
-  const size_t avail = rend_ - rpos_;
-  if (avail < wire::kHeaderSize) {
-    need_ = wire::kHeaderSize;
-    return Parse::kNeedMore;
-  }
-  if (wire::DecodeServerHeader(rbuf_.get() + rpos_, header) != wire::HeaderError::kNone) return Parse::kMalformed;
-  const size_t total = wire::kHeaderSize + header->payloadSize;
-  if (avail < total) {
-    need_ = total;
-    return Parse::kNeedMore;
-  }
-  *payload = rbuf_.get() + rpos_ + wire::kHeaderSize;
-  rpos_ += total;  // the payload stays in place until the next ReadMore
-  need_ = wire::kHeaderSize;
-  return Parse::kFrame;
-}
-
-ssize_t Port::ReadMore(int timeoutMs) {
-  if (rpos_ == rend_) {
-    rpos_ = rend_ = 0;
-    if (rcap_ > kShrinkAbove && need_ <= kReadBufferSize) {
-      // A huge message passed: give the memory back.
-      std::unique_ptr<uint8_t[]> small(new (std::nothrow) uint8_t[kReadBufferSize]);
-      if (small) {
-        rbuf_ = std::move(small);
-        rcap_ = kReadBufferSize;
-      }
-    }
-  }
-  const size_t have = rend_ - rpos_;
-  if (need_ > rcap_) {
-    // One frame larger than the buffer: grow to fit it exactly (at most 12 + 16 MiB).
-    std::unique_ptr<uint8_t[]> bigger(new (std::nothrow) uint8_t[need_]);
-    if (!bigger) return -1;
-    std::memcpy(bigger.get(), rbuf_.get() + rpos_, have);
-    rbuf_ = std::move(bigger);
-    rcap_ = need_;
-    rpos_ = 0;
-    rend_ = have;
-  } else if (rpos_ > 0 && (rcap_ - rpos_ < need_ || rcap_ - rend_ < kMinReadRoom)) {
-    std::memmove(rbuf_.get(), rbuf_.get() + rpos_, have);
-    rpos_ = 0;
-    rend_ = have;
-  }
-  const auto deadline = timeoutMs < 0 ? Clock::time_point() : Clock::now() + std::chrono::milliseconds(timeoutMs);
-  for (;;) {
-    if (timeoutMs >= 0) {
-      pollfd p = {fd_, POLLIN, 0};
-      const int n = poll(&p, 1, RemainingMs(deadline));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return -1;
-      }
-      if (n == 0) return -2;
-    }
-    const ssize_t n = recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    rend_ += static_cast<size_t>(n);
-    return n;
-  }
-}
-
 void Port::ReaderMain() {
-  try {
-    for (;;) {
-      wire::FrameHeader header;
-      const uint8_t* payload = nullptr;
-      const Parse p = NextFrame(&header, &payload);
-      if (p == Parse::kMalformed) break;
-      if (p == Parse::kFrame) {
-        if (!Dispatch(header, payload)) break;
-        continue;
-      }
-      if (ReadMore(-1) <= 0) break;  // EOF, error, or shutdown by CloseHandle
-    }
-  } catch (const std::bad_alloc&) {
-    // Out of memory keeping an orphaned message: the connection cannot go on faithfully.
-  }
+  ReadUntilEnd();
   // The connection is over whatever the reason (DISCONNECT, EOF, error, malformed frame). After a close
   // MarkDead already ran and this finds nothing left.
-  MarkDead(STATUS_PORT_DISCONNECTED, E_HANDLE);
+  MarkDead(wire::kStatusPortDisconnected, E_HANDLE);
   (void)shutdown(fd_, SHUT_RDWR);  // a malformed stream is not read further; writers fail fast
-}
-
-bool Port::Dispatch(const wire::FrameHeader& header, const uint8_t* payload) {
-  switch (header.type) {
-    case wire::Type::kGetComplete:
-      return OnGetComplete(header.id, payload, header.payloadSize);
-    case wire::Type::kReplyResult: {
-      int32_t hr = 0;
-      if (!wire::DecodeResult(payload, header.payloadSize, &hr)) return false;
-      std::lock_guard<std::mutex> lock(mutex_);
-      Waiter** slot = calls_.Find(header.id);
-      if (slot == nullptr || (*slot)->isSend) return false;  // unknown id, or the id of a SEND
-      Waiter* waiter = *slot;
-      calls_.Erase(header.id);
-      waiter->hr = hr;
-      waiter->done = true;
-      waiter->cv.notify_one();
-      return true;
-    }
-    case wire::Type::kSendResult: {
-      wire::SendResult result;
-      if (!wire::DecodeSendResult(payload, header.payloadSize, &result)) return false;
-      Waiter* waiter = nullptr;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        Waiter** slot = calls_.Find(header.id);
-        if (slot == nullptr || !(*slot)->isSend || result.dataSize > (*slot)->outCapacity) return false;
-        waiter = *slot;
-        calls_.Erase(header.id);
-      }
-      // Out of the table, so only this thread completes it; copy without holding the lock.
-      if (result.dataSize != 0) std::memcpy(waiter->out, result.data, result.dataSize);
-      std::lock_guard<std::mutex> lock(mutex_);
-      waiter->bytes = result.dataSize;
-      waiter->hr = result.hresult;
-      waiter->done = true;
-      waiter->cv.notify_one();
-      return true;
-    }
-    case wire::Type::kDisconnect: {
-      int32_t status = 0;
-      (void)wire::DecodeResult(payload, header.payloadSize, &status);
-      return false;  // the connection is over either way
-    }
-    case wire::Type::kConnectResult:  // only once, during the handshake
-    default:
-      return false;
-  }
-}
-
-bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
-  wire::GetComplete msg;
-  if (!wire::DecodeGetComplete(payload, size, &msg)) return false;
-  PendingGet get;
-  Iocp* iocp = nullptr;
-  ULONG_PTR key = 0;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    PendingGet* found = gets_.Find(id);
-    if (found == nullptr) return false;
-    if (msg.status == wire::kStatusSuccess && msg.dataSize > found->capacity - sizeof(FILTER_MESSAGE_HEADER)) {
-      return false;  // the simulator must never send more than the get's capacity
-    }
-    get = *found;
-    gets_.Erase(id);
-    if (get.abandoned) {
-      // The answer to our CANCEL, or a message that crossed it: keep the message for the next get.
-      if (msg.status == wire::kStatusSuccess) {
-        Orphan o;
-        o.replyLength = msg.replyLength;
-        o.messageId = msg.messageId;
-        o.data.assign(msg.data, msg.data + msg.dataSize);
-        orphans_.push_back(std::move(o));
-        HandOrphanToPendingGetLocked();
-      }
-      return true;
-    }
-    iocp = iocp_;
-    key = key_;
-  }
-  const NTSTATUS status = static_cast<NTSTATUS>(msg.status);
-  DWORD bytes = 0;
-  if (msg.status == wire::kStatusSuccess) {
-    get.buffer->ReplyLength = msg.replyLength;
-    get.buffer->MessageId = msg.messageId;
-    if (msg.dataSize != 0) {
-      std::memcpy(reinterpret_cast<uint8_t*>(get.buffer) + sizeof(FILTER_MESSAGE_HEADER), msg.data, msg.dataSize);
-    }
-    bytes = static_cast<DWORD>(sizeof(FILTER_MESSAGE_HEADER) + msg.dataSize);
-  }
-  if (get.waiter != nullptr) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    get.waiter->status = status;
-    get.waiter->bytes = bytes;
-    get.waiter->done = true;
-    get.waiter->cv.notify_one();
-  } else {
-    CompleteOverlapped(get.overlapped, status, bytes, iocp, key);
-  }
-  return true;
 }
 
 // Shared by FilterConnectCommunicationPort and FltSimConnectCommunicationPort.
 HRESULT Connect(const char* endpoint, LPCWSTR name, DWORD options, LPCVOID context, WORD contextSize,
                 HANDLE* hPort) {
-  if (hPort == nullptr) return E_INVALIDARG;
-  *hPort = INVALID_HANDLE_VALUE;
-  if (name == nullptr) return E_INVALIDARG;
-  if ((context == nullptr) != (contextSize == 0)) return E_INVALIDARG;
-  if ((options & ~FLT_PORT_FLAG_SYNC_HANDLE) != 0) return E_INVALIDARG;
   if (endpoint == nullptr || *endpoint == '\0') endpoint = std::getenv("FLTMGR_SIMULATOR");
-  if (endpoint == nullptr || *endpoint == '\0') return kHrNotFound;  // no simulator: as if no driver
+  sim::ConnectRequest request;
+  HRESULT hr = sim::PrepareConnect(endpoint, wire::Endpoint::Kind::kPipe, name, options, context, contextSize,
+                                   static_cast<uint32_t>(getpid()), hPort, &request);
+  if (FAILED(hr)) return hr;
 
-  wire::Endpoint ep;
-  std::string why;
-  if (!wire::ParseEndpoint(endpoint, &ep, &why)) return E_INVALIDARG;
-  if (ep.kind == wire::Endpoint::Kind::kPipe) return HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED);
-
-  size_t nameUnits = 0;
-  while (name[nameUnits] != 0) {
-    if (++nameUnits > 0xFFFF) return E_INVALIDARG;
-  }
-  const size_t payloadSize = wire::ConnectPayloadSize(nameUnits, contextSize, ep.secret.size());
-  if (payloadSize == 0) return E_INVALIDARG;
-
-  std::vector<uint8_t> frame;
-  Port* port = nullptr;
-  try {
-    frame.resize(wire::kHeaderSize + payloadSize);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
-  wire::EncodeHeader(frame.data(), wire::Type::kConnect, 0, static_cast<uint32_t>(payloadSize));
-  wire::EncodeConnectPayload(frame.data() + wire::kHeaderSize, options, static_cast<uint32_t>(getpid()), name,
-                             nameUnits, context, contextSize, ep.secret.data(), ep.secret.size());
-
-  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(ConnectTimeoutMs());
-  HRESULT hr = S_OK;
-  const int fd = OpenSocket(ep, deadline, &hr);
+  const int timeoutMs = sim::ConnectTimeoutMs(std::getenv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS"));
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  const int fd = OpenSocket(request.endpoint, deadline, &hr);
   if (fd < 0) return hr;
-  port = new (std::nothrow) Port(fd, (options & FLT_PORT_FLAG_SYNC_HANDLE) != 0);
+  Port* port = new (std::nothrow) Port(fd, request.syncHandle);
   if (port == nullptr) {
     close(fd);
     return E_OUTOFMEMORY;
   }
-  hr = port->Handshake(frame.data(), frame.size(), deadline);
+  hr = port->Handshake(request.frame, deadline);
   if (hr >= 0) hr = port->StartReader();
   if (hr < 0) {
     port->Release();  // closes the socket: the simulator sees the stream end
@@ -857,7 +464,7 @@ Ref<Port> PortFromHandle(HANDLE h) { return RefFromHandle<Port>(h); }
 
 using fltmgr::compat::Port;
 using fltmgr::compat::PortFromHandle;
-using fltmgr::compat::Ref;
+using fltmgr::sim::CallPort;
 
 HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
                                        WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes,
@@ -867,10 +474,10 @@ HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName,
 }
 
 HRESULT FltSimAbortPort(HANDLE hPort) {
-  Ref<Port> port = PortFromHandle(hPort);
-  if (!port) return E_HANDLE;
-  port->Abort();
-  return S_OK;
+  return CallPort(PortFromHandle(hPort), [](Port& port) {
+    port.Abort();
+    return S_OK;
+  });
 }
 
 HRESULT FilterConnectCommunicationPort(LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext, WORD wSizeOfContext,
@@ -881,37 +488,20 @@ HRESULT FilterConnectCommunicationPort(LPCWSTR lpPortName, DWORD dwOptions, LPCV
 
 HRESULT FilterGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
                          LPOVERLAPPED lpOverlapped) {
-  Ref<Port> port = PortFromHandle(hPort);
-  if (!port) return E_HANDLE;
-  try {
-    return port->GetMessage(lpMessageBuffer, dwMessageBufferSize, lpOverlapped);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
+  return CallPort(PortFromHandle(hPort),
+                  [&](Port& port) { return port.Get(lpMessageBuffer, dwMessageBufferSize, lpOverlapped); });
 }
 
 HRESULT FilterReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWORD dwReplyBufferSize) {
-  Ref<Port> port = PortFromHandle(hPort);
-  if (!port) return E_HANDLE;
-  try {
-    return port->Reply(lpReplyBuffer, dwReplyBufferSize);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
+  return CallPort(PortFromHandle(hPort), [&](Port& port) { return port.Reply(lpReplyBuffer, dwReplyBufferSize); });
 }
 
 HRESULT FilterSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize, LPVOID lpOutBuffer,
                           DWORD dwOutBufferSize, LPDWORD lpBytesReturned) {
-  if (lpBytesReturned == nullptr) return E_INVALIDARG;
-  *lpBytesReturned = 0;
-  if ((lpInBuffer == nullptr && dwInBufferSize != 0) || (lpOutBuffer == nullptr && dwOutBufferSize != 0)) {
-    return E_INVALIDARG;
-  }
-  Ref<Port> port = PortFromHandle(hPort);
-  if (!port) return E_HANDLE;
-  try {
-    return port->Send(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
+  const HRESULT hr = fltmgr::sim::CheckSendArgs(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize,
+                                                lpBytesReturned);
+  if (FAILED(hr)) return hr;
+  return CallPort(PortFromHandle(hPort), [&](Port& port) {
+    return port.Send(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);
+  });
 }

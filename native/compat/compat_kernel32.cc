@@ -172,7 +172,7 @@ BOOL GetOverlappedResult(HANDLE hFile, LPOVERLAPPED lpOverlapped, LPDWORD lpNumb
   // Informational/success statuses other than STATUS_SUCCESS still report failure only when NT_ERROR or
   // NT_WARNING (STATUS_BUFFER_OVERFLOW -> ERROR_MORE_DATA), as kernel32 does.
   if (static_cast<uint32_t>(status) < 0x80000000u) return TRUE;
-  return Fail(fltmgr::compat::NtStatusToWin32(status));
+  return Fail(fltmgr::Win32FromNtStatus(static_cast<uint32_t>(status)));
 }
 
 BOOL CloseHandle(HANDLE hObject) {

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <utility>
 
-#include "win32_compat.h"
+#include "win32.h"
 
 namespace fltmgr {
 namespace compat {
@@ -21,13 +21,6 @@ namespace compat {
 constexpr uint32_t kMagicIocp = 0x50434F49u;  // "IOCP"
 constexpr uint32_t kMagicPort = 0x54524F50u;  // "PORT"
 constexpr uint32_t kMagicDead = 0xDEADDEADu;
-
-// Win32 errors this layer needs beyond the contract header.
-constexpr DWORD kErrorInvalidData = 13;
-constexpr DWORD kErrorMrMidNotFound = 317;  // what RtlNtStatusToDosError gives for an unmapped status
-constexpr DWORD kErrorNoSystemResources = 1450;
-constexpr DWORD kErrorTimeout = 1460;
-constexpr NTSTATUS kStatusBufferOverflow = static_cast<NTSTATUS>(0x80000005);
 
 class Object {
  public:
@@ -116,29 +109,6 @@ class IoObject : public Object {
   // 0 or ERROR_NOT_FOUND.
   virtual DWORD CancelIo(LPOVERLAPPED overlapped) = 0;
 };
-
-// RtlNtStatusToDosError for the statuses this layer produces.
-inline DWORD NtStatusToWin32(NTSTATUS status) {
-  switch (status) {
-    case STATUS_SUCCESS:
-      return ERROR_SUCCESS;
-    case STATUS_PENDING:
-      return ERROR_IO_PENDING;
-    case STATUS_CANCELLED:
-      return ERROR_OPERATION_ABORTED;
-    case STATUS_BUFFER_TOO_SMALL:
-      return ERROR_INSUFFICIENT_BUFFER;
-    case kStatusBufferOverflow:
-      return ERROR_MORE_DATA;
-    case STATUS_PORT_DISCONNECTED:
-    case STATUS_INVALID_HANDLE:
-      return ERROR_INVALID_HANDLE;
-    case STATUS_PIPE_BROKEN:
-      return ERROR_BROKEN_PIPE;
-    default:
-      return kErrorMrMidNotFound;
-  }
-}
 
 // OVERLAPPED.Internal is read by GetOverlappedResult while another thread may complete the operation
 // (as the kernel does on Windows), so it is accessed atomically. NTSTATUS is stored zero-extended.

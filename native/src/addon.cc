@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "../compat/wire.h"
+#include "../sim/wire.h"
 #include "blocking_calls.h"
-#include "errors.h"
+#include "hresult.h"
 #include "fltapi.h"
 #include "port.h"
 #include "receive_loop.h"

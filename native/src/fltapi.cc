@@ -1,11 +1,17 @@
 #include "fltapi.h"
 
 #if defined(_WIN32)
-#include "../compat/win/sim_fltlib.h"
+#include "../win/sim_fltlib.h"
 #endif
 
 namespace fltmgr {
 namespace {
+
+// The simulator's connect takes the endpoint first; no security attributes here.
+HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, LPCVOID context,
+                   WORD contextSize, HANDLE* port) {
+  return FltSimConnectCommunicationPort(simulatorEndpoint, name, options, context, contextSize, nullptr, port);
+}
 
 #if defined(_WIN32)
 HRESULT SystemConnect(const char* /*simulatorEndpoint*/, LPCWSTR name, DWORD options, LPCVOID context,
@@ -20,13 +26,9 @@ HRESULT SystemAbort(HANDLE port) {
 
 const FilterApi kSystemApi = {SystemConnect, FilterGetMessage, FilterReplyMessage,
                               FilterSendMessage, SystemClose, SystemAbort};
-const FilterApi kSimulatorApi = {FltSimConnect, FltSimGetMessage, FltSimReplyMessage,
+const FilterApi kSimulatorApi = {SimConnect, FltSimGetMessage, FltSimReplyMessage,
                                  FltSimSendMessage, FltSimClose, FltSimAbortPort};
 #else
-HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, LPCVOID context,
-                   WORD contextSize, HANDLE* port) {
-  return FltSimConnectCommunicationPort(simulatorEndpoint, name, options, context, contextSize, nullptr, port);
-}
 BOOL SimClose(HANDLE port) { return CloseHandle(port); }
 
 const FilterApi kSimulatorApi = {SimConnect, FilterGetMessage, FilterReplyMessage,

@@ -1,27 +1,12 @@
-// The OS seam. The core is written against the real Win32 + fltlib names; this header picks where they
-// come from: <windows.h>/<fltuser.h> on Windows, native/compat on other hosts.
+// The OS seam. The core is written against the real Win32 + fltlib names; where they come from is
+// native/compat/win32.h's choice (<windows.h>/<fltuser.h> on Windows, native/compat elsewhere).
 //
 // Field names are lower-case because <windows.h> defines GetMessage/SendMessage as macros.
 // A port talks either to real Filter Manager (Windows only) or to the simulator, so the four fltlib calls
 // are reached through a FilterApi table chosen at connect time. The tables are constant data.
 #pragma once
 
-#if defined(_WIN32)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
-#include <fltuser.h>
-#ifndef FLT_PORT_FLAG_SYNC_HANDLE
-#define FLT_PORT_FLAG_SYNC_HANDLE 0x00000001  // Windows 8.1+; older SDK and mingw headers lack it
-#endif
-#define ERROR_FLT_NO_WAITER_FOR_REPLY_HR static_cast<HRESULT>(0x801F0020)
-#else
-#include "../compat/win32_compat.h"
-#endif
+#include "../compat/win32.h"
 
 namespace fltmgr {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "addon.h"
-#include "errors.h"
+#include "hresult.h"
 #include "send_pool.h"
 
 namespace fltmgr {

@@ -7,7 +7,8 @@
 
 #include "blocking_calls.h"
 #include "port_handle.h"
-#include "receiver.h"
+#include "receive_loop_napi.h"
+#include "send_pool.h"
 
 namespace fltmgr {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "errors.h"
+#include "hresult.h"
 
 namespace fltmgr {
 namespace {

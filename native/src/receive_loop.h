@@ -1,5 +1,5 @@
 // The receive loop, without Node-API: N overlapped FilterGetMessage requests on one port, one native thread
-// dequeuing their completions from an I/O completion port in batches. The addon wraps it (receiver.h) and
+// dequeuing their completions from an I/O completion port in batches. The addon wraps it (receive_loop_napi.h) and
 // so does the native benchmark client (bench/native), so both measure the same code.
 //
 // Request lifecycle (one request per concurrency slot):

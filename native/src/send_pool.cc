@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "errors.h"
+#include "hresult.h"
 
 namespace fltmgr {
 namespace {

@@ -15,7 +15,7 @@
 #include <set>
 
 #include "../compat/win32_compat.h"
-#include "../compat/wire.h"
+#include "../sim/wire.h"
 #include "fake_sim.h"
 
 using fltmgr::wire::Type;

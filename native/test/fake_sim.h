@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "../compat/win32_compat.h"
-#include "../compat/wire.h"
+#include "../sim/wire.h"
 
 namespace test {
 

@@ -9,21 +9,24 @@ out="${OUT:-$root/build-native-test}"
 cxx="${CXX:-g++}"
 mkdir -p "$out"
 
-srcs=(
+product=(
   "$root/native/compat/compat_kernel32.cc"
   "$root/native/compat/compat_fltlib.cc"
-  "$root/native/compat/wire.cc"
-  "$here/compat_test.cc"
+  "$root/native/sim/session.cc"
+  "$root/native/sim/wire.cc"
 )
+srcs=("${product[@]}" "$here/compat_test.cc")
 common=(-std=c++17 -pthread -Wall -Wextra -Werror -Wshadow -g -O1 -fno-omit-frame-pointer)
 
 # The product files must also build warning-free without sanitizers (node-gyp uses -Werror).
-for f in "$root/native/compat/compat_kernel32.cc" "$root/native/compat/compat_fltlib.cc" "$root/native/compat/wire.cc"; do
+for f in "${product[@]}"; do
   "$cxx" -std=c++17 -Wall -Wextra -Werror -Wshadow -O2 -c "$f" -o "$out/$(basename "$f" .cc).o"
 done
-# wire.cc is shared with the MSVC build (/W4 /we4244 /we4267): keep it free of narrowing conversions.
-"$cxx" -std=c++17 -Wall -Wextra -Werror -Wshadow -Wconversion -Wsign-conversion -c "$root/native/compat/wire.cc" \
-  -o "$out/wire-conv.o"
+# native/sim is shared with the MSVC build (/W4 /we4244 /we4267): keep it free of narrowing conversions.
+for f in "$root/native/sim/wire.cc" "$root/native/sim/session.cc"; do
+  "$cxx" -std=c++17 -Wall -Wextra -Werror -Wshadow -Wconversion -Wsign-conversion -c "$f" \
+    -o "$out/$(basename "$f" .cc)-conv.o"
+done
 
 echo "== build: address,undefined"
 "$cxx" "${common[@]}" -fsanitize=address,undefined -fno-sanitize-recover=undefined "${srcs[@]}" \

@@ -15,7 +15,7 @@ import { FilterPort } from '../../lib';
 import { FrameType } from '../../lib/simulator/wire';
 import { startFakePeer } from '../helpers/fake-peer';
 import { PORT_NAME, startSimulator } from '../helpers/sim';
-import { HANG_GUARD_MS, TEST_TIMEOUT_MS, pollUntil } from '../helpers/timing';
+import { HANG_GUARD_MS, TEST_TIMEOUT_MS, until } from '../helpers/timing';
 import { tsWorker } from '../helpers/worker';
 
 const root = path.join(__dirname, '..', '..');
@@ -54,7 +54,7 @@ function startClient(endpoint: string, args: string[]): Child {
 }
 
 async function untilLine(child: Child, line: string): Promise<void> {
-  await pollUntil(`the client to say '${line}'`, () => child.lines.includes(line) || child.process.exitCode !== null);
+  await until(() => child.lines.includes(line) || child.process.exitCode !== null, { what: `the client to say '${line}'` });
   assert.ok(child.lines.includes(line), `the client ended (${String(child.process.exitCode)}) without saying '${line}': ${child.lines.join(' | ')} ${child.stderr()}`);
 }
 
@@ -67,7 +67,7 @@ test('a pending connect does not hold libuv\'s pool: fs calls complete while Con
     await child.closed;
   });
   await untilLine(child, 'connecting');
-  await pollUntil('the CONNECT frame', () => peer.connects === 1);
+  await until(() => peer.connects === 1, { what: 'the CONNECT frame' });
   child.process.stdin.write('go\n');
   await untilLine(child, 'read');
   assert.deepEqual(child.lines, ['connecting', 'read']);
@@ -78,7 +78,7 @@ test('process.exit() during a connect that never returns exits cleanly', { timeo
   t.after(() => peer.close());
   const child = startClient(peer.endpoint, ['connect-pending', 'exit']);
   await untilLine(child, 'connecting');
-  await pollUntil('the CONNECT frame', () => peer.connects === 1);
+  await until(() => peer.connects === 1, { what: 'the CONNECT frame' });
   child.process.stdin.write('go\n');
   const [code, signal] = await child.closed;
   assert.equal(signal, null, `the client died of ${String(signal)}: ${child.stderr()}`);
@@ -100,7 +100,7 @@ test('worker.terminate() during a connect that never returns settles', { timeout
   t.after(() => worker.terminate());
   const [said] = (await once(worker, 'message', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [string];
   assert.equal(said, 'connecting');
-  await pollUntil('the CONNECT frame', () => peer.connects === 1);
+  await until(() => peer.connects === 1, { what: 'the CONNECT frame' });
   const exited = once(worker, 'exit');
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<never>((_, reject) => {
@@ -128,7 +128,7 @@ test('connect, send and close settle while libuv\'s only thread is blocked; clos
     await child.closed;
   });
   await untilLine(child, 'sending');
-  await pollUntil('the SEND frame', () => peer.frames.some((f) => f.type === FrameType.SEND));
+  await until(() => peer.frames.some((f) => f.type === FrameType.SEND), { what: 'the SEND frame' });
   child.process.stdin.write('go\n');
   await untilLine(child, 'done');
   assert.deepEqual(child.lines, ['sending', 'closed', 'done']);
@@ -137,7 +137,7 @@ test('connect, send and close settle while libuv\'s only thread is blocked; clos
 });
 
 test('a port dropped without close() is closed once collected: its send threads joined, the kernel side sees the disconnect', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const sim = await startSimulator({ message: (_client, input) => input });
+  const sim = await startSimulator({ port: { message: (_client, input) => input } });
   t.after(() => sim.close());
   const connected = sim.nextClient();
   await (async () => {
@@ -148,8 +148,8 @@ test('a port dropped without close() is closed once collected: its send threads 
   assert.equal(sim.port.connections.size, 1);
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  await pollUntil('the dropped port to be closed', () => {
+  await until(() => {
     gc();
     return sim.port.connections.size === 0;
-  });
+  }, { what: 'the dropped port to be closed' });
 });

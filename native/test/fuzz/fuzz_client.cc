@@ -1,9 +1,9 @@
-// libFuzzer target: the real compat client (compat_fltlib.cc + compat_kernel32.cc) against a scripted fake
-// simulator. Each input is a script (layout in fuzz_common.h): the fuzz thread connects a port over a Unix
-// socket, plays the server on its end of that socket (answering the ids it actually read from the client,
-// or writing malformed frames and raw bytes), makes overlapped and synchronous calls, and checks what the
-// client reports. Blocking calls (FilterSendMessage, FilterReplyMessage, synchronous FilterGetMessage) run on
-// helper threads; the fuzz thread waits until each has written its frame (or returned) before going on.
+// libFuzzer target: the real compat client (compat_fltlib.cc, native/sim/session.cc, compat_kernel32.cc) against a
+// scripted fake simulator. Each input is a script (layout in fuzz_common.h): the fuzz thread connects a port over a
+// Unix socket, plays the server on its end of that socket (answering the ids it actually read from the client, or
+// writing malformed frames and raw bytes), makes overlapped and synchronous calls, and checks what the client
+// reports. Blocking calls (FilterSendMessage, FilterReplyMessage, synchronous FilterGetMessage) run on helper
+// threads; the fuzz thread waits until each has written its frame (or returned) before going on.
 //
 // Invariants (any violation aborts, so libFuzzer keeps the input):
 // - connect succeeds (with S_OK and a handle) only after a well-formed CONNECT_RESULT with a success code,
@@ -44,7 +44,7 @@
 #include <vector>
 
 #include "../../compat/win32_compat.h"
-#include "../../compat/wire.h"
+#include "../../sim/wire.h"
 #include "fuzz_common.h"
 
 namespace {

@@ -1,11 +1,11 @@
-// libFuzzer target: the native frame codec (native/compat/wire.cc). Every payload is copied into a heap
+// libFuzzer target: the native frame codec (native/sim/wire.cc). Every payload is copied into a heap
 // block of exactly its size, so a decoder that reads one byte too far is an AddressSanitizer report.
 // Invariants are checked against the documented rules (docs/wire-protocol.md), written out here again.
 #include <cstring>
 #include <memory>
 #include <string>
 
-#include "../../compat/wire.h"
+#include "../../sim/wire.h"
 #include "fuzz_common.h"
 
 namespace {

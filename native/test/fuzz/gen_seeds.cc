@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "../../compat/wire.h"
+#include "../../sim/wire.h"
 #include "fuzz_common.h"
 
 namespace {

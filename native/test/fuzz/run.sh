@@ -18,11 +18,12 @@ cxx="${CXX:-clang++-14}"
 mkdir -p "$out/artifacts"
 
 compat="$root/native/compat"
+sim="$root/native/sim"
 flags=(-std=c++17 -pthread -g -O1 -fno-omit-frame-pointer -Wall -Wextra
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
 
 if [[ "${1:-}" == "seeds" ]]; then
-  "$cxx" -std=c++17 -Wall -Wextra -Werror -O1 "$here/gen_seeds.cc" "$compat/wire.cc" -o "$out/gen_seeds"
+  "$cxx" -std=c++17 -Wall -Wextra -Werror -O1 "$here/gen_seeds.cc" "$sim/wire.cc" -o "$out/gen_seeds"
   rm -rf "$here/corpus"
   "$out/gen_seeds" "$here/corpus"
   exit 0
@@ -36,13 +37,13 @@ targets=(fuzz_wire fuzz_client)
 build() {
   local t="$1"
   case "$t" in
-    fuzz_wire) "$cxx" "${flags[@]}" -Werror "$here/fuzz_wire.cc" "$compat/wire.cc" -o "$out/$t" ;;
+    fuzz_wire) "$cxx" "${flags[@]}" -Werror "$here/fuzz_wire.cc" "$sim/wire.cc" -o "$out/$t" ;;
     fuzz_client)
       # The product files are built without -Werror here: gcc's -Werror build in native/test/run.sh and
       # node-gyp are the warning gates for them.
       "$cxx" "${flags[@]}" -Werror -c "$here/fuzz_client.cc" -o "$out/fuzz_client.o"
       "$cxx" "${flags[@]}" "$out/fuzz_client.o" "$compat/compat_fltlib.cc" "$compat/compat_kernel32.cc" \
-        "$compat/wire.cc" -o "$out/$t"
+        "$sim/session.cc" "$sim/wire.cc" -o "$out/$t"
       ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac

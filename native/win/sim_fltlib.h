@@ -6,27 +6,18 @@
 // and the stream to the simulator. Design, semantics and limits: docs/windows.md.
 //
 // Signatures match fltlib's (and the FilterApi table in native/src/fltapi.h). The same code is the
-// standalone substitute fltlib.dll (fltlib_dll.cc), where the endpoint comes from FLTMGR_SIMULATOR.
+// standalone substitute fltlib.dll (native/fltlib-dll/fltlib_dll.cc), where the endpoint comes from FLTMGR_SIMULATOR.
 #pragma once
 
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
-#include <fltuser.h>
-
-#ifndef FLT_PORT_FLAG_SYNC_HANDLE
-#define FLT_PORT_FLAG_SYNC_HANDLE 0x00000001  // Windows 8.1+; older SDK and mingw headers lack it
-#endif
+#include "../compat/win32.h"
 
 // endpoint: `pipe:\\.\pipe\NAME#SECRET` or `tcp:127.0.0.1:PORT#SECRET`; nullptr or "" = the FLTMGR_SIMULATOR
 // environment variable (read with GetEnvironmentVariableA at call time). No endpoint: 0x80070002, as when
 // the minifilter is not loaded. On failure *hPort = INVALID_HANDLE_VALUE.
-HRESULT FltSimConnect(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
-                      WORD wSizeOfContext, HANDLE* hPort);
+// The same name and signature as the POSIX client's (native/compat/win32_compat.h).
+HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
+                                       LPCVOID lpContext, WORD wSizeOfContext,
+                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);
 HRESULT FltSimGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
                          LPOVERLAPPED lpOverlapped);
 HRESULT FltSimReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWORD dwReplyBufferSize);

@@ -1,4 +1,4 @@
-// Private to the POSIX compat layer: a small id -> value table for pending requests of one connection.
+// A small id -> value table for the pending requests of one simulator connection (native/sim/session.h).
 //
 // Ids are (generation << 12 | slot) so lookups are O(1), a freed slot is reused without allocating, and a
 // reused slot gets a new id: a late frame or a CANCEL still in flight for the old id cannot hit the new
@@ -9,7 +9,7 @@
 #include <vector>
 
 namespace fltmgr {
-namespace compat {
+namespace sim {
 
 template <class T>
 class SlotTable {
@@ -89,5 +89,5 @@ class SlotTable {
   uint32_t size_ = 0;
 };
 
-}  // namespace compat
+}  // namespace sim
 }  // namespace fltmgr

@@ -1,6 +1,6 @@
-#include "receiver.h"
+#include "receive_loop_napi.h"
 
-#include "errors.h"
+#include "hresult.h"
 
 namespace fltmgr {
 

@@ -1,4 +1,4 @@
-#include "errors.h"
+#include "hresult.h"
 
 namespace fltmgr {
 

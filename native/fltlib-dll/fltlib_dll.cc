@@ -6,7 +6,7 @@
 // The communication calls are complete. The management calls (FilterLoad, FilterFindFirst, ...) are not part
 // of the simulator wire protocol: they exist so that programs importing them load, and fail with
 // HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED).
-#include "sim_fltlib.h"
+#include "../win/sim_fltlib.h"
 
 namespace {
 const HRESULT kNotSupported = HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED);

@@ -5,10 +5,6 @@
 
 namespace fltmgr {
 
-inline HRESULT HresultFromWin32(DWORD error) {
-  return error == 0 ? S_OK : static_cast<HRESULT>((error & 0x0000FFFFu) | 0x80070000u);
-}
-
 // The HRESULT for the calling thread's last Win32 error (E_FAIL-like fallback if it is 0).
 HRESULT LastErrorHresult();
 

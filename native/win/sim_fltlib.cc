@@ -1,5 +1,6 @@
 // The simulator-backed fltlib for Windows and Wine (declarations and contract: sim_fltlib.h; design and
-// limits: docs/windows.md).
+// limits: docs/windows.md): a simulator session (native/sim/session.h) whose gets are delivered through a
+// local named pipe.
 //
 // One connection = one Port:
 //   user handle ......... the client end of a private, single-instance, message-mode named pipe. It is a real
@@ -11,7 +12,7 @@
 //                         keeps a read pending on it that completes only when the user's handle is closed.
 //   upstream ............ a stream to the simulator (named pipe or TCP loopback, docs/wire-protocol.md). The
 //                         relay thread is its only reader; callers write their own frames (GET, CANCEL,
-//                         REPLY, SEND) under upWriteMu_ and wait for REPLY/SEND answers on a Waiter.
+//                         REPLY, SEND) under upWriteMu_ and wait for REPLY/SEND answers in the session.
 //
 // Each overlapped get issues TWO reads on the user handle, in this order and atomically w.r.t. other gets
 // (getMu_): the caller's ReadFile (its buffer, its OVERLAPPED) and a private 1-byte ReadFile whose
@@ -26,15 +27,16 @@
 // Cancellation: CancelIoEx(h, NULL), CancelIo and CloseHandle cancel both reads of every pending get. The
 // next get on the handle notices (the private reads' status), sends CANCEL for the gets the simulator
 // still holds (a message that crossed the CANCEL is kept as an orphan), and drains anything the relay wrote
-// for cancelled gets out of the pipe: messages become orphans, which the oldest unanswered read or a later
-// get receives first, so no message is lost; trailers and fillers are dropped. A private read that receives part of a message means
-// the pairing was broken (only a CancelIoEx of ONE get's OVERLAPPED can do that): the connection is then
-// ended (as if the minifilter had closed the port) rather than delivering garbage.
+// for cancelled gets out of the pipe: messages become orphans (native/sim/session.h), which the oldest
+// unanswered read or a later get receives first, so no message is lost; trailers and fillers are dropped. A
+// private read that receives part of a message means the pairing was broken (only a CancelIoEx of ONE get's
+// OVERLAPPED can do that): the connection is then ended (as if the minifilter had closed the port) rather than
+// delivering garbage.
 //
 // Disconnect (the simulator's DISCONNECT, EOF, a protocol error): the relay closes the server end, so
 // pending gets complete with ERROR_BROKEN_PIPE and later calls return E_HANDLE (0x80070006).
 //
-// Locks, in order: getMu_ -> pipeMu_ -> stateMu_; upWriteMu_ is taken alone (never while waiting for the
+// Locks, in order: getMu_ -> pipeMu_ -> the session's mutex_; upWriteMu_ is taken alone (never while waiting for the
 // relay). The relay thread never takes getMu_ or upWriteMu_, and never blocks on the user: its pipe writes
 // are overlapped and reaped later, so a stalled reader cannot stall the simulator's answers.
 #include "sim_fltlib.h"
@@ -60,22 +62,30 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../wire.h"
+#include "../sim/session.h"
+#include "../sim/wire.h"
 
 namespace fltmgr {
 namespace winsim {
 namespace {
+
+using sim::Clock;
+using sim::PendingGet;
+using sim::kHrAccessDenied;
+using sim::kHrHandle;
+using sim::kHrInsufficientBuffer;
+using sim::kHrIoPending;
+using sim::kHrNotFound;
+using sim::kHrTimeout;
+using sim::kHrTooManyRequests;
 
 // NTSTATUS values seen in OVERLAPPED.Internal (compared as their low 32 bits: Wine writes only those).
 constexpr uint32_t kNtSuccess = 0x00000000u;
 constexpr uint32_t kNtPending = 0x00000103u;
 constexpr uint32_t kNtBufferOverflow = 0x80000005u;
 
-constexpr DWORD kDefaultConnectTimeoutMs = 30000;
 constexpr DWORD kPipeOutQuota = 64 * 1024;  // advisory: the relay's writes never wait for the reader
 constexpr DWORD kPipeInQuota = 512;
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr size_t kShrinkAbove = 1024 * 1024;
 constexpr DWORD kTeardownWaitMs = 10000;
 constexpr uint8_t kTrailerByte = 0x54;
 // A filler (STATUS_BUFFER_TOO_SMALL) starts with this header, which no real message has.
@@ -83,34 +93,11 @@ constexpr uint32_t kFillerReplyLength = 0xFFFFFFFFu;
 constexpr uint64_t kFillerMessageId = 0xFFFFFFFFFFFFFFFFull;
 constexpr size_t kMsgHeader = wire::kMessageHeaderSize;
 
-const HRESULT kHrIoPending = HRESULT_FROM_WIN32(ERROR_IO_PENDING);
-const HRESULT kHrNotFound = HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND);
-const HRESULT kHrAccessDenied = HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED);
-const HRESULT kHrHandle = HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);  // == E_HANDLE on Windows
-const HRESULT kHrTimeout = HRESULT_FROM_WIN32(ERROR_TIMEOUT);
-const HRESULT kHrInvalidData = HRESULT_FROM_WIN32(ERROR_INVALID_DATA);
-const HRESULT kHrNotSupported = HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED);
-const HRESULT kHrTooManyRequests = HRESULT_FROM_WIN32(ERROR_NO_SYSTEM_RESOURCES);
-const HRESULT kHrInsufficientBuffer = HRESULT_FROM_WIN32(ERROR_INSUFFICIENT_BUFFER);
-
 // OVERLAPPED.Internal is written by the I/O system while we poll it.
 uint32_t LoadStatus(const OVERLAPPED& ov) {
   const ULONG_PTR v = *reinterpret_cast<const volatile ULONG_PTR*>(&ov.Internal);
   std::atomic_thread_fence(std::memory_order_acquire);
   return static_cast<uint32_t>(v);
-}
-
-HRESULT HresultFromGetStatus(uint32_t status) {
-  switch (status) {
-    case kNtSuccess:
-      return S_OK;
-    case wire::kStatusBufferTooSmall:
-      return kHrInsufficientBuffer;
-    case wire::kStatusCancelled:
-      return HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED);
-    default:
-      return kHrHandle;  // STATUS_PORT_DISCONNECTED and anything unexpected
-  }
 }
 
 bool ReadEnv(const char* name, std::string* out) {
@@ -129,26 +116,7 @@ bool ReadEnv(const char* name, std::string* out) {
   return true;
 }
 
-DWORD ConnectTimeoutMs() {
-  std::string s;
-  if (!ReadEnv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS", &s) || s.empty() || s.size() > 9) {
-    return kDefaultConnectTimeoutMs;
-  }
-  DWORD v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return kDefaultConnectTimeoutMs;
-    v = v * 10 + static_cast<DWORD>(c - '0');
-  }
-  return v == 0 ? kDefaultConnectTimeoutMs : v;
-}
-
-using Clock = std::chrono::steady_clock;
-
-DWORD RemainingMs(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  if (left <= 0) return 0;
-  return left > 0x7FFFFFFF ? 0x7FFFFFFFu : static_cast<DWORD>(left);
-}
+DWORD RemainingMs(Clock::time_point deadline) { return static_cast<DWORD>(sim::RemainingMs(deadline)); }
 
 std::wstring Utf8ToWide(const std::string& s) {
   if (s.empty()) return std::wstring();
@@ -393,102 +361,8 @@ HRESULT OpenPipeUpstream(const wire::Endpoint& ep, Clock::time_point deadline, s
   }
 }
 
-// Buffered frame reader over the upstream.
-class FrameReader {
- public:
-  enum class Parse { kFrame, kNeedMore, kMalformed };
-
-  bool Init() {
-    data_.reset(new (std::nothrow) uint8_t[kReadChunk]);
-    cap_ = data_ ? kReadChunk : 0;
-    return cap_ != 0;
-  }
-  // A frame's payload stays valid until the next PrepareRead().
-  Parse Next(wire::FrameHeader* header, const uint8_t** payload) {
-    const size_t avail = end_ - pos_;
-    if (avail < wire::kHeaderSize) {
-      need_ = wire::kHeaderSize;
-      return Parse::kNeedMore;
-    }
-    if (wire::DecodeServerHeader(data_.get() + pos_, header) != wire::HeaderError::kNone) return Parse::kMalformed;
-    const size_t total = wire::kHeaderSize + header->payloadSize;
-    if (avail < total) {
-      need_ = total;
-      return Parse::kNeedMore;
-    }
-    *payload = data_.get() + pos_ + wire::kHeaderSize;
-    pos_ += total;
-    need_ = wire::kHeaderSize;
-    return Parse::kFrame;
-  }
-  // Room for the next read (enough for the frame being assembled); false when out of memory.
-  bool PrepareRead(uint8_t** at, DWORD* size) {
-    if (pos_ == end_) {
-      pos_ = end_ = 0;
-      if (cap_ > kShrinkAbove && need_ <= kReadChunk) {
-        std::unique_ptr<uint8_t[]> small(new (std::nothrow) uint8_t[kReadChunk]);
-        if (small) {
-          data_ = std::move(small);
-          cap_ = kReadChunk;
-        }
-      }
-    }
-    const size_t have = end_ - pos_;
-    if (need_ > cap_) {
-      std::unique_ptr<uint8_t[]> bigger(new (std::nothrow) uint8_t[need_]);
-      if (!bigger) return false;
-      std::memcpy(bigger.get(), data_.get() + pos_, have);
-      data_ = std::move(bigger);
-      cap_ = need_;
-      pos_ = 0;
-      end_ = have;
-    } else if (pos_ > 0 && (cap_ - pos_ < need_ || cap_ - end_ < 4096)) {
-      std::memmove(data_.get(), data_.get() + pos_, have);
-      pos_ = 0;
-      end_ = have;
-    }
-    *at = data_.get() + end_;
-    *size = static_cast<DWORD>(std::min<size_t>(cap_ - end_, 0x7FFFFFFF));
-    return true;
-  }
-  void Commit(DWORD n) { end_ += n; }
-
- private:
-  std::unique_ptr<uint8_t[]> data_;
-  size_t cap_ = 0;
-  size_t pos_ = 0;
-  size_t end_ = 0;
-  size_t need_ = wire::kHeaderSize;
-};
-
 // ---------------------------------------------------------------------------------------------------------
 // Port
-
-// A caller blocked in a synchronous call: REPLY, SEND, or a get without OVERLAPPED.
-struct Waiter {
-  bool done = false;
-  HRESULT hr = kHrHandle;
-  // synchronous get
-  PFILTER_MESSAGE_HEADER buffer = nullptr;
-  uint32_t capacity = 0;
-  // send
-  bool isSend = false;
-  uint8_t* out = nullptr;
-  uint32_t outCapacity = 0;
-  DWORD bytes = 0;
-};
-
-struct GetEntry {
-  uint32_t capacity = 0;
-  Waiter* waiter = nullptr;  // synchronous get; nullptr for an overlapped one
-  bool abandoned = false;    // its reads were cancelled: a message for it becomes an orphan
-};
-
-struct Orphan {
-  uint32_t replyLength = 0;
-  uint64_t messageId = 0;
-  std::vector<uint8_t> data;
-};
 
 // The private 1-byte read that follows each overlapped get.
 struct PairRecord {
@@ -503,33 +377,35 @@ struct PipeWrite {
   std::vector<uint8_t> data;
 };
 
-class Port : public std::enable_shared_from_this<Port> {
+class Port final : public sim::Session, public std::enable_shared_from_this<Port> {
  public:
   Port(CloseMode mode, bool syncHandle) : mode_(mode), sync_(syncHandle) {}
-  ~Port();
-  Port(const Port&) = delete;
-  Port& operator=(const Port&) = delete;
+  ~Port() override;
 
   HRESULT Open(const wire::Endpoint& ep, const std::vector<uint8_t>& connectFrame, LPSECURITY_ATTRIBUTES sa);
   HRESULT StartRelay();
   HANDLE client() const { return client_; }
 
   HRESULT Get(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped);
-  HRESULT Reply(PFILTER_REPLY_HEADER buffer, DWORD size);
-  HRESULT Send(const void* in, DWORD inSize, void* out, DWORD outSize, DWORD* bytesReturned);
   BOOL Close();
   // FltSimAbortPort: fails every waiting caller now and ends the connection; the handle stays valid.
   void Abort();
 
  private:
-  enum class EndReason { kStop, kKill, kClientClosed, kUpstreamEnded };
-
   HRESULT CreatePipePair(LPSECURITY_ATTRIBUTES sa);
   HRESULT Handshake(const std::vector<uint8_t>& frame, Clock::time_point deadline);
 
+  // sim::Session
+  bool WriteRequest(const uint8_t* head, size_t headSize, const void* data, size_t dataSize) override {
+    return WriteUpstream(head, headSize, data, dataSize);
+  }
+  long ReadUpstream(uint8_t* at, size_t room, int timeoutMs) override;
+  bool DeliverToOverlapped(const PendingGet& get, const wire::GetComplete& msg) override;
+  void GiveOrphanLocked(PendingGet& get) override;
+  void FailOverlappedLocked(PendingGet&, uint32_t) override {}  // closing the server end completes the reads
+  std::unique_lock<std::mutex> DeliveryLock() override { return std::unique_lock<std::mutex>(pipeMu_); }
+
   HRESULT GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped);
-  HRESULT GetSync(PFILTER_MESSAGE_HEADER buffer, DWORD size);
-  HRESULT Call(uint8_t* head, size_t headSize, const void* data, size_t dataSize, Waiter* waiter);
   bool WriteUpstream(const uint8_t* a, size_t aSize, const void* b = nullptr, size_t bSize = 0);
   bool SendCancels(const std::vector<uint32_t>& ids);
   void Kill();
@@ -546,17 +422,9 @@ class Port : public std::enable_shared_from_this<Port> {
   bool WriteFiller(uint32_t capacity);
   void ReapWritesLocked();
 
-  uint32_t InsertGetLocked(const GetEntry& entry);  // stateMu_ held; 0 = too many
-  uint32_t InsertCallLocked(Waiter* waiter);        // stateMu_ held; 0 = too many
-  bool TakeOrphanInto(PFILTER_MESSAGE_HEADER buffer, uint32_t size, HRESULT* hr);  // stateMu_ held
-
   void RelayMain(std::shared_ptr<Port> self);
   bool StartInboundRead();
-  bool Dispatch(const wire::FrameHeader& header, const uint8_t* payload);
-  bool OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size);
-  // Fails every pending synchronous get and call with callHr; later calls fail with E_HANDLE.
-  void MarkDead(HRESULT callHr = kHrHandle);
-  void Teardown(EndReason reason);
+  void Teardown();
 
   const CloseMode mode_;
   const bool sync_;
@@ -564,7 +432,6 @@ class Port : public std::enable_shared_from_this<Port> {
   std::unique_ptr<Upstream> up_;   // the relay reads; writers hold upWriteMu_
   std::mutex upWriteMu_;
   std::atomic<bool> upClosed_{false};
-  FrameReader reader_;             // handshake, then the relay thread only
   bool readPending_ = false;       // relay thread only
 
   HANDLE client_ = nullptr;        // the user's handle (never closed here except by Close())
@@ -586,15 +453,6 @@ class Port : public std::enable_shared_from_this<Port> {
 
   std::mutex pipeMu_;
   std::list<std::unique_ptr<PipeWrite>> writes_;
-
-  std::mutex stateMu_;
-  std::condition_variable cv_;
-  std::atomic<bool> dead_{false};
-  std::unordered_map<uint32_t, GetEntry> gets_;
-  std::unordered_map<uint32_t, Waiter*> calls_;
-  uint32_t nextGetId_ = 0;
-  uint32_t nextCallId_ = 0;
-  std::deque<Orphan> orphans_;
 };
 
 // The process's port handles. fltlib's calls pass nothing but the HANDLE, so this map is the one piece of
@@ -670,7 +528,10 @@ HRESULT Port::Open(const wire::Endpoint& ep, const std::vector<uint8_t>& connect
     return E_OUTOFMEMORY;
   }
   if (!reader_.Init()) return E_OUTOFMEMORY;
-  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(ConnectTimeoutMs());
+  std::string timeout;
+  const bool hasTimeout = ReadEnv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS", &timeout);
+  const int timeoutMs = sim::ConnectTimeoutMs(hasTimeout ? timeout.c_str() : nullptr);
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
   HRESULT hr = S_OK;
   if (ep.kind == wire::Endpoint::Kind::kTcp) {
     std::unique_ptr<SocketUpstream> up(new (std::nothrow) SocketUpstream());
@@ -689,32 +550,20 @@ HRESULT Port::Open(const wire::Endpoint& ep, const std::vector<uint8_t>& connect
 
 HRESULT Port::Handshake(const std::vector<uint8_t>& frame, Clock::time_point deadline) {
   if (!up_->WriteAll(frame.data(), frame.size())) return kHrNotFound;
-  for (;;) {
-    wire::FrameHeader header;
-    const uint8_t* payload = nullptr;
-    const FrameReader::Parse p = reader_.Next(&header, &payload);
-    if (p == FrameReader::Parse::kMalformed) return kHrInvalidData;
-    if (p == FrameReader::Parse::kFrame) {
-      int32_t result = 0;
-      if (header.type != wire::Type::kConnectResult || !wire::DecodeResult(payload, header.payloadSize, &result)) {
-        return kHrInvalidData;
-      }
-      return static_cast<HRESULT>(result);
-    }
-    uint8_t* at = nullptr;
-    DWORD room = 0;
-    if (!reader_.PrepareRead(&at, &room)) return E_OUTOFMEMORY;
-    if (!up_->StartRead(at, room)) return kHrNotFound;
-    if (WaitForSingleObject(up_->ReadEvent(), RemainingMs(deadline)) != WAIT_OBJECT_0) {
-      up_->CancelAll();
-      (void)up_->FinishRead(true);
-      return kHrTimeout;
-    }
-    const long n = up_->FinishRead(false);
-    if (n == -2) continue;
-    if (n <= 0) return kHrNotFound;  // the simulator went away before answering
-    reader_.Commit(static_cast<DWORD>(n));
+  return AwaitConnectResult(deadline);
+}
+
+long Port::ReadUpstream(uint8_t* at, size_t room, int timeoutMs) {
+  if (!up_->StartRead(at, static_cast<DWORD>(room))) return kReadEnded;
+  if (WaitForSingleObject(up_->ReadEvent(), timeoutMs < 0 ? INFINITE : static_cast<DWORD>(timeoutMs)) !=
+      WAIT_OBJECT_0) {
+    up_->CancelAll();
+    (void)up_->FinishRead(true);
+    return kReadTimedOut;
   }
+  const long n = up_->FinishRead(false);
+  if (n == -2) return 0;  // a zero-length pipe message
+  return n <= 0 ? kReadEnded : n;
 }
 
 HRESULT Port::CreatePipePair(LPSECURITY_ATTRIBUTES sa) {
@@ -793,7 +642,7 @@ BOOL Port::Close() {
 void Port::Kill() { SetEvent(killEvent_); }
 
 void Port::Abort() {
-  MarkDead(HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED));
+  MarkDead(wire::kStatusCancelled, sim::kHrAborted);
   Kill();  // the relay tears down: pending reads complete, writers blocked on the upstream are cancelled
 }
 
@@ -814,71 +663,12 @@ bool Port::SendCancels(const std::vector<uint32_t>& ids) {
   return frames.empty() || WriteUpstream(frames.data(), frames.size());
 }
 
-uint32_t Port::InsertGetLocked(const GetEntry& entry) {
-  if (gets_.size() >= wire::kMaxPendingGets) return 0;
-  for (;;) {
-    if (++nextGetId_ == 0) nextGetId_ = 1;
-    if (gets_.find(nextGetId_) == gets_.end()) break;
-  }
-  gets_.emplace(nextGetId_, entry);
-  return nextGetId_;
-}
-
-uint32_t Port::InsertCallLocked(Waiter* waiter) {
-  if (calls_.size() >= wire::kMaxOutstandingRequests) return 0;
-  for (;;) {
-    if (++nextCallId_ == 0) nextCallId_ = 1;
-    if (calls_.find(nextCallId_) == calls_.end()) break;
-  }
-  calls_.emplace(nextCallId_, waiter);
-  return nextCallId_;
-}
-
-bool Port::TakeOrphanInto(PFILTER_MESSAGE_HEADER buffer, uint32_t size, HRESULT* hr) {
-  if (orphans_.empty()) return false;
-  Orphan& o = orphans_.front();
-  if (o.data.size() > size - kMsgHeader) {
-    *hr = kHrInsufficientBuffer;  // it stays, as a queued message does
-    return true;
-  }
-  buffer->ReplyLength = o.replyLength;
-  buffer->MessageId = o.messageId;
-  if (!o.data.empty()) std::memcpy(reinterpret_cast<uint8_t*>(buffer) + kMsgHeader, o.data.data(), o.data.size());
-  orphans_.pop_front();
-  *hr = S_OK;
-  return true;
-}
-
 HRESULT Port::Get(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped) {
   if (buffer == nullptr || size < kMsgHeader) return E_INVALIDARG;
-  if (overlapped == nullptr) return GetSync(buffer, size);
+  if (overlapped == nullptr) return SyncGet(buffer, size);
   // A synchronous handle does no overlapped I/O (as the POSIX twin, native/compat/compat_fltlib.cc).
   if (sync_) return E_INVALIDARG;
   return GetAsync(buffer, size, overlapped);
-}
-
-HRESULT Port::GetSync(PFILTER_MESSAGE_HEADER buffer, DWORD size) {
-  Waiter waiter;
-  waiter.buffer = buffer;
-  waiter.capacity = size;
-  uint32_t id = 0;
-  {
-    std::lock_guard<std::mutex> lock(stateMu_);
-    if (dead_.load()) return kHrHandle;
-    HRESULT hr = S_OK;
-    if (TakeOrphanInto(buffer, size, &hr)) return hr;
-    GetEntry entry;
-    entry.capacity = size;
-    entry.waiter = &waiter;
-    id = InsertGetLocked(entry);
-    if (id == 0) return kHrTooManyRequests;
-  }
-  uint8_t frame[wire::kGetFrameSize];
-  wire::EncodeGet(frame, id, size);
-  (void)WriteUpstream(frame, sizeof(frame));  // on failure the relay fails the waiter
-  std::unique_lock<std::mutex> lock(stateMu_);
-  cv_.wait(lock, [&waiter] { return waiter.done; });
-  return waiter.hr;
 }
 
 PairRecord* Port::NewRecord() {
@@ -922,10 +712,10 @@ bool Port::ReapRecords(std::vector<uint32_t>* cancels) {
       drainNeeded_ = true;
       const uint32_t id = (*it)->getId;
       if (id != 0) {
-        std::lock_guard<std::mutex> lock(stateMu_);
-        auto found = gets_.find(id);
-        if (found != gets_.end() && !found->second.abandoned) {
-          found->second.abandoned = true;
+        std::lock_guard<std::mutex> lock(mutex_);
+        PendingGet* found = gets_.Find(id);
+        if (found != nullptr && !found->abandoned) {
+          found->abandoned = true;
           cancels->push_back(id);
         }
       }
@@ -968,11 +758,11 @@ bool Port::DrainLeftovers() {
     const uint32_t replyLength = wire::GetU32(message.data());
     const uint64_t messageId = wire::GetU64(message.data() + 8);
     if (replyLength == kFillerReplyLength && messageId == kFillerMessageId) continue;  // a filler
-    Orphan o;
+    sim::Orphan o;
     o.replyLength = replyLength;
     o.messageId = messageId;
     o.data.assign(message.data() + kMsgHeader, message.data() + size);
-    std::lock_guard<std::mutex> lock(stateMu_);
+    std::lock_guard<std::mutex> lock(mutex_);
     orphans_.push_back(std::move(o));
   }
 }
@@ -1005,10 +795,10 @@ HRESULT Port::GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED o
   // What will answer this get: an orphan (a message that outlived its get; too large, it makes this get fail
   // and stays, as a queued message does), or the simulator (a GET, registered now, sent after the reads).
   enum class Plan { kSimulator, kOrphan, kOrphanTooLarge } plan = Plan::kSimulator;
-  Orphan orphan;
+  sim::Orphan orphan;
   uint32_t id = 0;
   {
-    std::lock_guard<std::mutex> lock(stateMu_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (!orphans_.empty()) {
       if (orphans_.front().data.size() <= size - kMsgHeader) {
         orphan = std::move(orphans_.front());
@@ -1018,9 +808,10 @@ HRESULT Port::GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED o
         plan = Plan::kOrphanTooLarge;
       }
     } else {
-      GetEntry entry;
-      entry.capacity = size;
-      id = InsertGetLocked(entry);
+      PendingGet get;
+      get.capacity = size;
+      get.overlapped = overlapped;
+      id = InsertGetLocked(get);
       if (id == 0) {
         FreeRecord(record);
         return kHrTooManyRequests;
@@ -1040,8 +831,8 @@ HRESULT Port::GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED o
     // ERROR_MORE_DATA at once (a filler was waiting) still posts its completion, as a success does.
     if (e != ERROR_IO_PENDING && e != ERROR_MORE_DATA) {
       {
-        std::lock_guard<std::mutex> lock(stateMu_);
-        if (id != 0) gets_.erase(id);
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (id != 0) gets_.Erase(id);
         if (plan == Plan::kOrphan) orphans_.push_front(std::move(orphan));
       }
       FreeRecord(record);
@@ -1070,45 +861,6 @@ HRESULT Port::GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED o
     (void)WriteUpstream(frame, sizeof(frame));  // failure ends the connection, which completes the reads
   }
   return result;
-}
-
-HRESULT Port::Call(uint8_t* head, size_t headSize, const void* data, size_t dataSize, Waiter* waiter) {
-  uint32_t id = 0;
-  {
-    std::lock_guard<std::mutex> lock(stateMu_);
-    if (dead_.load()) return kHrHandle;
-    id = InsertCallLocked(waiter);
-    if (id == 0) return kHrTooManyRequests;
-  }
-  wire::PutU32(head + 8, id);  // the header's id field
-  (void)WriteUpstream(head, headSize, data, dataSize);  // on failure the relay fails the call
-  std::unique_lock<std::mutex> lock(stateMu_);
-  cv_.wait(lock, [waiter] { return waiter->done; });
-  return waiter->hr;
-}
-
-HRESULT Port::Reply(PFILTER_REPLY_HEADER buffer, DWORD size) {
-  if (buffer == nullptr || size < sizeof(FILTER_REPLY_HEADER)) return E_INVALIDARG;
-  const size_t dataSize = size - sizeof(FILTER_REPLY_HEADER);
-  if (dataSize > wire::kMaxReplyData) return E_INVALIDARG;
-  uint8_t head[wire::kReplyHeadSize];
-  wire::EncodeReplyHead(head, buffer->Status, buffer->MessageId, static_cast<uint32_t>(dataSize));
-  Waiter waiter;
-  return Call(head, sizeof(head), reinterpret_cast<const uint8_t*>(buffer) + sizeof(FILTER_REPLY_HEADER), dataSize,
-              &waiter);
-}
-
-HRESULT Port::Send(const void* in, DWORD inSize, void* out, DWORD outSize, DWORD* bytesReturned) {
-  if (inSize > wire::kMaxSendInput) return E_INVALIDARG;
-  uint8_t head[wire::kSendHeadSize];
-  wire::EncodeSendHead(head, outSize, inSize);
-  Waiter waiter;
-  waiter.isSend = true;
-  waiter.out = static_cast<uint8_t*>(out);
-  waiter.outCapacity = outSize;
-  const HRESULT hr = Call(head, sizeof(head), in, inSize, &waiter);
-  *bytesReturned = SUCCEEDED(hr) ? waiter.bytes : 0;
-  return hr;
 }
 
 // --- server-end writes (pipeMu_ held) ------------------------------------------------------------------
@@ -1183,204 +935,62 @@ bool Port::StartInboundRead() {
 }
 
 void Port::RelayMain(std::shared_ptr<Port> self) {
-  EndReason reason = EndReason::kUpstreamEnded;
   if (!StartInboundRead()) {
-    Teardown(EndReason::kClientClosed);
+    Teardown();
     return;
   }
   for (;;) {
     if (!readPending_) {
       uint8_t* at = nullptr;
-      DWORD room = 0;
-      if (!reader_.PrepareRead(&at, &room) || !up_->StartRead(at, room)) break;
+      size_t room = 0;
+      if (!reader_.PrepareRead(&at, &room) || !up_->StartRead(at, static_cast<DWORD>(room))) break;
       readPending_ = true;
     }
+    // Stop (FltSimClose), kill (abort, a broken stream), the user's handle closed: the connection ends
+    // whichever it is.
     HANDLE waits[4] = {stopEvent_, killEvent_, up_->ReadEvent(), inboundEvent_};
     const DWORD w = WaitForMultipleObjects(4, waits, FALSE, INFINITE);
-    if (w == WAIT_OBJECT_0) {
-      reason = EndReason::kStop;
-      break;
-    }
-    if (w == WAIT_OBJECT_0 + 1) {
-      reason = EndReason::kKill;
-      break;
-    }
-    if (w == WAIT_OBJECT_0 + 3) {
-      reason = EndReason::kClientClosed;
-      break;
-    }
     if (w != WAIT_OBJECT_0 + 2) break;
     readPending_ = false;
     const long n = up_->FinishRead(false);
     if (n == -2) continue;
     if (n <= 0) break;  // end of stream or error: the connection is over
-    reader_.Commit(static_cast<DWORD>(n));
-    bool go = true;
-    for (;;) {
-      wire::FrameHeader header;
-      const uint8_t* payload = nullptr;
-      const FrameReader::Parse p = reader_.Next(&header, &payload);
-      if (p == FrameReader::Parse::kNeedMore) break;
-      if (p == FrameReader::Parse::kMalformed || !Dispatch(header, payload)) {
-        go = false;
-        break;
-      }
-    }
-    if (!go) break;
+    reader_.Commit(static_cast<size_t>(n));
+    if (!DispatchBuffered()) break;
     std::lock_guard<std::mutex> lock(pipeMu_);
     ReapWritesLocked();
   }
-  Teardown(reason);
+  Teardown();
   (void)self;  // released on return; may be the last reference (CloseMode::kByHandle)
 }
 
-bool Port::Dispatch(const wire::FrameHeader& header, const uint8_t* payload) {
-  switch (header.type) {
-    case wire::Type::kGetComplete:
-      return OnGetComplete(header.id, payload, header.payloadSize);
-    case wire::Type::kReplyResult: {
-      int32_t hr = 0;
-      if (!wire::DecodeResult(payload, header.payloadSize, &hr)) return false;
-      std::lock_guard<std::mutex> lock(stateMu_);
-      auto it = calls_.find(header.id);
-      if (it == calls_.end() || it->second->isSend) return false;
-      it->second->hr = hr;
-      it->second->done = true;
-      calls_.erase(it);
-      cv_.notify_all();
-      return true;
-    }
-    case wire::Type::kSendResult: {
-      wire::SendResult result;
-      if (!wire::DecodeSendResult(payload, header.payloadSize, &result)) return false;
-      Waiter* waiter = nullptr;
-      {
-        std::lock_guard<std::mutex> lock(stateMu_);
-        auto it = calls_.find(header.id);
-        if (it == calls_.end() || !it->second->isSend || result.dataSize > it->second->outCapacity) return false;
-        waiter = it->second;
-        calls_.erase(it);
-      }
-      // Out of the table: only this thread completes it, so the copy needs no lock.
-      if (result.dataSize != 0) std::memcpy(waiter->out, result.data, result.dataSize);
-      std::lock_guard<std::mutex> lock(stateMu_);
-      waiter->bytes = result.dataSize;
-      waiter->hr = result.hresult;
-      waiter->done = true;
-      cv_.notify_all();
-      return true;
-    }
-    case wire::Type::kDisconnect:
-      return false;  // the kernel side closed the connection
-    case wire::Type::kConnectResult:
-    default:
-      return false;
-  }
-}
-
-bool Port::OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size) {
-  wire::GetComplete msg;
-  if (!wire::DecodeGetComplete(payload, size, &msg)) return false;
-  // pipeMu_ first: deciding "write it to the pipe" and writing it happen together, so a get that abandons
-  // this one and then drains the pipe sees either the written message or an orphan, never neither.
-  std::unique_lock<std::mutex> pipeLock(pipeMu_);
-  GetEntry entry;
-  enum class Feed { kNone, kMessage, kFiller } feed = Feed::kNone;
-  Orphan fed;
-  uint32_t fillerCapacity = 0;
-  {
-    std::lock_guard<std::mutex> lock(stateMu_);
-    auto it = gets_.find(id);
-    if (it == gets_.end()) return false;
-    if (msg.status == wire::kStatusSuccess && msg.dataSize > it->second.capacity - kMsgHeader) return false;
-    entry = it->second;
-    gets_.erase(it);
-    if (entry.waiter == nullptr && entry.abandoned) {
-      // The answer to our CANCEL, or a message that crossed it: keep the message for the next get.
-      if (msg.status != wire::kStatusSuccess) return true;
-      Orphan o;
-      o.replyLength = msg.replyLength;
-      o.messageId = msg.messageId;
-      o.data.assign(msg.data, msg.data + msg.dataSize);
-      orphans_.push_back(std::move(o));
-      // Every get may be pending already (the receive loop keeps all its slots busy), so waiting for a new
-      // get could wait forever. Writes and reads pair up in order, so what is written now goes to the oldest
-      // unanswered read: give it the orphan, and mark that get abandoned so that its own answer from the
-      // simulator becomes the next orphan. A filler instead when the orphan does not fit that read.
-      uint32_t next = 0;
-      for (const auto& pending : gets_) {
-        if (pending.second.waiter == nullptr && !pending.second.abandoned && (next == 0 || pending.first < next)) {
-          next = pending.first;
-        }
-      }
-      if (next == 0) return true;
-      GetEntry& target = gets_[next];
-      target.abandoned = true;
-      if (orphans_.front().data.size() <= target.capacity - kMsgHeader) {
-        fed = std::move(orphans_.front());
-        orphans_.pop_front();
-        feed = Feed::kMessage;
-      } else {
-        fillerCapacity = target.capacity;
-        feed = Feed::kFiller;
-      }
-    }
-  }
-  if (feed == Feed::kMessage) {
-    (void)WriteMessagePair(fed.replyLength, fed.messageId, fed.data.data(), fed.data.size());
-    return true;
-  }
-  if (feed == Feed::kFiller) {
-    (void)WriteFiller(fillerCapacity);
-    return true;
-  }
-  if (entry.waiter == nullptr) {
-    if (msg.status == wire::kStatusSuccess) {
-      (void)WriteMessagePair(msg.replyLength, msg.messageId, msg.data, msg.dataSize);
-    } else if (msg.status == wire::kStatusBufferTooSmall) {
-      (void)WriteFiller(entry.capacity);
-    } else if (msg.status != wire::kStatusCancelled) {
-      return false;
-    }
-    return true;
-  }
-  pipeLock.unlock();
-  // A synchronous get: its caller is blocked in GetSync, so the buffer is there.
-  Waiter* waiter = entry.waiter;
+bool Port::DeliverToOverlapped(const PendingGet& get, const wire::GetComplete& msg) {
+  // Under pipeMu_ (the DeliveryLock): deciding "write it to the pipe" and writing it happen together, so a
+  // get that abandons this one and then drains the pipe sees either the written message or an orphan.
   if (msg.status == wire::kStatusSuccess) {
-    waiter->buffer->ReplyLength = msg.replyLength;
-    waiter->buffer->MessageId = msg.messageId;
-    if (msg.dataSize != 0) std::memcpy(reinterpret_cast<uint8_t*>(waiter->buffer) + kMsgHeader, msg.data, msg.dataSize);
+    (void)WriteMessagePair(msg.replyLength, msg.messageId, msg.data, msg.dataSize);
+  } else if (msg.status == wire::kStatusBufferTooSmall) {
+    (void)WriteFiller(get.capacity);
+  } else if (msg.status != wire::kStatusCancelled) {
+    return false;
   }
-  std::lock_guard<std::mutex> lock(stateMu_);
-  waiter->hr = HresultFromGetStatus(msg.status);
-  waiter->done = true;
-  cv_.notify_all();
   return true;
 }
 
-void Port::MarkDead(HRESULT callHr) {
-  std::lock_guard<std::mutex> lock(stateMu_);
-  dead_.store(true);
-  for (auto& entry : gets_) {
-    if (entry.second.waiter != nullptr) {
-      entry.second.waiter->hr = callHr;
-      entry.second.waiter->done = true;
-    }
+void Port::GiveOrphanLocked(PendingGet& get) {
+  // Writes and reads pair up in order, so what is written now goes to the oldest unanswered read, which is
+  // this get's. A filler instead when the orphan does not fit that read (the orphan stays).
+  if (orphans_.front().data.size() <= get.capacity - kMsgHeader) {
+    sim::Orphan fed = std::move(orphans_.front());
+    orphans_.pop_front();
+    (void)WriteMessagePair(fed.replyLength, fed.messageId, fed.data.data(), fed.data.size());
+  } else {
+    (void)WriteFiller(get.capacity);
   }
-  gets_.clear();
-  for (auto& call : calls_) {
-    call.second->hr = callHr;
-    call.second->done = true;
-  }
-  calls_.clear();
-  orphans_.clear();  // the kernel side sees the disconnect; nobody can take them any more
-  cv_.notify_all();
 }
 
-void Port::Teardown(EndReason reason) {
-  (void)reason;
-  MarkDead();
+void Port::Teardown() {
+  MarkDead(wire::kStatusPortDisconnected, kHrHandle);
   // The handle now answers E_HANDLE. With CloseMode::kByHandle nobody will call FltSimClose: forget it now.
   if (mode_ == CloseMode::kByHandle) Registry::Instance().RemoveIf(client_, this);
   // Closing the server end completes every pending read on the user's handle (ERROR_BROKEN_PIPE).
@@ -1431,52 +1041,27 @@ void Port::Teardown(EndReason reason) {
   up_.reset();
 }
 
-// --- connect -------------------------------------------------------------------------------------------
-
 }  // namespace
+
+// --- connect -------------------------------------------------------------------------------------------
 
 HRESULT Connect(const char* endpoint, LPCWSTR name, DWORD options, LPCVOID context, WORD contextSize,
                 LPSECURITY_ATTRIBUTES sa, CloseMode mode, HANDLE* hPort) {
-  if (hPort == nullptr) return E_INVALIDARG;
-  *hPort = INVALID_HANDLE_VALUE;
-  if (name == nullptr) return E_INVALIDARG;
-  if ((context == nullptr) != (contextSize == 0)) return E_INVALIDARG;
-  if ((options & ~static_cast<DWORD>(FLT_PORT_FLAG_SYNC_HANDLE)) != 0) return E_INVALIDARG;
   std::string fromEnv;
-  if (endpoint == nullptr || *endpoint == '\0') {
-    if (!ReadEnv("FLTMGR_SIMULATOR", &fromEnv) || fromEnv.empty()) return kHrNotFound;  // as if no driver
-    endpoint = fromEnv.c_str();
-  }
-  wire::Endpoint ep;
-  std::string why;
-  if (!wire::ParseEndpoint(endpoint, &ep, &why)) return E_INVALIDARG;
-  if (ep.kind == wire::Endpoint::Kind::kUnix) return kHrNotSupported;
-
-  size_t nameUnits = 0;
-  while (name[nameUnits] != 0) {
-    if (++nameUnits > 0xFFFF) return E_INVALIDARG;
-  }
-  const size_t payloadSize = wire::ConnectPayloadSize(nameUnits, contextSize, ep.secret.size());
-  if (payloadSize == 0) return E_INVALIDARG;
-  std::vector<uint8_t> frame;
-  try {
-    frame.resize(wire::kHeaderSize + payloadSize);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
-  wire::EncodeHeader(frame.data(), wire::Type::kConnect, 0, static_cast<uint32_t>(payloadSize));
-  wire::EncodeConnectPayload(frame.data() + wire::kHeaderSize, options, GetCurrentProcessId(),
-                             reinterpret_cast<const char16_t*>(name), nameUnits, context, contextSize,
-                             ep.secret.data(), ep.secret.size());
+  if ((endpoint == nullptr || *endpoint == '\0') && ReadEnv("FLTMGR_SIMULATOR", &fromEnv)) endpoint = fromEnv.c_str();
+  sim::ConnectRequest request;
+  HRESULT hr = sim::PrepareConnect(endpoint, wire::Endpoint::Kind::kUnix, name, options, context, contextSize,
+                                   GetCurrentProcessId(), hPort, &request);
+  if (FAILED(hr)) return hr;
 
   PinModule();
   std::shared_ptr<Port> port;
   try {
-    port = std::make_shared<Port>(mode, (options & FLT_PORT_FLAG_SYNC_HANDLE) != 0);
+    port = std::make_shared<Port>(mode, request.syncHandle);
   } catch (const std::bad_alloc&) {
     return E_OUTOFMEMORY;
   }
-  HRESULT hr = port->Open(ep, frame, sa);
+  hr = port->Open(request.endpoint, request.frame, sa);
   if (FAILED(hr)) return hr;  // ~Port closes whatever was opened: the simulator sees the stream end
   try {
     Registry::Instance().Put(port->client(), port);
@@ -1497,57 +1082,43 @@ HRESULT Connect(const char* endpoint, LPCWSTR name, DWORD options, LPCVOID conte
 }  // namespace winsim
 }  // namespace fltmgr
 
+using fltmgr::sim::CallPort;
 using fltmgr::winsim::Port;
 using fltmgr::winsim::Registry;
 
-HRESULT FltSimConnect(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
-                      WORD wSizeOfContext, HANDLE* hPort) {
-  return fltmgr::winsim::Connect(endpoint, lpPortName, dwOptions, lpContext, wSizeOfContext, nullptr,
+HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
+                                       LPCVOID lpContext, WORD wSizeOfContext,
+                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort) {
+  return fltmgr::winsim::Connect(endpoint, lpPortName, dwOptions, lpContext, wSizeOfContext, lpSecurityAttributes,
                                  fltmgr::winsim::CloseMode::kExplicit, hPort);
 }
 
 HRESULT FltSimGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
                          LPOVERLAPPED lpOverlapped) {
-  std::shared_ptr<Port> port = Registry::Instance().Find(hPort);
-  if (!port) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
-  try {
-    return port->Get(lpMessageBuffer, dwMessageBufferSize, lpOverlapped);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
+  return CallPort(Registry::Instance().Find(hPort),
+                  [&](Port& port) { return port.Get(lpMessageBuffer, dwMessageBufferSize, lpOverlapped); });
 }
 
 HRESULT FltSimReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWORD dwReplyBufferSize) {
-  std::shared_ptr<Port> port = Registry::Instance().Find(hPort);
-  if (!port) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
-  try {
-    return port->Reply(lpReplyBuffer, dwReplyBufferSize);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
+  return CallPort(Registry::Instance().Find(hPort),
+                  [&](Port& port) { return port.Reply(lpReplyBuffer, dwReplyBufferSize); });
 }
 
 HRESULT FltSimSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize, LPVOID lpOutBuffer,
                           DWORD dwOutBufferSize, LPDWORD lpBytesReturned) {
-  if (lpBytesReturned == nullptr) return E_INVALIDARG;
-  *lpBytesReturned = 0;
-  if ((lpInBuffer == nullptr && dwInBufferSize != 0) || (lpOutBuffer == nullptr && dwOutBufferSize != 0)) {
-    return E_INVALIDARG;
-  }
-  std::shared_ptr<Port> port = Registry::Instance().Find(hPort);
-  if (!port) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
-  try {
-    return port->Send(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);
-  } catch (const std::bad_alloc&) {
-    return E_OUTOFMEMORY;
-  }
+  const HRESULT hr = fltmgr::sim::CheckSendArgs(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize,
+                                                lpBytesReturned);
+  if (FAILED(hr)) return hr;
+  return CallPort(Registry::Instance().Find(hPort), [&](Port& port) {
+    return port.Send(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);
+  });
 }
 
 HRESULT FltSimAbortPort(HANDLE hPort) {
-  std::shared_ptr<Port> port = Registry::Instance().Find(hPort);
-  if (!port) return HRESULT_FROM_WIN32(ERROR_INVALID_HANDLE);
-  port->Abort();
-  return S_OK;
+  return CallPort(Registry::Instance().Find(hPort), [](Port& port) {
+    port.Abort();
+    return S_OK;
+  });
 }
 
 BOOL FltSimClose(HANDLE hPort) {
