@@ -9,7 +9,7 @@
  * TS field names are the C member names with a lower-case first letter (ScanId -> scanId); struct names are
  * the C typedef names.
  *
- * Used by the simulator twin (driver-sample/sim), the scanner agent (examples/) and the tests. It imports no
+ * Used by the simulator twin (driver-sample/twin), the scanner agent (examples/) and the tests. It imports no
  * native code: command helpers take any object with a FilterPort-like send().
  */
 import { Buffer } from 'node:buffer';

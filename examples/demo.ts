@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FilterPort } from '../lib';
 import { FilterManagerSimulator } from '../lib/simulator';
-import { SampleMinifilter, type OpenFileResult } from '../driver-sample/sim';
+import { SampleMinifilter, type OpenFileResult } from '../driver-sample/twin';
 import * as P from '../driver-sample/protocol';
 import { EICAR, formatStats } from './scanner-agent';
 

@@ -2,6 +2,7 @@
 // Electron asar archives can point at the .node file explicitly (configureBinding or FLTMGR_BINDING).
 import * as path from 'node:path';
 import * as fs from 'node:fs';
+import type { Socket } from 'node:net';
 
 /** What one native batch carries per event: kind, slot, hresult, extra. */
 export const enum EventKind {
@@ -69,6 +70,8 @@ export interface NativeLimits {
   simulatorMaxSendInput: number;
   /** Largest reply data the simulator's wire protocol carries. */
   simulatorMaxReplyData: number;
+  /** Most gets the simulator's wire protocol lets one connection keep pending (= maxConcurrency). */
+  simulatorMaxPendingGets: number;
 }
 
 /** What the addon exports; checkContract verifies the parts the JS side depends on when it loads. */
@@ -137,5 +140,31 @@ function checkContract(binding: Binding): void {
       'the fltmgr native binding does not match this version of the JavaScript library (a stale build or a ' +
         'prebuild of another version): rebuild it with `npm rebuild fltmgr`',
     );
+  }
+}
+
+let peerCredentialsUnavailable = false;
+
+/**
+ * The credentials of the process at the other end of a connected Unix-domain socket (SO_PEERCRED, through the
+ * addon), or undefined: no descriptor (not a Unix socket, or closed), the addon not built, or the call failed. The
+ * simulator identifies local peers with it. Node has no public API for a socket's descriptor, so the handle's `fd`
+ * (libuv's uv_fileno) is read here and nowhere else.
+ */
+export function socketPeerCredentials(socket: Socket): PeerCredentials | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0 || peerCredentialsUnavailable) return undefined;
+  let binding: Binding;
+  try {
+    binding = loadBinding();
+  } catch {
+    peerCredentialsUnavailable = true; // not built (yet): the simulator falls back to { via: 'unix' }; ask once
+    return undefined;
+  }
+  try {
+    const c = binding.peerCredentials(fd);
+    return c !== undefined && Number.isInteger(c.uid) && Number.isInteger(c.gid) ? c : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { socketPeerCredentials } from '../binding';
 import { NtStatus, Win32, hresultFromNtStatus, hresultFromWin32 } from '../status';
 import { ClientPortImpl, ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
 import {
@@ -203,40 +204,12 @@ interface Credentials {
   owner: boolean;
 }
 
-// SO_PEERCRED through the native addon (lib/binding.ts), when it is built; null when it is not.
-interface PeerCredBinding {
-  peerCredentials(fd: number): unknown;
-}
-let nativeBinding: PeerCredBinding | null | undefined;
-function loadPeerCredBinding(): PeerCredBinding | null {
-  if (nativeBinding !== undefined) return nativeBinding;
-  nativeBinding = null;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('../binding') as { loadBinding?: () => Partial<PeerCredBinding> };
-    const binding = mod.loadBinding?.();
-    if (binding && typeof binding.peerCredentials === 'function') nativeBinding = binding as PeerCredBinding;
-  } catch {
-    // not built (yet): identity falls back to { via: 'unix' }
-  }
-  return nativeBinding;
-}
-
 function defaultPeerCredentials(socket: net.Socket): PeerIdentity | undefined {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) return undefined;
-  const binding = loadPeerCredBinding();
-  if (!binding) return undefined;
-  try {
-    const c = binding.peerCredentials(fd) as { uid?: unknown; gid?: unknown; pid?: unknown } | undefined;
-    if (!c || typeof c.uid !== 'number') return undefined;
-    const id: PeerIdentity = { uid: c.uid, via: 'unix' };
-    if (typeof c.gid === 'number') id.gid = c.gid;
-    if (typeof c.pid === 'number' && c.pid > 0) id.pid = c.pid;
-    return id;
-  } catch {
-    return undefined;
-  }
+  const c = socketPeerCredentials(socket);
+  if (c === undefined) return undefined;
+  const id: PeerIdentity = { uid: c.uid, gid: c.gid, via: 'unix' };
+  if (c.pid !== undefined && c.pid > 0) id.pid = c.pid;
+  return id;
 }
 
 // Socket files of simulators still listening when the process exits without close(): removed on 'exit'.

@@ -21,6 +21,10 @@
 namespace fltmgr {
 namespace {
 
+// A port may keep as many gets outstanding as the simulator protocol admits, so one receive concurrency limit
+// holds on every backend.
+static_assert(kMaxReceiveConcurrency == wire::kMaxPendingGets, "one slot limit: receive concurrency = pending gets");
+
 // FilterConnectCommunicationPort runs the minifilter's ConnectNotify (with the simulator, waits for the peer's
 // answer): a blocking call, on the environment's executor (the rule: blocking_calls.h).
 class ConnectCall : public BlockingCall {
@@ -95,6 +99,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   limits.Set("maxSendThreads", Napi::Number::New(env, kMaxSendThreads));
   limits.Set("simulatorMaxSendInput", Napi::Number::New(env, wire::kMaxSendInput));
   limits.Set("simulatorMaxReplyData", Napi::Number::New(env, wire::kMaxReplyData));
+  limits.Set("simulatorMaxPendingGets", Napi::Number::New(env, wire::kMaxPendingGets));
   exports.Set("limits", limits);
   // The event kinds of a receive batch (lib/binding.ts EventKind is checked against these when it loads).
   Napi::Object eventKinds = Napi::Object::New(env);
@@ -145,7 +150,7 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
   Napi::Value backendValue = options.Get("backend");
   const std::string backend = backendValue.IsString() ? backendValue.As<Napi::String>().Utf8Value() : std::string();
   if (backend != "fltlib" && backend != "simulator") throw Napi::TypeError::New(env, "backend must be 'fltlib' or 'simulator'");
-  const FilterApi* api = backend == "fltlib" ? SystemFilterApi() : SimulatorFilterApi();
+  const FilterApi* api = backend == "fltlib" ? FltlibFilterApi() : SimulatorFilterApi();
   if (api == nullptr) throw Napi::Error::New(env, "fltlib (the real Filter Manager) is not available on this platform");
 
   std::vector<uint8_t> context;
@@ -172,7 +177,7 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
 Napi::Value Addon::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
-  result.Set("fltlib", Napi::Boolean::New(env, SystemFilterApi() != nullptr));
+  result.Set("fltlib", Napi::Boolean::New(env, FltlibFilterApi() != nullptr));
 #if defined(_WIN32)
   result.Set("platform", Napi::String::New(env, "win32"));
 #else

@@ -37,7 +37,7 @@ const FilterApi kSimulatorApi = {SimConnect, FilterGetMessage, FilterReplyMessag
 
 }  // namespace
 
-const FilterApi* SystemFilterApi() {
+const FilterApi* FltlibFilterApi() {
 #if defined(_WIN32)
   return &kSystemApi;
 #else

@@ -28,7 +28,7 @@ struct FilterApi {
 };
 
 // Real fltlib. On hosts without it, nullptr.
-const FilterApi* SystemFilterApi();
+const FilterApi* FltlibFilterApi();
 // The simulator-backed implementation (compat layer on POSIX; named-pipe relay on Windows).
 const FilterApi* SimulatorFilterApi();
 

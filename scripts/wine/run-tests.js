@@ -215,7 +215,7 @@ function copyIfChanged(from, to) {
 async function crossBoundaryClient(wine, client, env) {
   const cli = spawn(
     process.execPath,
-    [path.join(TESTS, 'lib', 'simulator', 'cli.js'), '--filter', path.join(TESTS, 'driver-sample', 'sim', 'index.js'), '--tcp'],
+    [path.join(TESTS, 'lib', 'simulator', 'cli.js'), '--filter', path.join(TESTS, 'driver-sample', 'twin', 'index.js'), '--tcp'],
     { cwd: TESTS, stdio: ['ignore', 'pipe', fs.openSync(path.join(LOGS, 'linux-simulator.stderr.txt'), 'w')] },
   );
   try {

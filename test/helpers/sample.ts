@@ -2,7 +2,7 @@
 // FilterPort clients of \FltmgrSamplePort, and in-process scanner agents; everything is torn down with the harness.
 import { FilterPort, type FilterMessage } from '../../lib';
 import type { ListenTarget, SimulatorOptions } from '../../lib/simulator';
-import { SampleMinifilter, type SampleMinifilterOptions } from '../../driver-sample/sim';
+import { SampleMinifilter, type SampleMinifilterOptions } from '../../driver-sample/twin';
 import * as P from '../../driver-sample/protocol';
 import { ScannerAgent, type ScannerAgentOptions } from '../../examples/scanner-agent';
 import { startBase, type SimulatorBase } from './sim';

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { MAX_CONCURRENCY } from '../../lib';
 import { EventKind, loadBinding } from '../../lib/binding';
 import { MAX_PAYLOAD } from '../../lib/simulator';
+import { MAX_PENDING_GETS } from '../../lib/simulator/wire';
 
 test('the addon exports the limits the library documents', () => {
   const { limits } = loadBinding();
@@ -12,6 +13,10 @@ test('the addon exports the limits the library documents', () => {
   assert.equal(limits.maxSendThreads, 4); // README: "at most 4 sends per port run at once"
   assert.equal(limits.simulatorMaxSendInput, MAX_PAYLOAD - 4); // SEND payload: u32 output capacity + input
   assert.equal(limits.simulatorMaxReplyData, MAX_PAYLOAD - 16); // REPLY payload: FILTER_REPLY_HEADER + data
+  // One slot limit: the TypeScript simulator and the native client enforce the same pending-get flood limit,
+  // and receive concurrency is exactly that many gets.
+  assert.equal(limits.simulatorMaxPendingGets, MAX_PENDING_GETS);
+  assert.equal(limits.maxConcurrency, limits.simulatorMaxPendingGets);
 });
 
 test('receive batch event kinds agree with the addon', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { FilterPort } from '../../lib';
 import { startSimulatorWorker } from '../../lib/simulator';
 import { NtStatus, hresultFromNtStatus } from '../../lib/status';
-import { FileAccess, STATUS_REVISION_MISMATCH, extensionOf } from '../../driver-sample/sim';
+import { FileAccess, STATUS_REVISION_MISMATCH, extensionOf } from '../../driver-sample/twin';
 import * as P from '../../driver-sample/protocol';
 import { rejectsWith, serveRaw, startSample, text } from '../helpers/sample';
 import { HR } from '../helpers/status';
@@ -346,7 +346,7 @@ describe('unload and reload (FsTeardown)', () => {
 });
 
 describe('hosted by the simulator worker and CLI (register(sim, options))', () => {
-  const twinModule = join(__dirname, '..', '..', 'driver-sample', 'sim', 'index.ts');
+  const twinModule = join(__dirname, '..', '..', 'driver-sample', 'twin', 'index.ts');
 
   test('worker: the twin serves the protocol; options arrive as filterOptions', async (t) => {
     const worker = await startSimulatorWorker(twinModule, { filterOptions: { portGroupGid: 4321 }, log: () => undefined });

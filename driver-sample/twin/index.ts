@@ -4,7 +4,7 @@
  * when the driver changes, change the twin with it.
  *
  * Two ways to use it:
- * - as a module for the simulator CLI / worker: `fltmgr-simulator --filter dist/driver-sample/sim/index.js
+ * - as a module for the simulator CLI / worker: `fltmgr-simulator --filter dist/driver-sample/twin/index.js
  *   [--option portGroupGid=1000]` calls register(sim, options);
  * - in process: `const twin = new SampleMinifilter(sim, options)`, then `await twin.openFile({ path, content,
  *   processId })` to simulate a file open, `twin.stats()`, `await twin.unload()`. Only this form can simulate
