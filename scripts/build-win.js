@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Cross-builds the Windows x64 addon on Linux with mingw-w64, through cmake-js and CMakeLists.txt:
+// Cross-builds the Windows addon on Linux with mingw-w64, through cmake-js and CMakeLists.txt (x64 by default;
+// --arch ia32: i686 toolchain, default output build-win-ia32/):
 //   build-win/Release/fltmgr.node   the addon (Node-API 8; static libstdc++/libgcc/winpthread; delay-loads
 //                                   the Node-API from the host executable, so it also loads in Electron)
 //   build-win/fltlib.dll            the substitute fltlib.dll (test tool: never in prebuilds/)
@@ -8,7 +9,7 @@
 // fltlib.dll sits outside Release/ on purpose: prebuildify copies every .dll of its output folder into
 // prebuilds/.
 //
-// usage: node scripts/build-win.js [--clean] [--out DIR] [--no-tools] [--quiet]
+// usage: node scripts/build-win.js [--arch x64|ia32] [--clean] [--out DIR] [--no-tools] [--quiet]
 // Needs: cmake >= 3.15, g++-mingw-w64-x86-64-posix, mingw-w64-x86-64-dev (binutils' dlltool), and the
 // devDependencies (cmake-js, node-api-headers, node-addon-api). No network access: Node-API needs no Node
 // headers beyond node-api-headers. docs/windows.md has the details.
@@ -20,20 +21,24 @@ const os = require('node:os');
 const { spawnSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..');
-const TOOLCHAIN = path.join(ROOT, 'cmake', 'mingw-w64-x86_64.cmake');
-const TRIPLE = 'x86_64-w64-mingw32';
+// Node's arch name -> the mingw target, its cmake toolchain file, the Debian packages and the default output.
+const ARCHES = {
+  x64: { triple: 'x86_64-w64-mingw32', toolchain: 'mingw-w64-x86_64.cmake', apt: 'g++-mingw-w64-x86-64-posix mingw-w64-x86-64-dev', out: 'build-win' },
+  ia32: { triple: 'i686-w64-mingw32', toolchain: 'mingw-w64-i686.cmake', apt: 'g++-mingw-w64-i686-posix mingw-w64-i686-dev', out: 'build-win-ia32' },
+};
 // DLLs a correctly linked module must not import (they are not on a user's machine).
 const FORBIDDEN_IMPORTS = /^(libstdc\+\+|libgcc_s|libwinpthread|libssp)/i;
 
 function parseArgs(argv) {
-  const opts = { clean: false, out: path.join(ROOT, 'build-win'), tools: true, quiet: false };
+  const opts = { arch: 'x64', clean: false, out: undefined, tools: true, quiet: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--clean') opts.clean = true;
+    if (a === '--arch' && i + 1 < argv.length && ARCHES[argv[i + 1]]) opts.arch = argv[++i];
+    else if (a === '--clean') opts.clean = true;
     else if (a === '--no-tools') opts.tools = false;
     else if (a === '--quiet') opts.quiet = true;
     else if (a === '--out' && i + 1 < argv.length) opts.out = path.resolve(argv[++i]);
-    else throw new Error(`unknown argument: ${a}\nusage: node scripts/build-win.js [--clean] [--out DIR] [--no-tools] [--quiet]`);
+    else throw new Error(`unknown argument: ${a}\nusage: node scripts/build-win.js [--arch x64|ia32] [--clean] [--out DIR] [--no-tools] [--quiet]`);
   }
   return opts;
 }
@@ -43,7 +48,8 @@ function which(cmd) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
-function checkPrerequisites() {
+function checkPrerequisites(target) {
+  const TRIPLE = target.triple;
   const missing = [];
   for (const tool of ['cmake', `${TRIPLE}-g++-posix`, `${TRIPLE}-gcc-posix`, `${TRIPLE}-dlltool`, `${TRIPLE}-objdump`]) {
     if (!which(tool)) missing.push(tool);
@@ -51,7 +57,7 @@ function checkPrerequisites() {
   if (missing.length > 0) {
     throw new Error(
       `missing tools: ${missing.join(', ')}\n` +
-        'Debian/Ubuntu: apt-get install cmake g++-mingw-w64-x86-64-posix mingw-w64-x86-64-dev',
+        `Debian/Ubuntu: apt-get install cmake ${target.apt}`,
     );
   }
   for (const pkg of ['cmake-js', 'node-api-headers', 'node-addon-api']) {
@@ -65,7 +71,8 @@ function checkPrerequisites() {
 
 /** Imported DLL names of a PE file (objdump -p). */
 function importedDlls(file) {
-  const r = spawnSync(`${TRIPLE}-objdump`, ['-p', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  // objdump of either mingw target reads both PE32 and PE32+.
+  const r = spawnSync('x86_64-w64-mingw32-objdump', ['-p', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`objdump -p ${file} failed: ${r.stderr}`);
   return [...r.stdout.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1]);
 }
@@ -79,19 +86,22 @@ function checkImports(file) {
 
 async function buildWin(options = {}) {
   const opts = { ...parseArgs([]), ...options };
-  checkPrerequisites();
+  const target = ARCHES[opts.arch];
+  if (!target) throw new Error(`unknown arch ${opts.arch} (x64 or ia32)`);
+  if (opts.out === undefined) opts.out = path.join(ROOT, target.out);
+  checkPrerequisites(target);
   const started = Date.now();
   const { BuildSystem } = require(require.resolve('cmake-js', { paths: [ROOT] }));
   const buildSystem = new BuildSystem({
     directory: ROOT,
     out: opts.out,
     config: 'Release',
-    arch: 'x64',
+    arch: opts.arch,
     runtime: 'node',
     parallel: Math.max(1, os.cpus().length),
     silent: opts.quiet,
     cMakeOptions: {
-      CMAKE_TOOLCHAIN_FILE: TOOLCHAIN,
+      CMAKE_TOOLCHAIN_FILE: path.join(ROOT, 'cmake', target.toolchain),
       FLTMGR_BUILD_SUBSTITUTE: opts.tools ? 'ON' : 'OFF',
       FLTMGR_TOOLS_DIR: opts.out,
     },
@@ -108,8 +118,10 @@ async function buildWin(options = {}) {
     ...(opts.tools
       ? {
           substitute: path.join(opts.out, 'fltlib.dll'),
-          cClient: path.join(opts.out, 'scanner_client.exe'),
-          edgeClient: path.join(opts.out, 'edge_client.exe'),
+          // The C clients link mingw's libfltlib.a, which only the x64 target has (CMakeLists.txt).
+          ...(opts.arch === 'x64'
+            ? { cClient: path.join(opts.out, 'scanner_client.exe'), edgeClient: path.join(opts.out, 'edge_client.exe') }
+            : {}),
         }
       : {}),
   };

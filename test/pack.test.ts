@@ -13,7 +13,16 @@ import * as path from 'node:path';
 const ROOT = path.resolve(__dirname, '..');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 const LINUX_PREBUILD = `prebuilds/linux-x64/${PKG.name}.glibc.node`;
-const WIN_PREBUILD = `prebuilds/win32-x64/${PKG.name}.node`;
+// What `npm run prebuilds` (scripts/prebuild.js) makes: each one present in prebuilds/ must ship, and nothing else
+// may sit in prebuilds/ of the package.
+const BUILT_ON_LINUX = [
+  LINUX_PREBUILD,
+  `prebuilds/linux-arm64/${PKG.name}.glibc.node`,
+  `prebuilds/win32-x64/${PKG.name}.node`,
+  `prebuilds/win32-ia32/${PKG.name}.node`,
+];
+// Built by .github/workflows/prebuild.yml on their own runners (not present in a Linux checkout).
+const BUILT_ELSEWHERE = /^prebuilds\/(win32-arm64|darwin-x64|darwin-arm64)\/[^/]+\.node$/;
 
 function skipReason(): string | undefined {
   if (process.platform !== 'linux' || process.arch !== 'x64') return `the pack test checks the linux-x64 prebuild; this is ${process.platform}-${process.arch}`;
@@ -109,13 +118,14 @@ test('npm pack ships dist, prebuilds, native sources; the tarball installs and l
   assert.ok(info, 'npm pack printed no result');
   const files = new Set(info.files.map((f) => f.path));
   const must = ['package.json', 'binding.gyp', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/simulator/index.js', LINUX_PREBUILD];
-  if (fs.existsSync(path.join(ROOT, WIN_PREBUILD))) must.push(WIN_PREBUILD);
+  for (const f of BUILT_ON_LINUX) if (f !== LINUX_PREBUILD && fs.existsSync(path.join(ROOT, f))) must.push(f);
   for (const f of must) assert.ok(files.has(f), `${f} is not in the package`);
   const nativeSources = [...files].filter((f) => /^native\/src\/.*\.(cc|h)$/.test(f));
   assert.ok(nativeSources.includes('native/src/addon.cc'), `native sources missing: ${nativeSources.join(', ')}`);
   for (const f of files) {
     assert.ok(!/^(build|build-[^/]*|test|\.cache|node_modules)\//.test(f), `${f} must not be in the package`);
     assert.ok(!/(^|\/)fltlib\.dll$/i.test(f), `${f}: the substitute fltlib must never ship`);
+    if (f.startsWith('prebuilds/')) assert.ok(BUILT_ON_LINUX.includes(f) || BUILT_ELSEWHERE.test(f), `${f}: not a prebuild any release path makes`);
   }
   // Source and declaration maps point at lib/*.ts: those sources ship too, so every map resolves.
   const maps = [...files].filter((f) => f.endsWith('.map'));

@@ -14,18 +14,29 @@ HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, L
 }
 
 #if defined(_WIN32)
-HRESULT SystemConnect(const char* /*simulatorEndpoint*/, LPCWSTR name, DWORD options, LPCVOID context,
+HRESULT FltlibConnect(const char* /*simulatorEndpoint*/, LPCWSTR name, DWORD options, LPCVOID context,
                       WORD contextSize, HANDLE* port) {
   return FilterConnectCommunicationPort(name, options, context, contextSize, nullptr, port);
 }
-BOOL SystemClose(HANDLE port) { return CloseHandle(port); }
-HRESULT SystemAbort(HANDLE port) {
+// fltlib's calls are WINAPI (__stdcall on x86); the table's pointers use the default convention, so even the
+// calls with the same parameters go through an adapter (on x64 there is one convention and this is free).
+HRESULT FltlibGetMessage(HANDLE port, PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED overlapped) {
+  return FilterGetMessage(port, buffer, size, overlapped);
+}
+HRESULT FltlibReplyMessage(HANDLE port, PFILTER_REPLY_HEADER buffer, DWORD size) {
+  return FilterReplyMessage(port, buffer, size);
+}
+HRESULT FltlibSendMessage(HANDLE port, LPVOID in, DWORD inSize, LPVOID out, DWORD outSize, LPDWORD returned) {
+  return FilterSendMessage(port, in, inSize, out, outSize, returned);
+}
+BOOL FltlibClose(HANDLE port) { return CloseHandle(port); }
+HRESULT FltlibAbort(HANDLE port) {
   // ERROR_NOT_FOUND: nothing was pending, which is success here.
   return CancelIoEx(port, nullptr) || GetLastError() == ERROR_NOT_FOUND ? S_OK : HRESULT_FROM_WIN32(GetLastError());
 }
 
-const FilterApi kSystemApi = {SystemConnect, FilterGetMessage, FilterReplyMessage,
-                              FilterSendMessage, SystemClose, SystemAbort};
+const FilterApi kFltlibApi = {FltlibConnect, FltlibGetMessage, FltlibReplyMessage,
+                              FltlibSendMessage, FltlibClose, FltlibAbort};
 const FilterApi kSimulatorApi = {SimConnect, FltSimGetMessage, FltSimReplyMessage,
                                  FltSimSendMessage, FltSimClose, FltSimAbortPort};
 #else
@@ -39,7 +50,7 @@ const FilterApi kSimulatorApi = {SimConnect, FilterGetMessage, FilterReplyMessag
 
 const FilterApi* FltlibFilterApi() {
 #if defined(_WIN32)
-  return &kSystemApi;
+  return &kFltlibApi;
 #else
   return nullptr;
 #endif

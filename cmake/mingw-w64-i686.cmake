@@ -1,0 +1,19 @@
+# Cross toolchain: Linux host -> Windows x86 (32-bit) with mingw-w64, POSIX thread model (std::thread, std::mutex).
+# Debian/Ubuntu: apt-get install g++-mingw-w64-i686-posix mingw-w64-i686-dev
+# Used by scripts/build-win.js --arch ia32 (the win32-ia32 prebuild); the x64 twin is mingw-w64-x86_64.cmake.
+set(CMAKE_SYSTEM_NAME Windows)
+set(CMAKE_SYSTEM_PROCESSOR x86)
+
+set(FLTMGR_MINGW_TRIPLE i686-w64-mingw32)
+find_program(CMAKE_C_COMPILER NAMES ${FLTMGR_MINGW_TRIPLE}-gcc-posix REQUIRED)
+find_program(CMAKE_CXX_COMPILER NAMES ${FLTMGR_MINGW_TRIPLE}-g++-posix REQUIRED)
+find_program(CMAKE_RC_COMPILER NAMES ${FLTMGR_MINGW_TRIPLE}-windres)
+find_program(FLTMGR_DLLTOOL NAMES ${FLTMGR_MINGW_TRIPLE}-dlltool REQUIRED)
+# dlltool's machine for the Node-API delay-import library (CMakeLists.txt).
+set(FLTMGR_DLLTOOL_MACHINE i386)
+
+set(CMAKE_FIND_ROOT_PATH /usr/${FLTMGR_MINGW_TRIPLE})
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
