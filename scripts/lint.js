@@ -47,7 +47,11 @@ if (!files.length || jsFiles.length) {
     'eslint',
     [bin('eslint', 'bin/eslint.js'), '--max-warnings=0', '--report-unused-disable-directives', ...(fix ? ['--fix'] : []), ...targets],
   ]);
-  steps.push(['prettier', [bin('prettier', 'bin/prettier.cjs'), fix ? '--write' : '--check', '--log-level=warn', ...targets]]);
+  const prettier = (mode) => [bin('prettier', 'bin/prettier.cjs'), mode, '--log-level=warn', ...targets];
+  steps.push(['prettier', prettier(fix ? '--write' : '--check')]);
+  // Prettier is not always idempotent (a long member chain can settle only on the second pass): a second
+  // --write makes `npm run format` leave a tree that `npm run lint` accepts.
+  if (fix) steps.push(['prettier (second pass)', prettier('--write')]);
 }
 if (cFiles.length) {
   const cf = bin('@wasm-fmt/clang-format', 'clang-format-cli.cjs');
