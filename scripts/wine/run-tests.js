@@ -44,6 +44,7 @@ const NOT_UNDER_WINE = new Map([
   ['test/struct-abi.test.ts', 'compiles layout probes with gcc/mingw/clang on the host'],
   ['test/sample/protocol-abi.test.ts', 'compiles layout probes with gcc/mingw on the host'],
   ['test/pack.test.ts', 'npm pack + npm install on the host'],
+  ['test/lint.test.ts', 'lints the repository sources with the host\'s devDependencies'],
   ['test/build-files.test.ts', 'parses binding.gyp and CMakeLists.txt of the repository (not in the compiled tree)'],
   ['test/simulator/', 'the simulator\'s unit tests: POSIX endpoints, covered on Linux'],
   ['test/port/teardown-matrix-main.test.ts', 'its cells are plain-JS processes over dist/, which the compiled test tree lacks'],
