@@ -34,7 +34,10 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       // Async callbacks handed to EventEmitter/stream/timer APIs are deliberate here (each catches its own errors).
       // Rejecting with a caught error or an AbortSignal's reason passes it on unchanged: not a defect.
-      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true, allowThrowingAny: true }],
+      '@typescript-eslint/prefer-promise-reject-errors': [
+        'error',
+        { allowThrowingUnknown: true, allowThrowingAny: true },
+      ],
       // Off: handlers whose type asks for a Promise (serve(), connect/message callbacks) are written async
       // without an await; the rule only flags that idiom here.
       '@typescript-eslint/require-await': 'off',

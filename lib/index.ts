@@ -16,4 +16,12 @@ export { FilterError, FltmgrError, type FilterErrorCode, type FltmgrErrorCode, t
 export type { Backend } from './binding';
 export { configureBinding } from './binding';
 export type { HResultName, NtStatusName, Win32Name } from './status';
-export { HResult, NtStatus, Win32, hresultFromNtStatus, hresultFromWin32, nameOfHresult, nameOfNtStatus } from './status';
+export {
+  HResult,
+  NtStatus,
+  Win32,
+  hresultFromNtStatus,
+  hresultFromWin32,
+  nameOfHresult,
+  nameOfNtStatus,
+} from './status';

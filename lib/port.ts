@@ -145,9 +145,13 @@ export class FilterMessage {
         throw outOfRange('options.status', 'a 32-bit NTSTATUS', status);
       }
       if (!this.expectsReply) {
-        throw new FltmgrError('ERR_NO_REPLY_EXPECTED', `message ${this.id} expects no reply (FltSendMessage had no reply buffer)`);
+        throw new FltmgrError(
+          'ERR_NO_REPLY_EXPECTED',
+          `message ${this.id} expects no reply (FltSendMessage had no reply buffer)`,
+        );
       }
-      if (this.#settled) throw new FltmgrError('ERR_MESSAGE_SETTLED', `message ${this.id} was already replied to or released`);
+      if (this.#settled)
+        throw new FltmgrError('ERR_MESSAGE_SETTLED', `message ${this.id} was already replied to or released`);
       if (this.replyLength < HEADER_SIZE) {
         // No reply can ever fit: give the slot back so receiving goes on.
         this.release();
@@ -215,7 +219,8 @@ export class FilterPort extends EventEmitter<PortEvents> {
     if (signal?.aborted) throw abortError(signal);
     const binding = loadBinding();
     const { backend, endpoint } = chooseBackend(options.simulator, binding.info().fltlib);
-    if (endpoint !== undefined) checkEndpoint(binding, endpoint, options.simulator === undefined || options.simulator === true);
+    if (endpoint !== undefined)
+      checkEndpoint(binding, endpoint, options.simulator === undefined || options.simulator === true);
     const pending = binding.connect(name, {
       backend,
       ...(endpoint !== undefined ? { endpoint } : {}),
@@ -226,7 +231,8 @@ export class FilterPort extends EventEmitter<PortEvents> {
       // Aborted while connecting: close the connection if it was made after all.
       void late.then((r) => r.port?.close()).catch(() => undefined);
     });
-    if (result.port === undefined) throw new FilterError(result.hresult, 'FilterConnectCommunicationPort', JSON.stringify(name));
+    if (result.port === undefined)
+      throw new FilterError(result.hresult, 'FilterConnectCommunicationPort', JSON.stringify(name));
     return new FilterPort(name, result.port, backend, options.syncHandle === true);
   }
 
@@ -245,10 +251,15 @@ export class FilterPort extends EventEmitter<PortEvents> {
       if (!Number.isInteger(outputSize) || outputSize < 0 || outputSize > MAX_BUFFER) {
         throw outOfRange('options.outputSize', `an integer from 0 to ${MAX_BUFFER}`, outputSize);
       }
-      if (input !== undefined && input.byteLength > MAX_BUFFER) throw outOfRange('data.byteLength', `at most ${MAX_BUFFER}`, input.byteLength);
+      if (input !== undefined && input.byteLength > MAX_BUFFER)
+        throw outOfRange('data.byteLength', `at most ${MAX_BUFFER}`, input.byteLength);
       const limit = loadBinding().limits.simulatorMaxSendInput;
       if (this.backend === 'simulator' && input !== undefined && input.byteLength > limit) {
-        throw outOfRange('data.byteLength', `at most ${limit} (the simulator's wire protocol carries up to 16 MiB a frame)`, input.byteLength);
+        throw outOfRange(
+          'data.byteLength',
+          `at most ${limit} (the simulator's wire protocol carries up to 16 MiB a frame)`,
+          input.byteLength,
+        );
       }
       const signal = checkSignal(options.signal);
       this.#assertOpen();
@@ -375,7 +386,8 @@ export class FilterPort extends EventEmitter<PortEvents> {
           'handle): connect without syncHandle',
       );
     }
-    if (this.#receiver?.active) throw new FltmgrError('ERR_ALREADY_RECEIVING', `port ${this.name} is already receiving`);
+    if (this.#receiver?.active)
+      throw new FltmgrError('ERR_ALREADY_RECEIVING', `port ${this.name} is already receiving`);
     if (this.#disconnected) throw this.#filterError(0x80070006, 'FilterGetMessage');
     const loop = new ReceiveLoop(this.#native, this.name, (error) => this.#onDisconnect(error));
     loop.start(concurrency, bufferSize, maxBufferSize, signal);
@@ -453,7 +465,9 @@ class ReceiveLoop {
 
   reply(slot: number, status: number, data: Uint8Array | undefined): Promise<void> {
     if (this.#stopRequested) {
-      return Promise.reject(new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} stopped receiving; the reply was not sent`));
+      return Promise.reject(
+        new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} stopped receiving; the reply was not sent`),
+      );
     }
     const hr = this.#native.reply(slot, status, data);
     if (hr !== 0) {
@@ -533,6 +547,7 @@ class ReceiveLoop {
       void this.#stopped.then(() => {
         const error = this.#ended?.error;
         if (error === undefined) resolve();
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what ended the loop, as thrown (a handler may throw a non-Error)
         else reject(error);
       });
     });
@@ -545,6 +560,7 @@ class ReceiveLoop {
 
   #endResult(): Promise<IteratorResult<FilterMessage>> {
     const error = this.#ended?.error;
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what ended the loop, as thrown (a handler may throw a non-Error)
     return error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(error);
   }
 
@@ -577,7 +593,9 @@ class ReceiveLoop {
           if (hr === 0) pending.resolve();
           else if (hr === 0x800703e3 && this.#stopRequested) {
             // Cancelled by close(): the peer had not acknowledged it.
-            pending.reject(new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} was closed before the reply was acknowledged`));
+            pending.reject(
+              new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} was closed before the reply was acknowledged`),
+            );
           } else pending.reject(this.#error(hr, 'FilterReplyMessage'));
           break;
         }
@@ -591,7 +609,9 @@ class ReceiveLoop {
         case EventKind.Stopped: {
           this.active = false;
           for (const pending of this.#replies.values()) {
-            pending.reject(new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} stopped receiving before the reply was sent`));
+            pending.reject(
+              new FltmgrError('ERR_PORT_CLOSED', `port ${this.#portName} stopped receiving before the reply was sent`),
+            );
           }
           this.#replies.clear();
           this.#queue.length = 0;
@@ -615,7 +635,8 @@ function checkPortName(name: unknown): asserts name is string {
   if (typeof name !== 'string') throw invalidArgType('name', 'a string', name);
   if (name.length === 0) throw invalidArgValue('name', 'must not be empty (e.g. "\\\\MyFilterPort")');
   if (!name.startsWith('\\')) throw invalidArgValue('name', `must start with a backslash, like "\\\\${name}"`);
-  if (name.length > MAX_PORT_NAME_LENGTH) throw outOfRange('name.length', `at most ${MAX_PORT_NAME_LENGTH}`, name.length);
+  if (name.length > MAX_PORT_NAME_LENGTH)
+    throw outOfRange('name.length', `at most ${MAX_PORT_NAME_LENGTH}`, name.length);
   if (name.includes('\0')) throw invalidArgValue('name', 'must not contain NUL characters');
 }
 
@@ -656,7 +677,10 @@ function chooseBackend(
   }
   if (simulator === false) {
     if (!hasSystem) {
-      throw new FltmgrError('ERR_BACKEND_UNAVAILABLE', 'the real Filter Manager exists only on Windows; use the simulator here');
+      throw new FltmgrError(
+        'ERR_BACKEND_UNAVAILABLE',
+        'the real Filter Manager exists only on Windows; use the simulator here',
+      );
     }
     return { backend: 'fltlib' };
   }
@@ -685,7 +709,11 @@ function checkEndpoint(binding: Binding, endpoint: string, fromEnvironment: bool
 }
 
 /** Resolves like `promise` unless `signal` aborts first; `onLate` gets the promise when abort won. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, onLate?: (late: Promise<T>) => void): Promise<T> {
+function raceAbort<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onLate?: (late: Promise<T>) => void,
+): Promise<T> {
   if (signal === undefined) return promise;
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => {

@@ -100,7 +100,10 @@ export interface FieldLayout {
 
 class FieldValueError extends Error {
   readonly segments: string[] = [];
-  constructor(readonly errorKind: 'type' | 'range', readonly detail: string) {
+  constructor(
+    readonly errorKind: 'type' | 'range',
+    readonly detail: string,
+  ) {
     super(detail);
   }
 }
@@ -124,13 +127,19 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array of length ${v.length}`;
   switch (typeof v) {
-    case 'string': return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '...' : v)}`;
+    case 'string':
+      return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '...' : v)}`;
     case 'number':
-    case 'boolean': return `${typeof v} ${String(v)}`;
-    case 'bigint': return `bigint ${v}n`;
-    case 'undefined': return 'undefined';
-    case 'object': return v instanceof Uint8Array ? `${v.constructor.name} of length ${v.length}` : 'an object';
-    default: return typeof v;
+    case 'boolean':
+      return `${typeof v} ${String(v)}`;
+    case 'bigint':
+      return `bigint ${v}n`;
+    case 'undefined':
+      return 'undefined';
+    case 'object':
+      return v instanceof Uint8Array ? `${v.constructor.name} of length ${v.length}` : 'an object';
+    default:
+      return typeof v;
   }
 }
 
@@ -139,7 +148,10 @@ function describe(v: unknown): string {
 
 class ScalarType<T, I = T> extends FieldType<T, I> {
   readonly archDependent: boolean;
-  constructor(readonly kind: string, private readonly codecs: Readonly<Record<Arch, FieldCodec>>) {
+  constructor(
+    readonly kind: string,
+    private readonly codecs: Readonly<Record<Arch, FieldCodec>>,
+  ) {
     super();
     this.archDependent = codecs.x86 !== codecs.x64 || codecs.x64 !== codecs.arm64;
   }
@@ -164,13 +176,41 @@ function intCodec(kind: string, size: 1 | 2 | 4, signed: boolean): FieldCodec {
   const min = signed ? -(2 ** (bits - 1)) : 0;
   const max = signed ? 2 ** (bits - 1) - 1 : 2 ** bits - 1;
   const read: (buf: Buffer, off: number) => number =
-    size === 1 ? (signed ? (b, o) => b.readInt8(o) : (b, o) => b[o] as number)
-      : size === 2 ? (signed ? (b, o) => b.readInt16LE(o) : (b, o) => b.readUInt16LE(o))
-        : (signed ? (b, o) => b.readInt32LE(o) : (b, o) => b.readUInt32LE(o));
+    size === 1
+      ? signed
+        ? (b, o) => b.readInt8(o)
+        : (b, o) => b[o] as number
+      : size === 2
+        ? signed
+          ? (b, o) => b.readInt16LE(o)
+          : (b, o) => b.readUInt16LE(o)
+        : signed
+          ? (b, o) => b.readInt32LE(o)
+          : (b, o) => b.readUInt32LE(o);
   const write: (buf: Buffer, v: number, off: number) => void =
-    size === 1 ? (signed ? (b, v, o) => { b.writeInt8(v, o); } : (b, v, o) => { b[o] = v; })
-      : size === 2 ? (signed ? (b, v, o) => { b.writeInt16LE(v, o); } : (b, v, o) => { b.writeUInt16LE(v, o); })
-        : (signed ? (b, v, o) => { b.writeInt32LE(v, o); } : (b, v, o) => { b.writeUInt32LE(v, o); });
+    size === 1
+      ? signed
+        ? (b, v, o) => {
+            b.writeInt8(v, o);
+          }
+        : (b, v, o) => {
+            b[o] = v;
+          }
+      : size === 2
+        ? signed
+          ? (b, v, o) => {
+              b.writeInt16LE(v, o);
+            }
+          : (b, v, o) => {
+              b.writeUInt16LE(v, o);
+            }
+        : signed
+          ? (b, v, o) => {
+              b.writeInt32LE(v, o);
+            }
+          : (b, v, o) => {
+              b.writeUInt32LE(v, o);
+            };
   return {
     size,
     alignment: size,
@@ -199,20 +239,38 @@ function int64Codec(kind: string, size: 4 | 8, signed: boolean): FieldCodec {
   if (size === 4) {
     // 32-bit pointer: decoded as bigint too, so `ptr` has one type on every arch.
     return {
-      size, alignment: size,
+      size,
+      alignment: size,
       read: (buf, off) => BigInt(buf.readUInt32LE(off)),
-      write(buf, off, v) { buf.writeUInt32LE(Number(toBig(v)), off); },
+      write(buf, off, v) {
+        buf.writeUInt32LE(Number(toBig(v)), off);
+      },
     };
   }
   return signed
-    ? { size, alignment: size, read: (b, o) => b.readBigInt64LE(o), write(b, o, v) { b.writeBigInt64LE(toBig(v), o); } }
-    : { size, alignment: size, read: (b, o) => b.readBigUInt64LE(o), write(b, o, v) { b.writeBigUInt64LE(toBig(v), o); } };
+    ? {
+        size,
+        alignment: size,
+        read: (b, o) => b.readBigInt64LE(o),
+        write(b, o, v) {
+          b.writeBigInt64LE(toBig(v), o);
+        },
+      }
+    : {
+        size,
+        alignment: size,
+        read: (b, o) => b.readBigUInt64LE(o),
+        write(b, o, v) {
+          b.writeBigUInt64LE(toBig(v), o);
+        },
+      };
 }
 
 const F32_MAX = 3.4028234663852886e38;
 
 const f32Codec: FieldCodec = {
-  size: 4, alignment: 4,
+  size: 4,
+  alignment: 4,
   read: (b, o) => b.readFloatLE(o),
   write(b, o, v) {
     if (typeof v !== 'number') fail('type', `expected a number (f32), got ${describe(v)}`);
@@ -222,7 +280,8 @@ const f32Codec: FieldCodec = {
 };
 
 const f64Codec: FieldCodec = {
-  size: 8, alignment: 8,
+  size: 8,
+  alignment: 8,
   read: (b, o) => b.readDoubleLE(o),
   write(b, o, v) {
     if (typeof v !== 'number') fail('type', `expected a number (f64), got ${describe(v)}`);
@@ -232,7 +291,8 @@ const f64Codec: FieldCodec = {
 
 function boolCodec(size: 1 | 4, kind: string): FieldCodec {
   return {
-    size, alignment: size,
+    size,
+    alignment: size,
     // Any non-zero value is true, as in C.
     read: size === 1 ? (b, o) => b[o] !== 0 : (b, o) => b.readUInt32LE(o) !== 0,
     write(b, o, v) {
@@ -243,7 +303,8 @@ function boolCodec(size: 1 | 4, kind: string): FieldCodec {
 }
 
 const wcharCodec: FieldCodec = {
-  size: 2, alignment: 2,
+  size: 2,
+  alignment: 2,
   read: (b, o) => String.fromCharCode(b.readUInt16LE(o)),
   write(b, o, v) {
     if (typeof v !== 'string') fail('type', `expected a string of one UTF-16 code unit (wchar), got ${describe(v)}`);
@@ -259,7 +320,10 @@ export const u16: FieldType<number> = new ScalarType<number>('u16', sameForAllAr
 /** ULONG / DWORD / UINT32 */
 export const u32: FieldType<number> = new ScalarType<number>('u32', sameForAllArches(intCodec('u32', 4, false)));
 /** ULONGLONG / UINT64: decodes to bigint; encode also accepts a safe-integer number. */
-export const u64: FieldType<bigint, bigint | number> = new ScalarType<bigint, bigint | number>('u64', sameForAllArches(int64Codec('u64', 8, false)));
+export const u64: FieldType<bigint, bigint | number> = new ScalarType<bigint, bigint | number>(
+  'u64',
+  sameForAllArches(int64Codec('u64', 8, false)),
+);
 /** CHAR / INT8 */
 export const i8: FieldType<number> = new ScalarType<number>('i8', sameForAllArches(intCodec('i8', 1, true)));
 /** SHORT / INT16 */
@@ -267,7 +331,10 @@ export const i16: FieldType<number> = new ScalarType<number>('i16', sameForAllAr
 /** LONG / NTSTATUS / INT32 (an NTSTATUS such as 0xC0000022 must be passed as `0xC0000022 | 0`). */
 export const i32: FieldType<number> = new ScalarType<number>('i32', sameForAllArches(intCodec('i32', 4, true)));
 /** LONGLONG / LARGE_INTEGER / INT64: decodes to bigint; encode also accepts a safe-integer number. */
-export const i64: FieldType<bigint, bigint | number> = new ScalarType<bigint, bigint | number>('i64', sameForAllArches(int64Codec('i64', 8, true)));
+export const i64: FieldType<bigint, bigint | number> = new ScalarType<bigint, bigint | number>(
+  'i64',
+  sameForAllArches(int64Codec('i64', 8, true)),
+);
 /** float */
 export const f32: FieldType<number> = new ScalarType<number>('f32', sameForAllArches(f32Codec));
 /** double */
@@ -311,7 +378,10 @@ class Utf16Type extends FieldType<string> {
   readonly kind: string;
   readonly archDependent = false;
   private readonly c: FieldCodec;
-  constructor(readonly length: number, readonly nulTerminated: boolean) {
+  constructor(
+    readonly length: number,
+    readonly nulTerminated: boolean,
+  ) {
     super();
     this.kind = `utf16(${length})`;
     const n = length;
@@ -328,8 +398,11 @@ class Utf16Type extends FieldType<string> {
       write(b, o, v) {
         if (typeof v !== 'string') fail('type', `expected a string (${kind}), got ${describe(v)}`);
         if (v.length > maxLen) {
-          fail('range', `string of ${v.length} UTF-16 code units does not fit WCHAR[${n}] (max ${maxLen}` +
-            `${nulTerminated ? ' plus the NUL terminator' : ''})`);
+          fail(
+            'range',
+            `string of ${v.length} UTF-16 code units does not fit WCHAR[${n}] (max ${maxLen}` +
+              `${nulTerminated ? ' plus the NUL terminator' : ''})`,
+          );
         }
         // An embedded NUL would silently truncate the string on the other side.
         if (v.includes('\0')) fail('range', `string contains a NUL character at index ${v.indexOf('\0')}`);
@@ -452,7 +525,8 @@ function arrayCodec(el: FieldCodec, n: number, kind: string): FieldCodec {
 
 /** T[count]: decodes to an array, encode requires exactly `count` elements. */
 export function array<T, I>(element: FieldType<T, I>, count: number): FieldType<T[], readonly I[]> {
-  if (!(element instanceof FieldType)) throw new TypeError(`array: element is not a field type (got ${describe(element)})`);
+  if (!(element instanceof FieldType))
+    throw new TypeError(`array: element is not a field type (got ${describe(element)})`);
   return new ArrayType(element, checkCount('array', count, 1));
 }
 
@@ -462,11 +536,51 @@ export function array<T, I>(element: FieldType<T, I>, count: number): FieldType<
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Names must work as C member names too (the ABI probe emits them), and as plain JS keys.
 const RESERVED = new Set([
-  'auto', 'break', 'case', 'char', 'const', 'continue', 'default', 'do', 'double', 'else', 'enum', 'extern',
-  'float', 'for', 'goto', 'if', 'inline', 'int', 'long', 'register', 'restrict', 'return', 'short', 'signed',
-  'sizeof', 'static', 'struct', 'switch', 'typedef', 'union', 'unsigned', 'void', 'volatile', 'while',
-  '_Alignas', '_Alignof', '_Atomic', '_Bool', '_Complex', '_Generic', '_Imaginary', '_Noreturn',
-  '_Static_assert', '_Thread_local', '__proto__',
+  'auto',
+  'break',
+  'case',
+  'char',
+  'const',
+  'continue',
+  'default',
+  'do',
+  'double',
+  'else',
+  'enum',
+  'extern',
+  'float',
+  'for',
+  'goto',
+  'if',
+  'inline',
+  'int',
+  'long',
+  'register',
+  'restrict',
+  'return',
+  'short',
+  'signed',
+  'sizeof',
+  'static',
+  'struct',
+  'switch',
+  'typedef',
+  'union',
+  'unsigned',
+  'void',
+  'volatile',
+  'while',
+  '_Alignas',
+  '_Alignof',
+  '_Atomic',
+  '_Bool',
+  '_Complex',
+  '_Generic',
+  '_Imaginary',
+  '_Noreturn',
+  '_Static_assert',
+  '_Thread_local',
+  '__proto__',
 ]);
 const ARCHES: readonly Arch[] = ['x64', 'x86', 'arm64'];
 const PACKS: readonly number[] = [1, 2, 4, 8, 16];
@@ -506,17 +620,20 @@ export class StructType<F extends Fields> extends FieldType<DecodedOf<F>, InputO
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
       throw new TypeError(`struct ${name}: fields must be an object of field types, got ${describe(spec)}`);
     }
-    if (typeof options !== 'object' || options === null) throw new TypeError(`struct ${name}: options must be an object`);
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError(`struct ${name}: options must be an object`);
     for (const k of Object.keys(options)) {
       if (k !== 'pack' && k !== 'arch') throw new TypeError(`struct ${name}: unknown option "${k}"`);
     }
     const arch = options.arch ?? 'x64';
-    if (!ARCHES.includes(arch)) throw new TypeError(`struct ${name}: arch must be one of ${ARCHES.join(', ')}, got ${describe(arch)}`);
+    if (!ARCHES.includes(arch))
+      throw new TypeError(`struct ${name}: arch must be one of ${ARCHES.join(', ')}, got ${describe(arch)}`);
     const pack = options.pack;
     if (pack !== undefined && !PACKS.includes(pack)) {
       throw new RangeError(`struct ${name}: pack must be one of ${PACKS.join(', ')}, got ${describe(pack)}`);
     }
-    if (Object.getOwnPropertySymbols(spec).length > 0) throw new TypeError(`struct ${name}: field names must be strings`);
+    if (Object.getOwnPropertySymbols(spec).length > 0)
+      throw new TypeError(`struct ${name}: field names must be strings`);
     const names = Object.keys(spec);
     if (names.length === 0) throw new TypeError(`struct ${name}: a struct needs at least one field`);
 
@@ -534,7 +651,9 @@ export class StructType<F extends Fields> extends FieldType<DecodedOf<F>, InputO
       if (RESERVED.has(fname)) throw new TypeError(`${where}: name is a reserved word`);
       const type: unknown = spec[fname];
       if (!(type instanceof FieldType)) {
-        throw new TypeError(`${where}: not a field type (got ${describe(type)}); use u32, utf16(n), array(...), struct(...)...`);
+        throw new TypeError(
+          `${where}: not a field type (got ${describe(type)}); use u32, utf16(n), array(...), struct(...)...`,
+        );
       }
       let codec: FieldCodec;
       try {
@@ -567,8 +686,10 @@ export class StructType<F extends Fields> extends FieldType<DecodedOf<F>, InputO
   codec(arch: Arch): FieldCodec {
     // x64 and arm64 layouts are identical; only the pointer size tells arches apart.
     if (this.archDependent && pointerSize(arch) !== pointerSize(this.arch)) {
-      throw new Error(`struct ${this.name} was laid out for ${this.arch} and contains pointer-sized fields; ` +
-        `define it with { arch: '${arch}' } to use it in a ${arch} struct`);
+      throw new Error(
+        `struct ${this.name} was laid out for ${this.arch} and contains pointer-sized fields; ` +
+          `define it with { arch: '${arch}' } to use it in a ${arch} struct`,
+      );
     }
     return this.structCodec;
   }

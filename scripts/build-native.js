@@ -21,7 +21,10 @@ const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
 
 function inputs() {
   return {
-    bindingGyp: crypto.createHash('sha256').update(fs.readFileSync(path.join(root, 'binding.gyp'))).digest('hex'),
+    bindingGyp: crypto
+      .createHash('sha256')
+      .update(fs.readFileSync(path.join(root, 'binding.gyp')))
+      .digest('hex'),
     node: `${process.version} ${process.platform}-${process.arch}`,
     nodeAddonApi: require(require.resolve('node-addon-api/package.json', { paths: [root] })).version,
     nodedir: process.env.npm_config_nodedir ?? '',

@@ -23,8 +23,18 @@ const { spawnSync } = require('node:child_process');
 const ROOT = path.resolve(__dirname, '..');
 // Node's arch name -> the mingw target, its cmake toolchain file, the Debian packages and the default output.
 const ARCHES = {
-  x64: { triple: 'x86_64-w64-mingw32', toolchain: 'mingw-w64-x86_64.cmake', apt: 'g++-mingw-w64-x86-64-posix mingw-w64-x86-64-dev', out: 'build-win' },
-  ia32: { triple: 'i686-w64-mingw32', toolchain: 'mingw-w64-i686.cmake', apt: 'g++-mingw-w64-i686-posix mingw-w64-i686-dev', out: 'build-win-ia32' },
+  x64: {
+    triple: 'x86_64-w64-mingw32',
+    toolchain: 'mingw-w64-x86_64.cmake',
+    apt: 'g++-mingw-w64-x86-64-posix mingw-w64-x86-64-dev',
+    out: 'build-win',
+  },
+  ia32: {
+    triple: 'i686-w64-mingw32',
+    toolchain: 'mingw-w64-i686.cmake',
+    apt: 'g++-mingw-w64-i686-posix mingw-w64-i686-dev',
+    out: 'build-win-ia32',
+  },
 };
 // DLLs a correctly linked module must not import (they are not on a user's machine).
 const FORBIDDEN_IMPORTS = /^(libstdc\+\+|libgcc_s|libwinpthread|libssp)/i;
@@ -38,7 +48,10 @@ function parseArgs(argv) {
     else if (a === '--no-tools') opts.tools = false;
     else if (a === '--quiet') opts.quiet = true;
     else if (a === '--out' && i + 1 < argv.length) opts.out = path.resolve(argv[++i]);
-    else throw new Error(`unknown argument: ${a}\nusage: node scripts/build-win.js [--arch x64|ia32] [--clean] [--out DIR] [--no-tools] [--quiet]`);
+    else
+      throw new Error(
+        `unknown argument: ${a}\nusage: node scripts/build-win.js [--arch x64|ia32] [--clean] [--out DIR] [--no-tools] [--quiet]`,
+      );
   }
   return opts;
 }
@@ -51,14 +64,17 @@ function which(cmd) {
 function checkPrerequisites(target) {
   const TRIPLE = target.triple;
   const missing = [];
-  for (const tool of ['cmake', `${TRIPLE}-g++-posix`, `${TRIPLE}-gcc-posix`, `${TRIPLE}-dlltool`, `${TRIPLE}-objdump`]) {
+  for (const tool of [
+    'cmake',
+    `${TRIPLE}-g++-posix`,
+    `${TRIPLE}-gcc-posix`,
+    `${TRIPLE}-dlltool`,
+    `${TRIPLE}-objdump`,
+  ]) {
     if (!which(tool)) missing.push(tool);
   }
   if (missing.length > 0) {
-    throw new Error(
-      `missing tools: ${missing.join(', ')}\n` +
-        `Debian/Ubuntu: apt-get install cmake ${target.apt}`,
-    );
+    throw new Error(`missing tools: ${missing.join(', ')}\n` + `Debian/Ubuntu: apt-get install cmake ${target.apt}`);
   }
   for (const pkg of ['cmake-js', 'node-api-headers', 'node-addon-api']) {
     try {

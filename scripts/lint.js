@@ -45,7 +45,13 @@ if (!files.length || jsFiles.length) {
   const targets = files.length ? jsFiles : ['.'];
   steps.push([
     'eslint',
-    [bin('eslint', 'bin/eslint.js'), '--max-warnings=0', '--report-unused-disable-directives', ...(fix ? ['--fix'] : []), ...targets],
+    [
+      bin('eslint', 'bin/eslint.js'),
+      '--max-warnings=0',
+      '--report-unused-disable-directives',
+      ...(fix ? ['--fix'] : []),
+      ...targets,
+    ],
   ]);
   const prettier = (mode) => [bin('prettier', 'bin/prettier.cjs'), mode, '--log-level=warn', ...targets];
   steps.push(['prettier', prettier(fix ? '--write' : '--check')]);

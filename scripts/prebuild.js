@@ -48,9 +48,12 @@ function run(cmd, args, options = {}) {
 function nodedirEnv() {
   const env = { ...process.env };
   if (!env.npm_config_nodedir) {
-    const r = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' });
+    const r = spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['config', 'get', 'nodedir'], {
+      encoding: 'utf8',
+    });
     const dir = r.status === 0 ? r.stdout.trim() : '';
-    if (dir && dir !== 'undefined' && fs.existsSync(path.join(dir, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = dir;
+    if (dir && dir !== 'undefined' && fs.existsSync(path.join(dir, 'include', 'node', 'node_api.h')))
+      env.npm_config_nodedir = dir;
   }
   return env;
 }
@@ -69,7 +72,8 @@ function elfMachine(file) {
 
 function linuxPrebuild(arch) {
   const target = LINUX[arch];
-  if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error(`the Linux prebuilds are built on linux-x64; this is ${process.platform}-${process.arch}`);
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    throw new Error(`the Linux prebuilds are built on linux-x64; this is ${process.platform}-${process.arch}`);
   // Staging: only what node-gyp needs, plus node_modules (binding.gyp asks node-addon-api for its include dir).
   fs.rmSync(STAGING, { recursive: true, force: true });
   fs.mkdirSync(STAGING, { recursive: true });
@@ -80,11 +84,25 @@ function linuxPrebuild(arch) {
   const out = path.join(PREBUILDS, `linux-${arch}`);
   fs.rmSync(out, { recursive: true, force: true });
   const env = nodedirEnv();
-  const args = ['--napi', '--strip', '--tag-libc', `--arch=${arch}`, `--target=node@${process.versions.node}`, `--out=${ROOT}`];
+  const args = [
+    '--napi',
+    '--strip',
+    '--tag-libc',
+    `--arch=${arch}`,
+    `--target=node@${process.versions.node}`,
+    `--out=${ROOT}`,
+  ];
   if (target.cross) {
-    const missing = ['gcc', 'g++', 'strip'].map((t) => target.cross + t).filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+    const missing = ['gcc', 'g++', 'strip']
+      .map((t) => target.cross + t)
+      .filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
     if (missing.length) throw new Error(`missing ${missing.join(', ')} (Debian: apt-get install ${target.apt})`);
-    Object.assign(env, { CC: `${target.cross}gcc`, CXX: `${target.cross}g++`, LINK: `${target.cross}g++`, AR: `${target.cross}ar` });
+    Object.assign(env, {
+      CC: `${target.cross}gcc`,
+      CXX: `${target.cross}g++`,
+      LINK: `${target.cross}g++`,
+      AR: `${target.cross}ar`,
+    });
     args.push(`--strip-bin=${target.cross}strip`);
   }
   log(`linux-${arch}: prebuildify ${args.slice(0, 4).join(' ')}${target.cross ? ` (${target.cross}g++)` : ''}`);
@@ -92,15 +110,20 @@ function linuxPrebuild(arch) {
   run(process.execPath, [prebuildify, ...args, STAGING], { cwd: STAGING, env });
   const files = fs.readdirSync(out);
   const expected = `${NAME}.glibc.node`;
-  if (!files.includes(expected)) throw new Error(`prebuildify wrote ${files.join(', ') || 'nothing'} into ${out}, expected ${expected}`);
+  if (!files.includes(expected))
+    throw new Error(`prebuildify wrote ${files.join(', ') || 'nothing'} into ${out}, expected ${expected}`);
   const file = path.join(out, expected);
   const machine = elfMachine(file);
-  if (machine !== target.machine) throw new Error(`${file}: ELF machine ${machine}, expected ${target.machine} (linux-${arch})`);
+  if (machine !== target.machine)
+    throw new Error(`${file}: ELF machine ${machine}, expected ${target.machine} (linux-${arch})`);
   if (arch === process.arch) {
     // node-gyp-build must pick exactly this file (PREBUILDS_ONLY: ignore build/Release).
     const probe = spawnSync(
       process.execPath,
-      ['-e', `const b = require('node-gyp-build'); const p = b.resolve(${JSON.stringify(ROOT)}); const m = require(p); console.log(p + ' ' + typeof m.connect)`],
+      [
+        '-e',
+        `const b = require('node-gyp-build'); const p = b.resolve(${JSON.stringify(ROOT)}); const m = require(p); console.log(p + ' ' + typeof m.connect)`,
+      ],
       { cwd: ROOT, env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' },
     );
     const line = probe.stdout.trim();
@@ -108,7 +131,10 @@ function linuxPrebuild(arch) {
       throw new Error(`node-gyp-build did not load ${expected}: ${line} ${probe.stderr}`);
     }
   }
-  const how = arch === process.arch ? 'loads through node-gyp-build' : 'AArch64 ELF; loaded under qemu by scripts/emulated/smoke.js';
+  const how =
+    arch === process.arch
+      ? 'loads through node-gyp-build'
+      : 'AArch64 ELF; loaded under qemu by scripts/emulated/smoke.js';
   log(`linux-${arch}: ${path.relative(ROOT, file)} (${fs.statSync(file).size} bytes), ${how}`);
 }
 
@@ -149,7 +175,8 @@ function winPrebuild(arch, buildIt) {
   const target = WIN[arch];
   const buildScript = path.join(ROOT, 'scripts', 'build-win.js');
   if (buildIt) {
-    if (!fs.existsSync(buildScript)) throw new Error(`scripts/build-win.js is missing: no win32-${arch} cross build (use --skip-win for Linux only)`);
+    if (!fs.existsSync(buildScript))
+      throw new Error(`scripts/build-win.js is missing: no win32-${arch} cross build (use --skip-win for Linux only)`);
     log(`win32-${arch}: node scripts/build-win.js --arch ${arch}`);
     run(process.execPath, [buildScript, '--arch', arch], { cwd: ROOT, env: nodedirEnv() });
   }
@@ -157,11 +184,15 @@ function winPrebuild(arch, buildIt) {
   if (!fs.existsSync(built)) throw new Error(`${path.relative(ROOT, built)} does not exist`);
   const info = peInfo(built);
   if (!info || info.machine !== target.machine || !info.dll || info.pe32plus !== target.pe32plus) {
-    throw new Error(`${built} is not a ${target.pe32plus ? 'PE32+' : 'PE32'} DLL for machine 0x${target.machine.toString(16)} (${JSON.stringify(info)})`);
+    throw new Error(
+      `${built} is not a ${target.pe32plus ? 'PE32+' : 'PE32'} DLL for machine 0x${target.machine.toString(16)} (${JSON.stringify(info)})`,
+    );
   }
   const imports = directImports(built);
   if (imports && imports.includes('node.exe')) {
-    throw new Error(`${built} imports node.exe directly: it would not load in Electron or a renamed host (delay-load it)`);
+    throw new Error(
+      `${built} imports node.exe directly: it would not load in Electron or a renamed host (delay-load it)`,
+    );
   }
   const out = path.join(PREBUILDS, `win32-${arch}`);
   fs.rmSync(out, { recursive: true, force: true });
@@ -171,7 +202,9 @@ function winPrebuild(arch, buildIt) {
   // As prebuildify --strip does for the Linux build: no symbol table in what ships (the code is unchanged).
   run(target.strip, ['--strip-unneeded', dest]);
   if (!peInfo(dest)) throw new Error(`${dest}: not a PE file after strip`);
-  log(`win32-${arch}: ${path.relative(ROOT, dest)} (${fs.statSync(dest).size} bytes; imports: ${imports ? imports.join(', ') : 'objdump unavailable'})`);
+  log(
+    `win32-${arch}: ${path.relative(ROOT, dest)} (${fs.statSync(dest).size} bytes; imports: ${imports ? imports.join(', ') : 'objdump unavailable'})`,
+  );
 }
 
 const TARGETS = ['linux-x64', 'linux-arm64', 'win32-x64', 'win32-ia32'];
@@ -196,7 +229,12 @@ function main() {
       if (/^fltlib\.dll$/i.test(f)) throw new Error(`prebuilds/${dir}/${f}: the substitute fltlib must never ship`);
     }
   }
-  log(`done: ${fs.readdirSync(PREBUILDS).map((d) => `prebuilds/${d}/${fs.readdirSync(path.join(PREBUILDS, d)).join(',')}`).join('  ')}`);
+  log(
+    `done: ${fs
+      .readdirSync(PREBUILDS)
+      .map((d) => `prebuilds/${d}/${fs.readdirSync(path.join(PREBUILDS, d)).join(',')}`)
+      .join('  ')}`,
+  );
 }
 
 try {

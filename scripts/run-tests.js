@@ -31,6 +31,10 @@ const result = spawnSync(
   process.execPath,
   // --test-timeout: the outer hang guard for a test; the waits inside tests are guarded by test/helpers/timing.ts.
   ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, FLTMGR_TEST_TARGET: process.env.FLTMGR_TEST_TARGET || 'simulator-native' } },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, FLTMGR_TEST_TARGET: process.env.FLTMGR_TEST_TARGET || 'simulator-native' },
+  },
 );
 process.exit(result.status === null ? 1 : result.status);

@@ -72,7 +72,10 @@ function cmakeSets(): Map<string, string[]> {
   for (const m of text.matchAll(/\bset\(\s*([A-Za-z0-9_]+)\b([^)]*)\)/g)) {
     const name = m[1] as string;
     if (sets.has(name)) continue; // the first definition is the list
-    sets.set(name, (m[2] as string).split(/\s+/).filter((s) => s.length > 0));
+    sets.set(
+      name,
+      (m[2] as string).split(/\s+/).filter((s) => s.length > 0),
+    );
   }
   return sets;
 }
@@ -116,7 +119,9 @@ describe('binding.gyp and CMakeLists.txt', () => {
   });
 
   test('both link fltlib and ws2_32 on Windows', () => {
-    const libs = (gypCondition(gypTarget(), "OS=='win'").libraries ?? []).map((l) => l.replace(/\.lib$/i, '').toLowerCase());
+    const libs = (gypCondition(gypTarget(), "OS=='win'").libraries ?? []).map((l) =>
+      l.replace(/\.lib$/i, '').toLowerCase(),
+    );
     assert.deepEqual([...libs].sort(), ['fltlib', 'ws2_32']);
     const cmake = fs.readFileSync(path.join(root, 'CMakeLists.txt'), 'utf8');
     assert.match(cmake, /target_link_libraries\(fltmgr PRIVATE "\$\{FLTMGR_NODE_DELAYLIB\}" fltlib ws2_32\)/);
@@ -131,24 +136,29 @@ describe('binding.gyp and CMakeLists.txt', () => {
       'FLTMGR_MINGW_ONLY_SOURCES',
       'FLTMGR_SUBSTITUTE_SOURCES',
     ]) {
-      for (const file of sets.get(name) ?? []) assert.ok(fs.existsSync(path.join(root, file)), `${name}: ${file} exists`);
+      for (const file of sets.get(name) ?? [])
+        assert.ok(fs.existsSync(path.join(root, file)), `${name}: ${file} exists`);
     }
     const cmake = fs.readFileSync(path.join(root, 'CMakeLists.txt'), 'utf8');
-    assert.match(cmake, /add_library\(fltmgr MODULE \$\{FLTMGR_SOURCES\} \$\{FLTMGR_WIN_SOURCES\} \$\{FLTMGR_MINGW_ONLY_SOURCES\}\)/);
+    assert.match(
+      cmake,
+      /add_library\(fltmgr MODULE \$\{FLTMGR_SOURCES\} \$\{FLTMGR_WIN_SOURCES\} \$\{FLTMGR_MINGW_ONLY_SOURCES\}\)/,
+    );
     assert.match(cmake, /add_library\(fltmgr MODULE \$\{FLTMGR_SOURCES\} \$\{FLTMGR_POSIX_SOURCES\}\)/);
   });
 
   test('the substitute fltlib.dll is built from the same simulator-backed fltlib as the addon', () => {
     const substitute = cmakeList('FLTMGR_SUBSTITUTE_SOURCES');
-    for (const file of cmakeList('FLTMGR_WIN_SOURCES')) assert.ok(substitute.includes(file), `substitute builds ${file}`);
+    for (const file of cmakeList('FLTMGR_WIN_SOURCES'))
+      assert.ok(substitute.includes(file), `substitute builds ${file}`);
   });
 
   test('no substitute fltlib.dll inside prebuilds/', () => {
     const walk = (dir: string): string[] =>
       fs.existsSync(dir)
-        ? fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-            e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)],
-          )
+        ? fs
+            .readdirSync(dir, { withFileTypes: true })
+            .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]))
         : [];
     const dlls = walk(path.join(root, 'prebuilds')).filter((f) => /fltlib\.dll$/i.test(f));
     assert.deepEqual(dlls, []);
@@ -189,7 +199,10 @@ describe('driver-sample build files', () => {
 
   test('the project builds every C file in driver-sample/driver, and links fltMgr.lib', () => {
     const built = [...vcxproj().matchAll(/<ClCompile Include="([^"]+)"/g)].map((m) => m[1] as string).sort();
-    const onDisk = fs.readdirSync(driverDir).filter((f) => f.endsWith('.c')).sort();
+    const onDisk = fs
+      .readdirSync(driverDir)
+      .filter((f) => f.endsWith('.c'))
+      .sort();
     assert.deepEqual(built, onDisk);
     assert.match(vcxproj(), /<AdditionalDependencies>[^<]*\\fltMgr\.lib<\/AdditionalDependencies>/);
   });

@@ -59,7 +59,10 @@ function available(cc: string, flags: readonly string[] = []): Promise<boolean> 
       const dir = await mkdtemp(join(tmpdir(), 'fltmgr-cc-'));
       try {
         const file = join(dir, 'probe.c');
-        await writeFile(file, '#include <stddef.h>\nint probe(void) { return (int)offsetof(struct { int a; int b; }, b); }\n');
+        await writeFile(
+          file,
+          '#include <stddef.h>\nint probe(void) { return (int)offsetof(struct { int a; int b; }, b); }\n',
+        );
         await run(cc, [...flags, '-c', file, '-o', join(dir, 'probe.o')], { timeout: COMPILER_HANG_GUARD_MS });
         return true;
       } catch (error) {
@@ -81,7 +84,10 @@ interface CompileResult {
 
 async function compile(cc: string, args: readonly string[]): Promise<CompileResult> {
   try {
-    const { stdout, stderr } = await run(cc, [...args], { timeout: COMPILER_HANG_GUARD_MS, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout, stderr } = await run(cc, [...args], {
+      timeout: COMPILER_HANG_GUARD_MS,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return { ok: true, output: stdout + stderr };
   } catch (error) {
     // A killed compiler did not refuse the code: that must not pass a test that expects a refusal.
@@ -514,7 +520,9 @@ test('driver: C files compile with mingw-w64 (NTIFS/WDM from mingw, Filter Manag
     return;
   }
   // Every C file in the folder, so that a new one is checked without editing this list.
-  const files = readdirSync(driverDir).filter((f) => f.endsWith('.c')).sort();
+  const files = readdirSync(driverDir)
+    .filter((f) => f.endsWith('.c'))
+    .sort();
   assert.ok(files.includes('driver.c') && files.includes('filter.c'), `driver sources not found: ${files.join(', ')}`);
   for (const file of files) {
     const r = await compile(cc, [

@@ -17,10 +17,14 @@ function runLint(...args: string[]): { status: number | null; output: string } {
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
-test('lint: the tree is clean under ESLint, Prettier and clang-format (npm run format fixes formatting)', { skip }, () => {
-  const { status, output } = runLint();
-  assert.equal(status, 0, output);
-});
+test(
+  'lint: the tree is clean under ESLint, Prettier and clang-format (npm run format fixes formatting)',
+  { skip },
+  () => {
+    const { status, output } = runLint();
+    assert.equal(status, 0, output);
+  },
+);
 
 test('lint: the runner fails on a planted finding of each tool and passes the clean files', { skip }, (t) => {
   // Inside the tree (not a temp dir), so the tools find the project's own configs; test/ is linted, not ignored.

@@ -9,14 +9,52 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  alignof, array, bool32, bool8, bytes, f32, f64, i16, i32, i64, i8, ptr, sizeof, struct, u16, u32, u64, u8, utf16,
-  wchar, type AnyFieldType, type Arch, type Pack, type StructType, type Fields,
+  alignof,
+  array,
+  bool32,
+  bool8,
+  bytes,
+  f32,
+  f64,
+  i16,
+  i32,
+  i64,
+  i8,
+  ptr,
+  sizeof,
+  struct,
+  u16,
+  u32,
+  u64,
+  u8,
+  utf16,
+  wchar,
+  type AnyFieldType,
+  type Arch,
+  type Pack,
+  type StructType,
+  type Fields,
 } from '../lib/struct';
 
 fc.configureGlobal({ includeErrorInReport: true });
 
 // ---- layout specs and the model ----------------------------------------------------------------------
-const SCALARS = ['u8', 'u16', 'u32', 'u64', 'i8', 'i16', 'i32', 'i64', 'f32', 'f64', 'bool8', 'bool32', 'ptr', 'wchar'] as const;
+const SCALARS = [
+  'u8',
+  'u16',
+  'u32',
+  'u64',
+  'i8',
+  'i16',
+  'i32',
+  'i64',
+  'f32',
+  'f64',
+  'bool8',
+  'bool32',
+  'ptr',
+  'wchar',
+] as const;
 type ScalarName = (typeof SCALARS)[number];
 
 type Spec =
@@ -27,16 +65,43 @@ type Spec =
   | { k: 'struct'; fields: Spec[]; pack: Pack | undefined };
 
 const scalarTypes: Record<ScalarName, AnyFieldType> = {
-  u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool8, bool32, ptr, wchar,
+  u8,
+  u16,
+  u32,
+  u64,
+  i8,
+  i16,
+  i32,
+  i64,
+  f32,
+  f64,
+  bool8,
+  bool32,
+  ptr,
+  wchar,
 } as Record<ScalarName, AnyFieldType>;
 
 function scalarSize(name: ScalarName, arch: Arch): number {
   switch (name) {
-    case 'u8': case 'i8': case 'bool8': return 1;
-    case 'u16': case 'i16': case 'wchar': return 2;
-    case 'u32': case 'i32': case 'f32': case 'bool32': return 4;
-    case 'u64': case 'i64': case 'f64': return 8;
-    case 'ptr': return arch === 'x86' ? 4 : 8;
+    case 'u8':
+    case 'i8':
+    case 'bool8':
+      return 1;
+    case 'u16':
+    case 'i16':
+    case 'wchar':
+      return 2;
+    case 'u32':
+    case 'i32':
+    case 'f32':
+    case 'bool32':
+      return 4;
+    case 'u64':
+    case 'i64':
+    case 'f64':
+      return 8;
+    case 'ptr':
+      return arch === 'x86' ? 4 : 8;
   }
 }
 
@@ -56,8 +121,10 @@ function model(spec: Spec, arch: Arch): Model {
       const s = scalarSize(spec.name, arch);
       return { size: s, align: s }; // every scalar aligned to its size (8-byte ones on x86 too)
     }
-    case 'utf16': return { size: 2 * spec.n, align: 2 };
-    case 'bytes': return { size: spec.n, align: 1 };
+    case 'utf16':
+      return { size: 2 * spec.n, align: 2 };
+    case 'bytes':
+      return { size: spec.n, align: 1 };
     case 'array': {
       const el = model(spec.el, arch);
       return { size: el.size * spec.n, align: el.align };
@@ -84,10 +151,14 @@ function model(spec: Spec, arch: Arch): Model {
 let structCount = 0;
 function build(spec: Spec, arch: Arch): AnyFieldType {
   switch (spec.k) {
-    case 'scalar': return scalarTypes[spec.name];
-    case 'utf16': return utf16(spec.n, { nulTerminated: spec.nul });
-    case 'bytes': return bytes(spec.n);
-    case 'array': return array(build(spec.el, arch), spec.n) as AnyFieldType;
+    case 'scalar':
+      return scalarTypes[spec.name];
+    case 'utf16':
+      return utf16(spec.n, { nulTerminated: spec.nul });
+    case 'bytes':
+      return bytes(spec.n);
+    case 'array':
+      return array(build(spec.el, arch), spec.n) as AnyFieldType;
     case 'struct': {
       const fields: Record<string, AnyFieldType> = {};
       spec.fields.forEach((f, i) => (fields[`f${i}`] = build(f, arch)));
@@ -101,9 +172,19 @@ const specArb: fc.Arbitrary<Spec> = fc.letrec<{ field: Spec; struct: Spec }>((ti
   field: fc.oneof(
     { depthSize: 'small', maxDepth: 3 },
     { weight: 8, arbitrary: fc.constantFrom(...SCALARS).map((name): Spec => ({ k: 'scalar', name })) },
-    { weight: 1, arbitrary: fc.record({ n: fc.integer({ min: 1, max: 6 }), nul: fc.boolean() }).map(({ n, nul }): Spec => ({ k: 'utf16', n, nul })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ n: fc.integer({ min: 1, max: 6 }), nul: fc.boolean() })
+        .map(({ n, nul }): Spec => ({ k: 'utf16', n, nul })),
+    },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 9 }).map((n): Spec => ({ k: 'bytes', n })) },
-    { weight: 1, arbitrary: fc.record({ el: tie('field'), n: fc.integer({ min: 1, max: 3 }) }).map(({ el, n }): Spec => ({ k: 'array', el, n })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ el: tie('field'), n: fc.integer({ min: 1, max: 3 }) })
+        .map(({ el, n }): Spec => ({ k: 'array', el, n })),
+    },
     { weight: 1, arbitrary: tie('struct') },
   ),
   struct: fc
@@ -133,30 +214,52 @@ function scalarValue(name: ScalarName, arch: Arch): fc.Arbitrary<Sample> {
     fc.oneof(
       fc.bigInt({ min, max }).map(same),
       // Safe-integer numbers are accepted and come back as bigint.
-      fc.integer({ min: Number(min < -(2n ** 53n) ? -(2n ** 53n) + 1n : min), max: Number(max > 2n ** 53n ? 2n ** 53n - 1n : max) })
+      fc
+        .integer({
+          min: Number(min < -(2n ** 53n) ? -(2n ** 53n) + 1n : min),
+          max: Number(max > 2n ** 53n ? 2n ** 53n - 1n : max),
+        })
         .map((n) => ({ input: n, expected: BigInt(n) })),
     );
   switch (name) {
-    case 'u8': return int(8, false);
-    case 'u16': return int(16, false);
-    case 'u32': return int(32, false);
-    case 'i8': return int(8, true);
-    case 'i16': return int(16, true);
-    case 'i32': return int(32, true);
-    case 'u64': return big(0n, 2n ** 64n - 1n);
-    case 'i64': return big(-(2n ** 63n), 2n ** 63n - 1n);
-    case 'ptr': return arch === 'x86' ? big(0n, 2n ** 32n - 1n) : big(0n, 2n ** 64n - 1n);
+    case 'u8':
+      return int(8, false);
+    case 'u16':
+      return int(16, false);
+    case 'u32':
+      return int(32, false);
+    case 'i8':
+      return int(8, true);
+    case 'i16':
+      return int(16, true);
+    case 'i32':
+      return int(32, true);
+    case 'u64':
+      return big(0n, 2n ** 64n - 1n);
+    case 'i64':
+      return big(-(2n ** 63n), 2n ** 63n - 1n);
+    case 'ptr':
+      return arch === 'x86' ? big(0n, 2n ** 32n - 1n) : big(0n, 2n ** 64n - 1n);
     // Single-precision values (NaN, infinities, -0 included) survive exactly; any double rounds.
-    case 'f32': return fc.oneof(fc.float().map(same), fc.double({ min: -3e38, max: 3e38 }).map((d) => ({ input: d, expected: Math.fround(d) })));
-    case 'f64': return fc.double().map(same);
-    case 'bool8': case 'bool32': return fc.boolean().map(same);
-    case 'wchar': return codeUnit.map((u) => same(String.fromCharCode(u)));
+    case 'f32':
+      return fc.oneof(
+        fc.float().map(same),
+        fc.double({ min: -3e38, max: 3e38 }).map((d) => ({ input: d, expected: Math.fround(d) })),
+      );
+    case 'f64':
+      return fc.double().map(same);
+    case 'bool8':
+    case 'bool32':
+      return fc.boolean().map(same);
+    case 'wchar':
+      return codeUnit.map((u) => same(String.fromCharCode(u)));
   }
 }
 
 function valueArb(spec: Spec, arch: Arch): fc.Arbitrary<Sample> {
   switch (spec.k) {
-    case 'scalar': return scalarValue(spec.name, arch);
+    case 'scalar':
+      return scalarValue(spec.name, arch);
     case 'utf16':
       return fc
         .array(fc.integer({ min: 1, max: 0xffff }), { maxLength: spec.nul ? spec.n - 1 : spec.n })
@@ -240,8 +343,14 @@ test('random layouts: offsets, sizes and alignments follow the MSVC rules', () =
       assert.equal(T.alignment, m.align);
       assert.equal(sizeof(T as unknown as AnyFieldType, arch), m.size);
       assert.equal(alignof(T as unknown as AnyFieldType, arch), m.align);
-      assert.deepEqual(T.fields.map((f) => f.offset), m.offsets);
-      assert.deepEqual(T.fields.map((f) => f.alignment), m.fieldAligns);
+      assert.deepEqual(
+        T.fields.map((f) => f.offset),
+        m.offsets,
+      );
+      assert.deepEqual(
+        T.fields.map((f) => f.alignment),
+        m.fieldAligns,
+      );
       // The rules' consequences, checked on the library's own numbers as well.
       let end = 0;
       for (const f of T.fields) {
@@ -274,7 +383,9 @@ test('random layouts: encode -> decode round-trips; padding is zero; encodeInto 
       const target = Buffer.alloc(lead + T.size + 5, 0xaa);
       assert.equal(T.encodeInto(target, lead, sample.input as never), lead + T.size);
       assert.deepEqual(target.subarray(lead, lead + T.size), buf);
-      assert.ok(target.subarray(0, lead).every((b) => b === 0xaa) && target.subarray(lead + T.size).every((b) => b === 0xaa));
+      assert.ok(
+        target.subarray(0, lead).every((b) => b === 0xaa) && target.subarray(lead + T.size).every((b) => b === 0xaa),
+      );
       assert.deepEqual(T.decode(target, lead), sample.expected);
     }),
     { numRuns: 800 },
@@ -284,8 +395,11 @@ test('random layouts: encode -> decode round-trips; padding is zero; encodeInto 
 test('random bytes: decode, encode, decode is stable (unless a NUL-terminated string has no NUL)', () => {
   const layoutWithBytes = fc
     .tuple(specArb, archArb)
-    .chain(([spec, arch]) => fc.uint8Array({ minLength: model(spec, arch).size, maxLength: model(spec, arch).size + 8 })
-      .map((raw) => ({ spec, arch, raw: Buffer.from(raw) })));
+    .chain(([spec, arch]) =>
+      fc
+        .uint8Array({ minLength: model(spec, arch).size, maxLength: model(spec, arch).size + 8 })
+        .map((raw) => ({ spec, arch, raw: Buffer.from(raw) })),
+    );
   fc.assert(
     fc.property(layoutWithBytes, ({ spec, arch, raw }) => {
       const T = build(spec, arch) as unknown as AnyStruct;
@@ -307,7 +421,13 @@ test('a struct with pointer-sized fields nests only in layouts of the same point
     fc.property(specArb, archArb, archArb, (spec, inner, outer) => {
       const T = build(spec, inner);
       const pointerSized = (s: Spec): boolean =>
-        s.k === 'scalar' ? s.name === 'ptr' : s.k === 'array' ? pointerSized(s.el) : s.k === 'struct' ? s.fields.some(pointerSized) : false;
+        s.k === 'scalar'
+          ? s.name === 'ptr'
+          : s.k === 'array'
+            ? pointerSized(s.el)
+            : s.k === 'struct'
+              ? s.fields.some(pointerSized)
+              : false;
       const compatible = !pointerSized(spec) || (inner === 'x86') === (outer === 'x86');
       const make = () => struct('OUTER', { a: u8, t: T }, { arch: outer });
       if (compatible) assert.equal(make().offsetOf('t'), up(1, model(spec, inner).align));

@@ -60,7 +60,7 @@ FsReadPortGroupSid(
     _In_ WDFDRIVER Driver,
     _Out_ FS_PORT_GROUP_SID_VALUE *Value,
     _Out_ PUNICODE_STRING Text
-    );
+);
 
 #ifdef ALLOC_PRAGMA
 #pragma alloc_text(INIT, DriverEntry)
@@ -82,7 +82,7 @@ FsReadPortGroupSid(
     WDFDRIVER Driver,
     FS_PORT_GROUP_SID_VALUE *Value,
     PUNICODE_STRING Text
-    )
+)
 {
     NTSTATUS status;
     WDFKEY key = NULL;
@@ -142,7 +142,7 @@ NTSTATUS
 DriverEntry(
     PDRIVER_OBJECT DriverObject,
     PUNICODE_STRING RegistryPath
-    )
+)
 {
     NTSTATUS status;
     WDF_DRIVER_CONFIG config;
@@ -165,10 +165,12 @@ DriverEntry(
 
     status = FsReadPortGroupSid(driver, &value, &groupSid);
     if (!NT_SUCCESS(status) && status != STATUS_OBJECT_NAME_NOT_FOUND) {
-        DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
-                   "fltsample: reading PortGroupSid failed 0x%08X (it must be a REG_SZ of at most %u "
-                   "characters); the port stays admin-only\n",
-                   status, FS_PORT_GROUP_SID_MAX_CHARS);
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
+            "fltsample: reading PortGroupSid failed 0x%08X (it must be a REG_SZ of at most %u "
+            "characters); the port stays admin-only\n",
+            status, FS_PORT_GROUP_SID_MAX_CHARS
+        );
     }
 
     /* FsInitialize copies what it needs from the string, so value may go when this returns. If
@@ -184,9 +186,7 @@ DriverEntry(
  */
 _Use_decl_annotations_
 VOID
-FsEvtDriverUnload(
-    WDFDRIVER Driver
-    )
+FsEvtDriverUnload(WDFDRIVER Driver)
 {
     UNREFERENCED_PARAMETER(Driver);
     PAGED_CODE();

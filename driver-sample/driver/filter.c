@@ -24,7 +24,7 @@ FsPreCreate(
     _Inout_ PFLT_CALLBACK_DATA Data,
     _In_ PCFLT_RELATED_OBJECTS FltObjects,
     _Flt_CompletionContext_Outptr_ PVOID *CompletionContext
-    );
+);
 
 static FLT_POSTOP_CALLBACK_STATUS FLTAPI
 FsPostCreate(
@@ -32,17 +32,12 @@ FsPostCreate(
     _In_ PCFLT_RELATED_OBJECTS FltObjects,
     _In_opt_ PVOID CompletionContext,
     _In_ FLT_POST_OPERATION_FLAGS Flags
-    );
+);
 
-static VOID
-FsShutdown(
-    VOID
-    );
+static VOID FsShutdown(VOID);
 
 static NTSTATUS FLTAPI
-FsFilterUnload(
-    _In_ FLT_FILTER_UNLOAD_FLAGS Flags
-    );
+FsFilterUnload(_In_ FLT_FILTER_UNLOAD_FLAGS Flags);
 
 static NTSTATUS FLTAPI
 FsInstanceSetup(
@@ -50,13 +45,13 @@ FsInstanceSetup(
     _In_ FLT_INSTANCE_SETUP_FLAGS Flags,
     _In_ DEVICE_TYPE VolumeDeviceType,
     _In_ FLT_FILESYSTEM_TYPE VolumeFilesystemType
-    );
+);
 
 static NTSTATUS FLTAPI
 FsInstanceQueryTeardown(
     _In_ PCFLT_RELATED_OBJECTS FltObjects,
     _In_ FLT_INSTANCE_QUERY_TEARDOWN_FLAGS Flags
-    );
+);
 
 #ifdef ALLOC_PRAGMA
 #pragma alloc_text(PAGE, FsInitialize)
@@ -69,27 +64,24 @@ FsInstanceQueryTeardown(
 #pragma alloc_text(PAGE, FsPostCreate)
 #endif
 
-static const FLT_OPERATION_REGISTRATION FsOperations[] = {
-    { IRP_MJ_CREATE, 0, FsPreCreate, FsPostCreate },
-    { IRP_MJ_OPERATION_END }
-};
+static const FLT_OPERATION_REGISTRATION FsOperations[] = {{IRP_MJ_CREATE, 0, FsPreCreate, FsPostCreate},
+                                                          {IRP_MJ_OPERATION_END}};
 
 static const FLT_CONTEXT_REGISTRATION FsContexts[] = {
-    { FLT_INSTANCE_CONTEXT, 0, NULL, sizeof(FS_INSTANCE_CONTEXT), FS_TAG_CONTEXT },
-    { FLT_CONTEXT_END }
-};
+    {FLT_INSTANCE_CONTEXT, 0, NULL, sizeof(FS_INSTANCE_CONTEXT), FS_TAG_CONTEXT},
+    {FLT_CONTEXT_END}};
 
 static const FLT_REGISTRATION FsRegistration = {
     sizeof(FLT_REGISTRATION),
     FLT_REGISTRATION_VERSION,
-    0,                          /* Flags */
+    0, /* Flags */
     FsContexts,
     FsOperations,
-    FsFilterUnload,             /* without it the filter could never be unloaded */
+    FsFilterUnload, /* without it the filter could never be unloaded */
     FsInstanceSetup,
     FsInstanceQueryTeardown,
-    NULL,                       /* InstanceTeardownStart */
-    NULL,                       /* InstanceTeardownComplete */
+    NULL, /* InstanceTeardownStart */
+    NULL, /* InstanceTeardownComplete */
     /* name provider, transaction and section callbacks: not used, zero-initialised */
 };
 
@@ -98,9 +90,7 @@ static const FLT_REGISTRATION FsRegistration = {
  * is logged and ignored: the port then stays administrators/SYSTEM only, the safe direction.
  */
 static VOID
-FsLoadPortGroupSid(
-    _In_opt_ PCUNICODE_STRING SidString
-    )
+FsLoadPortGroupSid(_In_opt_ PCUNICODE_STRING SidString)
 {
     FLTSAMPLE_U32 sidSize = 0;
     FLTSAMPLE_U8 sid[FS_MAX_SID_BYTES];
@@ -112,19 +102,24 @@ FsLoadPortGroupSid(
         return;
     }
 
-    result = FsSidParse((const FLTSAMPLE_WCHAR *)SidString->Buffer,
-                        (FLTSAMPLE_U32)(SidString->Length / sizeof(WCHAR)), sid, sizeof(sid), &sidSize);
+    result = FsSidParse(
+        (const FLTSAMPLE_WCHAR *)SidString->Buffer, (FLTSAMPLE_U32)(SidString->Length / sizeof(WCHAR)), sid,
+        sizeof(sid), &sidSize
+    );
     if (result != FS_SID_PARSE_OK || !RtlValidSid((PSID)sid)) {
-        DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
-                   "fltsample: PortGroupSid %wZ is not a SID string; the port stays admin-only\n",
-                   SidString);
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
+            "fltsample: PortGroupSid %wZ is not a SID string; the port stays admin-only\n", SidString
+        );
         return;
     }
 
     FsGlobals.PortGroupSid = FsAllocate(POOL_FLAG_PAGED, sidSize, FS_TAG_SECURITY);
     if (FsGlobals.PortGroupSid == NULL) {
-        DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
-                   "fltsample: no memory for PortGroupSid; the port stays admin-only\n");
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
+            "fltsample: no memory for PortGroupSid; the port stays admin-only\n"
+        );
         return;
     }
     RtlCopyMemory(FsGlobals.PortGroupSid, sid, sidSize);
@@ -135,7 +130,7 @@ NTSTATUS
 FsInitialize(
     PDRIVER_OBJECT DriverObject,
     PCUNICODE_STRING PortGroupSidString
-    )
+)
 {
     NTSTATUS status;
 
@@ -182,9 +177,7 @@ Failed:
  */
 _Use_decl_annotations_
 VOID
-FsTeardown(
-    VOID
-    )
+FsTeardown(VOID)
 {
     PAGED_CODE();
 
@@ -206,9 +199,7 @@ FsTeardown(
  *  6. Free what is left and check the pool counters.
  */
 static VOID
-FsShutdown(
-    VOID
-    )
+FsShutdown(VOID)
 {
     PAGED_CODE();
 
@@ -231,17 +222,16 @@ FsShutdown(
     FltDeletePushLock(&FsGlobals.Lock);
 
     if (FsGlobals.PoolAllocations != 0 || FsGlobals.PoolBytes != 0) {
-        DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL,
-                   "fltsample: leaked %I64d pool allocations (%I64d bytes)\n",
-                   FsGlobals.PoolAllocations, FsGlobals.PoolBytes);
+        DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL, "fltsample: leaked %I64d pool allocations (%I64d bytes)\n",
+            FsGlobals.PoolAllocations, FsGlobals.PoolBytes
+        );
         NT_ASSERT(FsGlobals.PoolAllocations == 0);
     }
 }
 
 static NTSTATUS FLTAPI
-FsFilterUnload(
-    _In_ FLT_FILTER_UNLOAD_FLAGS Flags
-    )
+FsFilterUnload(_In_ FLT_FILTER_UNLOAD_FLAGS Flags)
 {
     UNREFERENCED_PARAMETER(Flags);
     PAGED_CODE();
@@ -257,7 +247,7 @@ FsInstanceSetup(
     _In_ FLT_INSTANCE_SETUP_FLAGS Flags,
     _In_ DEVICE_TYPE VolumeDeviceType,
     _In_ FLT_FILESYSTEM_TYPE VolumeFilesystemType
-    )
+)
 {
     NTSTATUS status;
     FLT_VOLUME_PROPERTIES properties;
@@ -281,15 +271,17 @@ FsInstanceSetup(
         sectorSize = properties.SectorSize;
     }
 
-    status = FltAllocateContext(FltObjects->Filter, FLT_INSTANCE_CONTEXT, sizeof(FS_INSTANCE_CONTEXT),
-                                NonPagedPoolNx, (PFLT_CONTEXT *)&context);
+    status = FltAllocateContext(
+        FltObjects->Filter, FLT_INSTANCE_CONTEXT, sizeof(FS_INSTANCE_CONTEXT), NonPagedPoolNx, (PFLT_CONTEXT *)&context
+    );
     if (NT_SUCCESS(status)) {
         context->SectorSize = sectorSize;
         status = FltSetInstanceContext(FltObjects->Instance, FLT_SET_CONTEXT_KEEP_IF_EXISTS, context, NULL);
         if (!NT_SUCCESS(status)) {
             /* Scans fall back to FS_FALLBACK_SECTOR_SIZE; attaching is still useful. */
-            DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
-                       "fltsample: FltSetInstanceContext failed 0x%08X\n", status);
+            DbgPrintEx(
+                DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL, "fltsample: FltSetInstanceContext failed 0x%08X\n", status
+            );
         }
         /* Set or not, drop our reference: FltMgr frees the context with the instance. */
         FltReleaseContext(context);
@@ -302,7 +294,7 @@ static NTSTATUS FLTAPI
 FsInstanceQueryTeardown(
     _In_ PCFLT_RELATED_OBJECTS FltObjects,
     _In_ FLT_INSTANCE_QUERY_TEARDOWN_FLAGS Flags
-    )
+)
 {
     UNREFERENCED_PARAMETER(FltObjects);
     UNREFERENCED_PARAMETER(Flags);
@@ -321,7 +313,7 @@ FsPreCreate(
     _Inout_ PFLT_CALLBACK_DATA Data,
     _In_ PCFLT_RELATED_OBJECTS FltObjects,
     _Flt_CompletionContext_Outptr_ PVOID *CompletionContext
-    )
+)
 {
     const FLT_IO_PARAMETER_BLOCK *iopb = Data->Iopb;
     ACCESS_MASK desired;
@@ -370,7 +362,7 @@ FsPostCreate(
     _In_ PCFLT_RELATED_OBJECTS FltObjects,
     _In_opt_ PVOID CompletionContext,
     _In_ FLT_POST_OPERATION_FLAGS Flags
-    )
+)
 {
     BOOLEAN deny;
 

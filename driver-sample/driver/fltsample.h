@@ -33,12 +33,12 @@ Environment:
 /*
  * Pool tags (shown reversed by !poolused / poolmon: 'cSlF' is "FlSc").
  */
-#define FS_TAG_CLIENT   'cSlF'  /* FS_CLIENT */
-#define FS_TAG_MESSAGE  'mSlF'  /* scan request / probe message buffers */
-#define FS_TAG_READ     'rSlF'  /* sector-aligned read buffers (FltAllocatePoolAlignedWithTag) */
-#define FS_TAG_COMMAND  'kSlF'  /* captured command input / output */
+#define FS_TAG_CLIENT 'cSlF'    /* FS_CLIENT */
+#define FS_TAG_MESSAGE 'mSlF'   /* scan request / probe message buffers */
+#define FS_TAG_READ 'rSlF'      /* sector-aligned read buffers (FltAllocatePoolAlignedWithTag) */
+#define FS_TAG_COMMAND 'kSlF'   /* captured command input / output */
 #define FS_TAG_SECURITY 'sSlF'  /* port DACL and group SID */
-#define FS_TAG_CONTEXT  'iSlF'  /* instance contexts (owned by FltMgr once set) */
+#define FS_TAG_CONTEXT 'iSlF'   /* instance contexts (owned by FltMgr once set) */
 #define FS_TAG_FRAMEWORK 'wSlF' /* KMDF's own allocations for this driver (DriverPoolTag); not counted */
 
 /* Sector size assumed when a volume's cannot be queried; a multiple of every common sector size. */
@@ -63,14 +63,14 @@ Environment:
  * to NULL and synchronises with sends in progress.
  */
 typedef struct _FS_CLIENT {
-    LIST_ENTRY Link;            /* FS_GLOBALS.Clients, under FS_GLOBALS.Lock */
+    LIST_ENTRY Link; /* FS_GLOBALS.Clients, under FS_GLOBALS.Lock */
     PFLT_PORT Port;
     volatile LONG RefCount;
-    ULONG ProcessId;            /* observed in the connect callback */
-    ULONG Flags;                /* FLTSAMPLE_CONNECT_FLAG_* */
-    volatile LONG PortClosed;   /* FltCloseClientPort called (exactly once) */
-    BOOLEAN Privileged;         /* administrator or SYSTEM token at connect time */
-    BOOLEAN Linked;             /* still in the client list */
+    ULONG ProcessId;          /* observed in the connect callback */
+    ULONG Flags;              /* FLTSAMPLE_CONNECT_FLAG_* */
+    volatile LONG PortClosed; /* FltCloseClientPort called (exactly once) */
+    BOOLEAN Privileged;       /* administrator or SYSTEM token at connect time */
+    BOOLEAN Linked;           /* still in the client list */
 } FS_CLIENT, *PFS_CLIENT;
 
 typedef struct _FS_COUNTERS {
@@ -93,8 +93,8 @@ typedef struct _FS_INSTANCE_CONTEXT {
 
 typedef struct _FS_GLOBALS {
     PDRIVER_OBJECT DriverObject;
-    PFLT_FILTER Filter;                 /* NULL once unregistered */
-    PFLT_PORT ServerPort;               /* NULL once closed */
+    PFLT_FILTER Filter;   /* NULL once unregistered */
+    PFLT_PORT ServerPort; /* NULL once closed */
 
     /* Guards Clients, ClientCount, ScannerCount, RoundRobin and Config. Only taken at
      * IRQL <= APC_LEVEL and never held across FltSendMessage or any other wait. */
@@ -108,15 +108,15 @@ typedef struct _FS_GLOBALS {
     /* Scans and commands in progress; teardown waits for them after stopping new ones. */
     EX_RUNDOWN_REF Rundown;
 
-    PSID PortGroupSid;                  /* opt-in non-admin group from the registry, or NULL */
+    PSID PortGroupSid; /* opt-in non-admin group from the registry, or NULL */
 
     volatile LONG64 NextScanId;
     volatile LONG64 PoolAllocations;
     volatile LONG64 PoolBytes;
     FS_COUNTERS Counters;
 
-    volatile LONG Unloading;            /* set first thing in FsTeardown */
-    BOOLEAN Initialized;                /* FsInitialize succeeded; FsTeardown not yet run */
+    volatile LONG Unloading; /* set first thing in FsTeardown */
+    BOOLEAN Initialized;     /* FsInitialize succeeded; FsTeardown not yet run */
 } FS_GLOBALS;
 
 extern FS_GLOBALS FsGlobals;
@@ -128,18 +128,14 @@ extern FS_GLOBALS FsGlobals;
 /* PortGroupSidString: the registry value's characters without terminating NULs (driver.c), or
  * NULL when the value is absent or unreadable. Copied: the caller's buffer may go on return. */
 _IRQL_requires_(PASSIVE_LEVEL)
-_Must_inspect_result_
-NTSTATUS
+_Must_inspect_result_ NTSTATUS
 FsInitialize(
     _In_ PDRIVER_OBJECT DriverObject,
     _In_opt_ PCUNICODE_STRING PortGroupSidString
-    );
+);
 
 _IRQL_requires_(PASSIVE_LEVEL)
-VOID
-FsTeardown(
-    VOID
-    );
+VOID FsTeardown(VOID);
 
 /*
  * scan.c
@@ -149,102 +145,73 @@ BOOLEAN
 FsScanOpenedFile(
     _Inout_ PFLT_CALLBACK_DATA Data,
     _In_ PCFLT_RELATED_OBJECTS FltObjects
-    );
+);
 
 /*
  * port.c
  */
 _IRQL_requires_(PASSIVE_LEVEL)
-_Must_inspect_result_
-NTSTATUS
-FsPortCreate(
-    VOID
-    );
+_Must_inspect_result_ NTSTATUS FsPortCreate(VOID);
 
 _IRQL_requires_(PASSIVE_LEVEL)
-VOID
-FsPortCloseServer(
-    VOID
-    );
+VOID FsPortCloseServer(VOID);
 
 _IRQL_requires_(PASSIVE_LEVEL)
-VOID
-FsPortDisconnectAll(
-    VOID
-    );
+VOID FsPortDisconnectAll(VOID);
 
 _IRQL_requires_(PASSIVE_LEVEL)
-VOID
-FsPortReleaseAllClients(
-    VOID
-    );
+VOID FsPortReleaseAllClients(VOID);
 
 _IRQL_requires_max_(APC_LEVEL)
-_Must_inspect_result_
-PFS_CLIENT
-FsReferenceNextScanner(
-    VOID
-    );
+_Must_inspect_result_ PFS_CLIENT FsReferenceNextScanner(VOID);
 
 _IRQL_requires_max_(DISPATCH_LEVEL)
 VOID
-FsDereferenceClient(
-    _In_ PFS_CLIENT Client
-    );
+FsDereferenceClient(_In_ PFS_CLIENT Client);
 
 _IRQL_requires_max_(APC_LEVEL)
 BOOLEAN
-FsIsExcludedProcess(
-    _In_ ULONG ProcessId
-    );
+FsIsExcludedProcess(_In_ ULONG ProcessId);
 
 /*
  * support.c
  */
 _IRQL_requires_max_(DISPATCH_LEVEL)
-_Must_inspect_result_
-_Ret_maybenull_
+_Must_inspect_result_ _Ret_maybenull_
 _Post_writable_byte_size_(Size)
 PVOID
 FsAllocate(
     _In_ POOL_FLAGS Flags,
     _In_ SIZE_T Size,
     _In_ ULONG Tag
-    );
+);
 
 _IRQL_requires_max_(DISPATCH_LEVEL)
 VOID
 FsFree(
     _In_ _Post_invalid_ PVOID Buffer,
     _In_ ULONG Tag
-    );
+);
 
 _IRQL_requires_max_(DISPATCH_LEVEL)
 VOID
 FsTrackAllocation(
     _In_ SIZE_T Size,
     _In_ BOOLEAN Allocated
-    );
+);
 
 VOID
-FsConfigSetDefaults(
-    _Out_ FLTSAMPLE_CONFIG *Config
-    );
+FsConfigSetDefaults(_Out_ FLTSAMPLE_CONFIG *Config);
 
-_Must_inspect_result_
-NTSTATUS
-FsConfigValidate(
-    _In_ const FLTSAMPLE_CONFIG *Config
-    );
+_Must_inspect_result_ NTSTATUS
+FsConfigValidate(_In_ const FLTSAMPLE_CONFIG *Config);
 
 BOOLEAN
 FsConfigMatchesExtension(
     _In_ const FLTSAMPLE_CONFIG *Config,
     _In_ PCUNICODE_STRING Extension
-    );
+);
 
 _IRQL_requires_max_(DISPATCH_LEVEL)
 VOID
-FsFillStats(
-    _Out_ FLTSAMPLE_STATS *Stats
-    );
+FsFillStats(_Out_ FLTSAMPLE_STATS *Stats);

@@ -24,22 +24,23 @@ FsPortConnect(
     _In_reads_bytes_opt_(SizeOfContext) PVOID ConnectionContext,
     _In_ ULONG SizeOfContext,
     _Outptr_result_maybenull_ PVOID *ConnectionCookie
-    );
+);
 
 static VOID FLTAPI
-FsPortDisconnect(
-    _In_opt_ PVOID ConnectionCookie
-    );
+FsPortDisconnect(_In_opt_ PVOID ConnectionCookie);
 
 static NTSTATUS FLTAPI
 FsPortMessage(
     _In_opt_ PVOID PortCookie,
     _In_reads_bytes_opt_(InputBufferLength) PVOID InputBuffer,
     _In_ ULONG InputBufferLength,
-    _Out_writes_bytes_to_opt_(OutputBufferLength, *ReturnOutputBufferLength) PVOID OutputBuffer,
+    _Out_writes_bytes_to_opt_(
+        OutputBufferLength,
+        *ReturnOutputBufferLength
+    ) PVOID OutputBuffer,
     _In_ ULONG OutputBufferLength,
     _Out_ PULONG ReturnOutputBufferLength
-    );
+);
 
 #ifdef ALLOC_PRAGMA
 #pragma alloc_text(PAGE, FsPortCreate)
@@ -56,18 +57,14 @@ FsPortMessage(
  */
 
 static VOID
-FsReferenceClient(
-    _In_ PFS_CLIENT Client
-    )
+FsReferenceClient(_In_ PFS_CLIENT Client)
 {
     NT_VERIFY(InterlockedIncrement(&Client->RefCount) > 1);
 }
 
 _Use_decl_annotations_
 VOID
-FsDereferenceClient(
-    PFS_CLIENT Client
-    )
+FsDereferenceClient(PFS_CLIENT Client)
 {
     if (InterlockedDecrement(&Client->RefCount) == 0) {
         NT_ASSERT(Client->Port == NULL && !Client->Linked);
@@ -79,9 +76,7 @@ FsDereferenceClient(
  * callback (the agent closed its handle) or teardown (the driver is unloading). */
 _IRQL_requires_(PASSIVE_LEVEL)
 static VOID
-FsCloseClientPort(
-    _In_ PFS_CLIENT Client
-    )
+FsCloseClientPort(_In_ PFS_CLIENT Client)
 {
     PAGED_CODE();
 
@@ -93,9 +88,7 @@ FsCloseClientPort(
 
 _Use_decl_annotations_
 PFS_CLIENT
-FsReferenceNextScanner(
-    VOID
-    )
+FsReferenceNextScanner(VOID)
 {
     PFS_CLIENT chosen = NULL;
     PLIST_ENTRY entry;
@@ -138,9 +131,7 @@ FsReferenceNextScanner(
 
 _Use_decl_annotations_
 BOOLEAN
-FsIsExcludedProcess(
-    ULONG ProcessId
-    )
+FsIsExcludedProcess(ULONG ProcessId)
 {
     PLIST_ENTRY entry;
     BOOLEAN excluded = FALSE;
@@ -171,7 +162,7 @@ FsBuildGroupDacl(
     _In_ PSECURITY_DESCRIPTOR DefaultSd,
     _In_ PSID GroupSid,
     _Outptr_ PACL *NewDacl
-    )
+)
 {
     NTSTATUS status;
     BOOLEAN present = FALSE;
@@ -224,9 +215,7 @@ FsBuildGroupDacl(
 
 _Use_decl_annotations_
 NTSTATUS
-FsPortCreate(
-    VOID
-    )
+FsPortCreate(VOID)
 {
     NTSTATUS status;
     PSECURITY_DESCRIPTOR defaultSd = NULL;
@@ -256,22 +245,19 @@ FsPortCreate(
             portSd = &groupSd;
         } else {
             /* The opt-in failed: keep the admin-only port rather than failing the load. */
-            DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
-                       "fltsample: could not add the PortGroupSid ACE (0x%08X); port stays admin-only\n",
-                       status);
+            DbgPrintEx(
+                DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
+                "fltsample: could not add the PortGroupSid ACE (0x%08X); port stays admin-only\n", status
+            );
         }
     }
 
     InitializeObjectAttributes(&attributes, &name, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, portSd);
 
-    status = FltCreateCommunicationPort(FsGlobals.Filter,
-                                        &FsGlobals.ServerPort,
-                                        &attributes,
-                                        NULL,
-                                        FsPortConnect,
-                                        FsPortDisconnect,
-                                        FsPortMessage,
-                                        (LONG)FLTSAMPLE_MAX_CONNECTIONS);
+    status = FltCreateCommunicationPort(
+        FsGlobals.Filter, &FsGlobals.ServerPort, &attributes, NULL, FsPortConnect, FsPortDisconnect, FsPortMessage,
+        (LONG)FLTSAMPLE_MAX_CONNECTIONS
+    );
     if (!NT_SUCCESS(status)) {
         FsGlobals.ServerPort = NULL;
     }
@@ -285,9 +271,7 @@ FsPortCreate(
 
 _Use_decl_annotations_
 VOID
-FsPortCloseServer(
-    VOID
-    )
+FsPortCloseServer(VOID)
 {
     PAGED_CODE();
 
@@ -300,9 +284,7 @@ FsPortCloseServer(
 
 _Use_decl_annotations_
 VOID
-FsPortDisconnectAll(
-    VOID
-    )
+FsPortDisconnectAll(VOID)
 {
     PAGED_CODE();
 
@@ -333,9 +315,7 @@ FsPortDisconnectAll(
 
 _Use_decl_annotations_
 VOID
-FsPortReleaseAllClients(
-    VOID
-    )
+FsPortReleaseAllClients(VOID)
 {
     PAGED_CODE();
 
@@ -363,9 +343,7 @@ FsPortReleaseAllClients(
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 static BOOLEAN
-FsCallerIsAdmin(
-    VOID
-    )
+FsCallerIsAdmin(VOID)
 {
     SECURITY_SUBJECT_CONTEXT subject;
     BOOLEAN admin;
@@ -389,7 +367,7 @@ FsPortConnect(
     _In_reads_bytes_opt_(SizeOfContext) PVOID ConnectionContext,
     _In_ ULONG SizeOfContext,
     _Outptr_result_maybenull_ PVOID *ConnectionCookie
-    )
+)
 {
     NTSTATUS status = STATUS_SUCCESS;
     FLTSAMPLE_CONNECT_CONTEXT context;
@@ -420,8 +398,7 @@ FsPortConnect(
         if (context.ProtocolVersion != FLTSAMPLE_PROTOCOL_VERSION) {
             return STATUS_REVISION_MISMATCH;
         }
-        if ((context.Flags & ~FLTSAMPLE_CONNECT_VALID_FLAGS) != 0 || context.Reserved0 != 0 ||
-            context.Reserved1 != 0) {
+        if ((context.Flags & ~FLTSAMPLE_CONNECT_VALID_FLAGS) != 0 || context.Reserved0 != 0 || context.Reserved1 != 0) {
             return STATUS_INVALID_PARAMETER;
         }
     }
@@ -477,9 +454,7 @@ FsPortConnect(
 }
 
 static VOID FLTAPI
-FsPortDisconnect(
-    _In_opt_ PVOID ConnectionCookie
-    )
+FsPortDisconnect(_In_opt_ PVOID ConnectionCookie)
 {
     PFS_CLIENT client = (PFS_CLIENT)ConnectionCookie;
     BOOLEAN unlinked = FALSE;
@@ -518,7 +493,7 @@ static ULONG64
 FsTicksTo100ns(
     _In_ LONGLONG Ticks,
     _In_ LONGLONG Frequency
-    )
+)
 {
     /* Split so that long probes cannot overflow Ticks * 10^7. */
     return (ULONG64)((Ticks / Frequency) * 10000000 + ((Ticks % Frequency) * 10000000) / Frequency);
@@ -531,7 +506,7 @@ FsRunProbe(
     _In_ PFS_CLIENT Client,
     _In_ const FLTSAMPLE_PROBE_REQUEST *Request,
     _Out_ FLTSAMPLE_PROBE_RESULT *Result
-    )
+)
 {
     static const WCHAR probePath[] = L"\\FltmgrSample\\probe";
     FLTSAMPLE_SCAN_REQUEST *message;
@@ -582,13 +557,10 @@ FsRunProbe(
         RtlZeroMemory(&reply, sizeof(reply));
 
         before = KeQueryPerformanceCounter(NULL);
-        status = FltSendMessage(FsGlobals.Filter,
-                                &Client->Port,
-                                message,
-                                sizeof(*message),
-                                noReply ? NULL : &reply,
-                                noReply ? NULL : &replyLength,
-                                &timeout);
+        status = FltSendMessage(
+            FsGlobals.Filter, &Client->Port, message, sizeof(*message), noReply ? NULL : &reply,
+            noReply ? NULL : &replyLength, &timeout
+        );
         after = KeQueryPerformanceCounter(NULL);
         InterlockedIncrement64(&FsGlobals.Counters.ProbeMessages);
 
@@ -624,8 +596,7 @@ FsRunProbe(
         }
     }
 
-    Result->ElapsedTime = FsTicksTo100ns(KeQueryPerformanceCounter(NULL).QuadPart - start.QuadPart,
-                                         frequency.QuadPart);
+    Result->ElapsedTime = FsTicksTo100ns(KeQueryPerformanceCounter(NULL).QuadPart - start.QuadPart, frequency.QuadPart);
     FsFree(message, FS_TAG_MESSAGE);
     return STATUS_SUCCESS;
 }
@@ -633,12 +604,15 @@ FsRunProbe(
 /* Copies a command's output to the caller's raw user-mode buffer. */
 static NTSTATUS
 FsCopyOutput(
-    _Out_writes_bytes_to_opt_(OutputBufferLength, *Returned) PVOID OutputBuffer,
+    _Out_writes_bytes_to_opt_(
+        OutputBufferLength,
+        *Returned
+    ) PVOID OutputBuffer,
     _In_ ULONG OutputBufferLength,
     _In_reads_bytes_(Length) const VOID *Source,
     _In_ ULONG Length,
     _Out_ PULONG Returned
-    )
+)
 {
     NTSTATUS status = STATUS_SUCCESS;
 
@@ -664,10 +638,13 @@ FsDispatchCommand(
     _In_ PFS_CLIENT Client,
     _In_reads_bytes_(InputLength) const UCHAR *Input,
     _In_ ULONG InputLength,
-    _Out_writes_bytes_to_opt_(OutputBufferLength, *Returned) PVOID OutputBuffer,
+    _Out_writes_bytes_to_opt_(
+        OutputBufferLength,
+        *Returned
+    ) PVOID OutputBuffer,
     _In_ ULONG OutputBufferLength,
     _Out_ PULONG Returned
-    )
+)
 {
     const FLTSAMPLE_COMMAND_HEADER *header = (const FLTSAMPLE_COMMAND_HEADER *)Input;
     const UCHAR *body = Input + sizeof(*header);
@@ -748,9 +725,8 @@ FsDispatchCommand(
         }
         RtlCopyMemory(&request, body, sizeof(request));
         if (request.Count == 0 || request.Count > FLTSAMPLE_MAX_PROBE_COUNT ||
-            request.ContentBytes > FLTSAMPLE_MAX_CONTENT_BYTES ||
-            request.TimeoutMs == 0 || request.TimeoutMs > FLTSAMPLE_MAX_PROBE_TIMEOUT_MS ||
-            (request.Flags & ~FLTSAMPLE_PROBE_VALID_FLAGS) != 0) {
+            request.ContentBytes > FLTSAMPLE_MAX_CONTENT_BYTES || request.TimeoutMs == 0 ||
+            request.TimeoutMs > FLTSAMPLE_MAX_PROBE_TIMEOUT_MS || (request.Flags & ~FLTSAMPLE_PROBE_VALID_FLAGS) != 0) {
             return STATUS_INVALID_PARAMETER;
         }
         /* Checked first so that a long probe's result is not lost to a small buffer. */
@@ -780,10 +756,13 @@ FsPortMessage(
     _In_opt_ PVOID PortCookie,
     _In_reads_bytes_opt_(InputBufferLength) PVOID InputBuffer,
     _In_ ULONG InputBufferLength,
-    _Out_writes_bytes_to_opt_(OutputBufferLength, *ReturnOutputBufferLength) PVOID OutputBuffer,
+    _Out_writes_bytes_to_opt_(
+        OutputBufferLength,
+        *ReturnOutputBufferLength
+    ) PVOID OutputBuffer,
     _In_ ULONG OutputBufferLength,
     _Out_ PULONG ReturnOutputBufferLength
-    )
+)
 {
     PFS_CLIENT client = (PFS_CLIENT)PortCookie;
     NTSTATUS status = STATUS_SUCCESS;
@@ -823,8 +802,8 @@ FsPortMessage(
         goto Done;
     }
 
-    status = FsDispatchCommand(client, input, InputBufferLength, OutputBuffer, OutputBufferLength,
-                               ReturnOutputBufferLength);
+    status =
+        FsDispatchCommand(client, input, InputBufferLength, OutputBuffer, OutputBufferLength, ReturnOutputBufferLength);
 
 Done:
     if (input != NULL) {

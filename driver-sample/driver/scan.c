@@ -30,9 +30,7 @@ typedef struct _FS_SCAN_POLICY {
 
 /* What fail-open / fail-closed says when no verdict could be obtained. TRUE = deny. */
 static BOOLEAN
-FsFailurePolicyDenies(
-    _In_ const FS_SCAN_POLICY *Policy
-    )
+FsFailurePolicyDenies(_In_ const FS_SCAN_POLICY *Policy)
 {
     if (FlagOn(Policy->Flags, FLTSAMPLE_CONFIG_FLAG_FAIL_CLOSED)) {
         InterlockedIncrement64(&FsGlobals.Counters.FailClosedDenied);
@@ -54,9 +52,12 @@ static NTSTATUS
 FsReadHead(
     _In_ PCFLT_RELATED_OBJECTS FltObjects,
     _In_ ULONG Wanted,
-    _Out_writes_bytes_to_(Wanted, *Copied) PUCHAR Out,
+    _Out_writes_bytes_to_(
+        Wanted,
+        *Copied
+    ) PUCHAR Out,
     _Out_ PULONG Copied
-    )
+)
 {
     NTSTATUS status;
     PFS_INSTANCE_CONTEXT context = NULL;
@@ -84,15 +85,10 @@ FsReadHead(
     FsTrackAllocation(length, TRUE);
 
     offset.QuadPart = 0;
-    status = FltReadFile(FltObjects->Instance,
-                         FltObjects->FileObject,
-                         &offset,
-                         length,
-                         buffer,
-                         FLTFL_IO_OPERATION_NON_CACHED | FLTFL_IO_OPERATION_DO_NOT_UPDATE_BYTE_OFFSET,
-                         &bytesRead,
-                         NULL,
-                         NULL);
+    status = FltReadFile(
+        FltObjects->Instance, FltObjects->FileObject, &offset, length, buffer,
+        FLTFL_IO_OPERATION_NON_CACHED | FLTFL_IO_OPERATION_DO_NOT_UPDATE_BYTE_OFFSET, &bytesRead, NULL, NULL
+    );
 
     if (status == STATUS_END_OF_FILE) {
         /* An empty file: nothing to read is not a failure. */
@@ -117,7 +113,7 @@ FsEvaluateReply(
     _In_ const FLTSAMPLE_SCAN_REPLY *Reply,
     _In_ ULONG ReplyLength,
     _In_ const FS_SCAN_POLICY *Policy
-    )
+)
 {
     /* STATUS_TIMEOUT is a success code (NT_SUCCESS is TRUE for it): test it first, explicitly. */
     if (SendStatus == STATUS_TIMEOUT) {
@@ -150,7 +146,7 @@ BOOLEAN
 FsScanOpenedFile(
     PFLT_CALLBACK_DATA Data,
     PCFLT_RELATED_OBJECTS FltObjects
-    )
+)
 {
     NTSTATUS status;
     PFLT_FILE_NAME_INFORMATION nameInfo = NULL;
@@ -172,8 +168,7 @@ FsScanOpenedFile(
 
     /* Normalized names (long names, no short-name aliases) so that the extension check cannot
      * be dodged with an 8.3 name. */
-    status = FltGetFileNameInformation(Data, FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
-                                       &nameInfo);
+    status = FltGetFileNameInformation(Data, FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT, &nameInfo);
     if (!NT_SUCCESS(status)) {
         /* Sample policy: an open whose name cannot be obtained is not scanned. */
         return FALSE;
@@ -196,8 +191,9 @@ FsScanOpenedFile(
     }
 
     /* A FILE_OPEN without FILE_DIRECTORY_FILE can still open a directory: skip those here. */
-    status = FltQueryInformationFile(FltObjects->Instance, FltObjects->FileObject, &standard,
-                                     sizeof(standard), FileStandardInformation, NULL);
+    status = FltQueryInformationFile(
+        FltObjects->Instance, FltObjects->FileObject, &standard, sizeof(standard), FileStandardInformation, NULL
+    );
     haveSize = NT_SUCCESS(status);
     if (haveSize && standard.Directory) {
         goto Done;
@@ -225,8 +221,9 @@ FsScanOpenedFile(
     request->ProcessId = FltGetRequestorProcessId(Data);
     request->FileSize = haveSize ? standard.EndOfFile.QuadPart : -1;
 
-    status = FltQueryInformationFile(FltObjects->Instance, FltObjects->FileObject, &internal,
-                                     sizeof(internal), FileInternalInformation, NULL);
+    status = FltQueryInformationFile(
+        FltObjects->Instance, FltObjects->FileObject, &internal, sizeof(internal), FileInternalInformation, NULL
+    );
     request->FileId = NT_SUCCESS(status) ? (FLTSAMPLE_U64)internal.IndexNumber.QuadPart : 0;
 
     pathChars = (ULONG)(nameInfo->Name.Length / sizeof(WCHAR));
@@ -255,13 +252,7 @@ FsScanOpenedFile(
     replyLength = sizeof(reply);
 
     InterlockedIncrement64(&FsGlobals.Counters.ScanRequests);
-    status = FltSendMessage(FsGlobals.Filter,
-                            &client->Port,
-                            request,
-                            sizeof(*request),
-                            &reply,
-                            &replyLength,
-                            &timeout);
+    status = FltSendMessage(FsGlobals.Filter, &client->Port, request, sizeof(*request), &reply, &replyLength, &timeout);
 
     deny = FsEvaluateReply(status, &reply, replyLength, &policy);
 

@@ -25,7 +25,7 @@ FsSidParseNumber(
     int AllowHex,
     FLTSAMPLE_U64 Max,
     FLTSAMPLE_U64 *Value
-    )
+)
 {
     FLTSAMPLE_U32 i = *Pos;
     FLTSAMPLE_U64 v = 0;
@@ -75,7 +75,7 @@ FsSidParse(
     FLTSAMPLE_U8 *Sid,
     FLTSAMPLE_U32 SidBufferSize,
     FLTSAMPLE_U32 *SidSize
-    )
+)
 {
     FLTSAMPLE_U32 pos = 0;
     FLTSAMPLE_U64 revision;

@@ -19,7 +19,7 @@ Abstract:
 #include "fltmgr_sample_protocol.h"
 
 #define FS_SID_PARSE_OK 0
-#define FS_SID_PARSE_INVALID (-1)       /* not "S-1-<authority>[-<sub-authority>]..." */
+#define FS_SID_PARSE_INVALID (-1) /* not "S-1-<authority>[-<sub-authority>]..." */
 #define FS_SID_PARSE_BUFFER_TOO_SMALL (-2)
 
 #define FS_SID_MAX_SUB_AUTHORITIES 15u
@@ -37,4 +37,4 @@ FsSidParse(
     FLTSAMPLE_U8 *Sid,
     FLTSAMPLE_U32 SidBufferSize,
     FLTSAMPLE_U32 *SidSize
-    );
+);

@@ -38,7 +38,7 @@ VOID
 FsTrackAllocation(
     SIZE_T Size,
     BOOLEAN Allocated
-    )
+)
 {
     if (Allocated) {
         InterlockedIncrement64(&FsGlobals.PoolAllocations);
@@ -55,7 +55,7 @@ FsAllocate(
     POOL_FLAGS Flags,
     SIZE_T Size,
     ULONG Tag
-    )
+)
 {
     FS_POOL_HEADER *header;
 
@@ -81,7 +81,7 @@ VOID
 FsFree(
     PVOID Buffer,
     ULONG Tag
-    )
+)
 {
     FS_POOL_HEADER *header = ((FS_POOL_HEADER *)Buffer) - 1;
 
@@ -94,15 +94,11 @@ FsFree(
  * Configuration.
  */
 
-static const WCHAR *const FsDefaultExtensions[] = {
-    L"exe", L"dll", L"bat", L"cmd", L"ps1", L"js", L"vbs", L"txt"
-};
+static const WCHAR *const FsDefaultExtensions[] = {L"exe", L"dll", L"bat", L"cmd", L"ps1", L"js", L"vbs", L"txt"};
 
 _Use_decl_annotations_
 VOID
-FsConfigSetDefaults(
-    FLTSAMPLE_CONFIG *Config
-    )
+FsConfigSetDefaults(FLTSAMPLE_CONFIG *Config)
 {
     ULONG i;
 
@@ -121,17 +117,14 @@ FsConfigSetDefaults(
 
 _Use_decl_annotations_
 NTSTATUS
-FsConfigValidate(
-    const FLTSAMPLE_CONFIG *Config
-    )
+FsConfigValidate(const FLTSAMPLE_CONFIG *Config)
 {
     ULONG i;
     ULONG j;
 
     if ((Config->Flags & ~FLTSAMPLE_CONFIG_VALID_FLAGS) != 0 ||
         Config->ReplyTimeoutMs < FLTSAMPLE_MIN_REPLY_TIMEOUT_MS ||
-        Config->ReplyTimeoutMs > FLTSAMPLE_MAX_REPLY_TIMEOUT_MS ||
-        Config->ContentBytes > FLTSAMPLE_MAX_CONTENT_BYTES ||
+        Config->ReplyTimeoutMs > FLTSAMPLE_MAX_REPLY_TIMEOUT_MS || Config->ContentBytes > FLTSAMPLE_MAX_CONTENT_BYTES ||
         Config->ExtensionCount > FLTSAMPLE_MAX_EXTENSIONS) {
         return STATUS_INVALID_PARAMETER;
     }
@@ -170,7 +163,7 @@ BOOLEAN
 FsConfigMatchesExtension(
     const FLTSAMPLE_CONFIG *Config,
     PCUNICODE_STRING Extension
-    )
+)
 {
     ULONG i;
 
@@ -209,9 +202,7 @@ FsConfigMatchesExtension(
  */
 
 static ULONG64
-FsReadCounter(
-    _In_ volatile LONG64 *Counter
-    )
+FsReadCounter(_In_ volatile LONG64 *Counter)
 {
     /* InterlockedCompareExchange64 with equal operands is an atomic 64-bit read on x86 too. */
     return (ULONG64)InterlockedCompareExchange64(Counter, 0, 0);
@@ -219,9 +210,7 @@ FsReadCounter(
 
 _Use_decl_annotations_
 VOID
-FsFillStats(
-    FLTSAMPLE_STATS *Stats
-    )
+FsFillStats(FLTSAMPLE_STATS *Stats)
 {
     RtlZeroMemory(Stats, sizeof(*Stats));
     Stats->ProtocolVersion = FLTSAMPLE_PROTOCOL_VERSION;

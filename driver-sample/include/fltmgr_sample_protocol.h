@@ -154,19 +154,19 @@ typedef struct _FLTSAMPLE_CONNECT_CONTEXT {
  * (FILTER_MESSAGE_HEADER.ReplyLength = 24 = FILTER_REPLY_HEADER + FLTSAMPLE_SCAN_REPLY).
  */
 typedef struct _FLTSAMPLE_SCAN_REQUEST {
-    FLTSAMPLE_U16 ProtocolVersion;                      /* @0 */
-    FLTSAMPLE_U16 MessageType;                          /* @2 */
-    FLTSAMPLE_U32 Flags;                                /* @4 */
-    FLTSAMPLE_U64 ScanId;                               /* @8 */
-    FLTSAMPLE_U64 FileId;                               /* @16 */
-    FLTSAMPLE_I64 FileSize;                             /* @24 */
-    FLTSAMPLE_U32 ProcessId;                            /* @32 */
-    FLTSAMPLE_U32 PathLength;                           /* @36 */
-    FLTSAMPLE_U32 ContentLength;                        /* @40 */
-    FLTSAMPLE_U32 Reserved0;                            /* @44 */
-    FLTSAMPLE_WCHAR Path[FLTSAMPLE_MAX_PATH_CHARS];     /* @48, 520 bytes */
-    FLTSAMPLE_U8 Content[FLTSAMPLE_MAX_CONTENT_BYTES];  /* @568, 1024 bytes */
-} FLTSAMPLE_SCAN_REQUEST;                               /* 1592 bytes */
+    FLTSAMPLE_U16 ProtocolVersion;                     /* @0 */
+    FLTSAMPLE_U16 MessageType;                         /* @2 */
+    FLTSAMPLE_U32 Flags;                               /* @4 */
+    FLTSAMPLE_U64 ScanId;                              /* @8 */
+    FLTSAMPLE_U64 FileId;                              /* @16 */
+    FLTSAMPLE_I64 FileSize;                            /* @24 */
+    FLTSAMPLE_U32 ProcessId;                           /* @32 */
+    FLTSAMPLE_U32 PathLength;                          /* @36 */
+    FLTSAMPLE_U32 ContentLength;                       /* @40 */
+    FLTSAMPLE_U32 Reserved0;                           /* @44 */
+    FLTSAMPLE_WCHAR Path[FLTSAMPLE_MAX_PATH_CHARS];    /* @48, 520 bytes */
+    FLTSAMPLE_U8 Content[FLTSAMPLE_MAX_CONTENT_BYTES]; /* @568, 1024 bytes */
+} FLTSAMPLE_SCAN_REQUEST;                              /* 1592 bytes */
 
 /* FLTSAMPLE_SCAN_REPLY.Verdict. 0 is deliberately invalid: a zeroed reply is a bug, not an ALLOW. */
 #define FLTSAMPLE_VERDICT_ALLOW 1u
@@ -214,7 +214,7 @@ typedef struct _FLTSAMPLE_COMMAND_HEADER {
 } FLTSAMPLE_COMMAND_HEADER;        /* 8 bytes */
 
 /* FLTSAMPLE_CONFIG.Flags */
-#define FLTSAMPLE_CONFIG_FLAG_FAIL_CLOSED 0x00000001u /* no agent / timeout / bad reply -> deny */
+#define FLTSAMPLE_CONFIG_FLAG_FAIL_CLOSED 0x00000001u    /* no agent / timeout / bad reply -> deny */
 #define FLTSAMPLE_CONFIG_FLAG_SCAN_ALL_FILES 0x00000002u /* ignore Extensions: scan every file */
 #define FLTSAMPLE_CONFIG_VALID_FLAGS 0x00000003u
 
@@ -235,12 +235,12 @@ typedef struct _FLTSAMPLE_COMMAND_HEADER {
  * Driver defaults: fail-open, 5000 ms, 1024 bytes, exe dll bat cmd ps1 js vbs txt.
  */
 typedef struct _FLTSAMPLE_CONFIG {
-    FLTSAMPLE_U32 Flags;          /* @0 */
-    FLTSAMPLE_U32 ReplyTimeoutMs; /* @4 */
-    FLTSAMPLE_U32 ContentBytes;   /* @8 */
-    FLTSAMPLE_U32 ExtensionCount; /* @12 */
+    FLTSAMPLE_U32 Flags;                                                                 /* @0 */
+    FLTSAMPLE_U32 ReplyTimeoutMs;                                                        /* @4 */
+    FLTSAMPLE_U32 ContentBytes;                                                          /* @8 */
+    FLTSAMPLE_U32 ExtensionCount;                                                        /* @12 */
     FLTSAMPLE_WCHAR Extensions[FLTSAMPLE_MAX_EXTENSIONS][FLTSAMPLE_MAX_EXTENSION_CHARS]; /* @16, 512 */
-} FLTSAMPLE_CONFIG;               /* 528 bytes */
+} FLTSAMPLE_CONFIG;                                                                      /* 528 bytes */
 
 /*
  * FLTSAMPLE_STATS: GET_STATS output. Counters count since the driver loaded.
@@ -335,92 +335,371 @@ typedef struct _FLTSAMPLE_PROBE_RESULT {
 #define FLTSAMPLE_STATIC_ASSERT(name, expr) typedef char fltsample_assert_##name[(expr) ? 1 : -1]
 #endif
 
-#define FLTSAMPLE_CHECK_FIELD(type, field, offset)                                                 \
+#define FLTSAMPLE_CHECK_FIELD(type, field, offset) \
     FLTSAMPLE_STATIC_ASSERT(type##_##field, offsetof(type, field) == (offset))
 
-FLTSAMPLE_STATIC_ASSERT(u8_size, sizeof(FLTSAMPLE_U8) == 1);
-FLTSAMPLE_STATIC_ASSERT(u16_size, sizeof(FLTSAMPLE_U16) == 2);
-FLTSAMPLE_STATIC_ASSERT(u32_size, sizeof(FLTSAMPLE_U32) == 4);
-FLTSAMPLE_STATIC_ASSERT(i32_size, sizeof(FLTSAMPLE_I32) == 4);
-FLTSAMPLE_STATIC_ASSERT(u64_size, sizeof(FLTSAMPLE_U64) == 8);
-FLTSAMPLE_STATIC_ASSERT(i64_size, sizeof(FLTSAMPLE_I64) == 8);
-FLTSAMPLE_STATIC_ASSERT(wchar_size, sizeof(FLTSAMPLE_WCHAR) == 2);
+FLTSAMPLE_STATIC_ASSERT(
+    u8_size,
+    sizeof(FLTSAMPLE_U8) == 1
+);
+FLTSAMPLE_STATIC_ASSERT(
+    u16_size,
+    sizeof(FLTSAMPLE_U16) == 2
+);
+FLTSAMPLE_STATIC_ASSERT(
+    u32_size,
+    sizeof(FLTSAMPLE_U32) == 4
+);
+FLTSAMPLE_STATIC_ASSERT(
+    i32_size,
+    sizeof(FLTSAMPLE_I32) == 4
+);
+FLTSAMPLE_STATIC_ASSERT(
+    u64_size,
+    sizeof(FLTSAMPLE_U64) == 8
+);
+FLTSAMPLE_STATIC_ASSERT(
+    i64_size,
+    sizeof(FLTSAMPLE_I64) == 8
+);
+FLTSAMPLE_STATIC_ASSERT(
+    wchar_size,
+    sizeof(FLTSAMPLE_WCHAR) == 2
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONNECT_CONTEXT, ProtocolVersion, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONNECT_CONTEXT, Reserved0, 2);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONNECT_CONTEXT, Flags, 4);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONNECT_CONTEXT, ProcessId, 8);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONNECT_CONTEXT, Reserved1, 12);
-FLTSAMPLE_STATIC_ASSERT(connect_context_size, sizeof(FLTSAMPLE_CONNECT_CONTEXT) == 16);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONNECT_CONTEXT,
+    ProtocolVersion,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONNECT_CONTEXT,
+    Reserved0,
+    2
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONNECT_CONTEXT,
+    Flags,
+    4
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONNECT_CONTEXT,
+    ProcessId,
+    8
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONNECT_CONTEXT,
+    Reserved1,
+    12
+);
+FLTSAMPLE_STATIC_ASSERT(
+    connect_context_size,
+    sizeof(FLTSAMPLE_CONNECT_CONTEXT) == 16
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, ProtocolVersion, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, MessageType, 2);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, Flags, 4);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, ScanId, 8);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, FileId, 16);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, FileSize, 24);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, ProcessId, 32);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, PathLength, 36);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, ContentLength, 40);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, Reserved0, 44);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, Path, 48);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REQUEST, Content, 568);
-FLTSAMPLE_STATIC_ASSERT(scan_request_size, sizeof(FLTSAMPLE_SCAN_REQUEST) == 1592);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    ProtocolVersion,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    MessageType,
+    2
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    Flags,
+    4
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    ScanId,
+    8
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    FileId,
+    16
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    FileSize,
+    24
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    ProcessId,
+    32
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    PathLength,
+    36
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    ContentLength,
+    40
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    Reserved0,
+    44
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    Path,
+    48
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REQUEST,
+    Content,
+    568
+);
+FLTSAMPLE_STATIC_ASSERT(
+    scan_request_size,
+    sizeof(FLTSAMPLE_SCAN_REQUEST) == 1592
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REPLY, Verdict, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_SCAN_REPLY, ReasonCode, 4);
-FLTSAMPLE_STATIC_ASSERT(scan_reply_size, sizeof(FLTSAMPLE_SCAN_REPLY) == 8);
-FLTSAMPLE_STATIC_ASSERT(scan_reply_message,
-                        FLTSAMPLE_SCAN_REPLY_MESSAGE_BYTES == 16 + sizeof(FLTSAMPLE_SCAN_REPLY));
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REPLY,
+    Verdict,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_SCAN_REPLY,
+    ReasonCode,
+    4
+);
+FLTSAMPLE_STATIC_ASSERT(
+    scan_reply_size,
+    sizeof(FLTSAMPLE_SCAN_REPLY) == 8
+);
+FLTSAMPLE_STATIC_ASSERT(
+    scan_reply_message,
+    FLTSAMPLE_SCAN_REPLY_MESSAGE_BYTES == 16 + sizeof(FLTSAMPLE_SCAN_REPLY)
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_COMMAND_HEADER, ProtocolVersion, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_COMMAND_HEADER, Command, 2);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_COMMAND_HEADER, Reserved, 4);
-FLTSAMPLE_STATIC_ASSERT(command_header_size, sizeof(FLTSAMPLE_COMMAND_HEADER) == 8);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_COMMAND_HEADER,
+    ProtocolVersion,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_COMMAND_HEADER,
+    Command,
+    2
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_COMMAND_HEADER,
+    Reserved,
+    4
+);
+FLTSAMPLE_STATIC_ASSERT(
+    command_header_size,
+    sizeof(FLTSAMPLE_COMMAND_HEADER) == 8
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONFIG, Flags, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONFIG, ReplyTimeoutMs, 4);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONFIG, ContentBytes, 8);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONFIG, ExtensionCount, 12);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_CONFIG, Extensions, 16);
-FLTSAMPLE_STATIC_ASSERT(config_size, sizeof(FLTSAMPLE_CONFIG) == 528);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONFIG,
+    Flags,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONFIG,
+    ReplyTimeoutMs,
+    4
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONFIG,
+    ContentBytes,
+    8
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONFIG,
+    ExtensionCount,
+    12
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_CONFIG,
+    Extensions,
+    16
+);
+FLTSAMPLE_STATIC_ASSERT(
+    config_size,
+    sizeof(FLTSAMPLE_CONFIG) == 528
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ProtocolVersion, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, Reserved0, 2);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, StructSize, 4);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ScanRequests, 8);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ScansAllowed, 16);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ScansBlocked, 24);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ScanTimeouts, 32);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ScanErrors, 40);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, NoAgentOpens, 48);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, FailOpenAllowed, 56);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, FailClosedDenied, 64);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ExcludedOpens, 72);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ProbeMessages, 80);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ConnectionsTotal, 88);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ConnectionsCurrent, 96);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, ScannerConnections, 100);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, PoolAllocations, 104);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_STATS, PoolBytes, 112);
-FLTSAMPLE_STATIC_ASSERT(stats_size, sizeof(FLTSAMPLE_STATS) == 120);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ProtocolVersion,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    Reserved0,
+    2
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    StructSize,
+    4
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ScanRequests,
+    8
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ScansAllowed,
+    16
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ScansBlocked,
+    24
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ScanTimeouts,
+    32
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ScanErrors,
+    40
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    NoAgentOpens,
+    48
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    FailOpenAllowed,
+    56
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    FailClosedDenied,
+    64
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ExcludedOpens,
+    72
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ProbeMessages,
+    80
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ConnectionsTotal,
+    88
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ConnectionsCurrent,
+    96
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    ScannerConnections,
+    100
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    PoolAllocations,
+    104
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_STATS,
+    PoolBytes,
+    112
+);
+FLTSAMPLE_STATIC_ASSERT(
+    stats_size,
+    sizeof(FLTSAMPLE_STATS) == 120
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_REQUEST, Count, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_REQUEST, ContentBytes, 4);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_REQUEST, TimeoutMs, 8);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_REQUEST, Flags, 12);
-FLTSAMPLE_STATIC_ASSERT(probe_request_size, sizeof(FLTSAMPLE_PROBE_REQUEST) == 16);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_REQUEST,
+    Count,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_REQUEST,
+    ContentBytes,
+    4
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_REQUEST,
+    TimeoutMs,
+    8
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_REQUEST,
+    Flags,
+    12
+);
+FLTSAMPLE_STATIC_ASSERT(
+    probe_request_size,
+    sizeof(FLTSAMPLE_PROBE_REQUEST) == 16
+);
 
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, Sent, 0);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, Replied, 4);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, TimedOut, 8);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, Failed, 12);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, LastStatus, 16);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, Reserved0, 20);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, ElapsedTime, 24);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, MinRoundTrip, 32);
-FLTSAMPLE_CHECK_FIELD(FLTSAMPLE_PROBE_RESULT, MaxRoundTrip, 40);
-FLTSAMPLE_STATIC_ASSERT(probe_result_size, sizeof(FLTSAMPLE_PROBE_RESULT) == 48);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    Sent,
+    0
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    Replied,
+    4
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    TimedOut,
+    8
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    Failed,
+    12
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    LastStatus,
+    16
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    Reserved0,
+    20
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    ElapsedTime,
+    24
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    MinRoundTrip,
+    32
+);
+FLTSAMPLE_CHECK_FIELD(
+    FLTSAMPLE_PROBE_RESULT,
+    MaxRoundTrip,
+    40
+);
+FLTSAMPLE_STATIC_ASSERT(
+    probe_result_size,
+    sizeof(FLTSAMPLE_PROBE_RESULT) == 48
+);
 
 #pragma pack(pop)
 

@@ -466,7 +466,11 @@ export class SampleMinifilter {
         this.counters.scanTimeouts++;
         return done(failurePolicyDenies(), 'timeout', extra);
       }
-      if (sent.status !== NtStatus.STATUS_SUCCESS || sent.reply === undefined || sent.reply.length < P.SCAN_REPLY.size) {
+      if (
+        sent.status !== NtStatus.STATUS_SUCCESS ||
+        sent.reply === undefined ||
+        sent.reply.length < P.SCAN_REPLY.size
+      ) {
         this.counters.scanErrors++;
         return done(failurePolicyDenies(), 'scan-error', extra);
       }
@@ -641,7 +645,8 @@ export class SampleMinifilter {
         if (!client.privileged) throw new NtStatusError(NtStatus.STATUS_ACCESS_DENIED);
         if (body.length !== P.CONFIG.size) throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER);
         // The output is optional; if asked for, its size is checked before anything changes.
-        if (outputCapacity !== 0 && outputCapacity < P.CONFIG.size) throw new NtStatusError(NtStatus.STATUS_BUFFER_TOO_SMALL);
+        if (outputCapacity !== 0 && outputCapacity < P.CONFIG.size)
+          throw new NtStatusError(NtStatus.STATUS_BUFFER_TOO_SMALL);
         const config = Buffer.from(body);
         const status = validateConfig(config);
         if (status !== NtStatus.STATUS_SUCCESS) throw new NtStatusError(status);
@@ -718,7 +723,12 @@ export class SampleMinifilter {
         }
         const message = P.SCAN_REQUEST.encode({ ...template, scanId: ++this.nextScanId });
         const before = ticks();
-        const sent = await this.sendMessage(client, message, noReply ? undefined : P.SCAN_REPLY.size, request.timeoutMs);
+        const sent = await this.sendMessage(
+          client,
+          message,
+          noReply ? undefined : P.SCAN_REPLY.size,
+          request.timeoutMs,
+        );
         const after = ticks();
         this.counters.probeMessages++;
         // Stop at the first message that did not go through, timeouts included.
@@ -734,7 +744,8 @@ export class SampleMinifilter {
         }
         result.sent++;
         if (!noReply) {
-          const verdict = sent.reply !== undefined && sent.reply.length >= P.SCAN_REPLY.size ? sent.reply.readUInt32LE(0) : 0;
+          const verdict =
+            sent.reply !== undefined && sent.reply.length >= P.SCAN_REPLY.size ? sent.reply.readUInt32LE(0) : 0;
           if (verdict === P.Verdict.ALLOW || verdict === P.Verdict.BLOCK) result.replied++;
           else result.failed++;
         }
@@ -844,7 +855,8 @@ function configMatchesExtension(config: Buffer, extension: string): boolean {
 
 function checkOpenOptions(options: OpenFileOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('openFile: options must be an object');
-  if (typeof options.path !== 'string' || options.path.length === 0) throw new TypeError('openFile: path must be a non-empty string');
+  if (typeof options.path !== 'string' || options.path.length === 0)
+    throw new TypeError('openFile: path must be a non-empty string');
   if (!(options.content instanceof Uint8Array)) throw new TypeError('openFile: content must be a Uint8Array');
   if (!Number.isInteger(options.processId) || options.processId < 0 || options.processId > 0xffffffff) {
     throw new RangeError('openFile: processId must be a 32-bit process id');

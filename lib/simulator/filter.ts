@@ -355,7 +355,12 @@ export class ClientPortImpl implements ClientPort {
         this.link.send(
           FrameType.GET_COMPLETE,
           getId,
-          encodeGetComplete({ status: NtStatus.STATUS_BUFFER_TOO_SMALL, replyLength: needed, messageId: 0n, data: EMPTY }),
+          encodeGetComplete({
+            status: NtStatus.STATUS_BUFFER_TOO_SMALL,
+            replyLength: needed,
+            messageId: 0n,
+            data: EMPTY,
+          }),
         );
         continue;
       }
@@ -426,7 +431,9 @@ export class ClientPortImpl implements ClientPort {
     }
     if (out === undefined) return { hresult: 0, output: EMPTY };
     if (!(out instanceof Uint8Array)) {
-      this.core.log(`message callback of port ${this.portName} returned a non-Uint8Array; reporting STATUS_UNSUCCESSFUL`);
+      this.core.log(
+        `message callback of port ${this.portName} returned a non-Uint8Array; reporting STATUS_UNSUCCESSFUL`,
+      );
       return { hresult: hresultFromNtStatus(NtStatus.STATUS_UNSUCCESSFUL), output: EMPTY };
     }
     if (out.length > outputCapacity) {
@@ -534,7 +541,11 @@ export class SimulatedFilter {
    * SimulatorLimits.maxQueuedMessageBytes, is used up: the message was not queued); rejects with
    * NtStatusError(STATUS_INVALID_PARAMETER) on bad arguments and with signal.reason when aborted.
    */
-  async sendMessage(client: ClientPort, data: Uint8Array, options: SendMessageOptions = {}): Promise<SendMessageResult> {
+  async sendMessage(
+    client: ClientPort,
+    data: Uint8Array,
+    options: SendMessageOptions = {},
+  ): Promise<SendMessageResult> {
     const bad = (what: string): NtStatusError => new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, what);
     if (!(client instanceof ClientPortImpl) || client.serverPort.filter !== this) {
       throw bad('client is not a connection of this filter');
@@ -542,7 +553,10 @@ export class SimulatedFilter {
     if (!(data instanceof Uint8Array)) throw bad('data must be a Uint8Array');
     if (data.length > MAX_MESSAGE_DATA) throw bad(`data longer than ${MAX_MESSAGE_DATA} bytes`);
     const { replyLength, timeout, signal } = options;
-    if (replyLength !== undefined && (!Number.isInteger(replyLength) || replyLength < 0 || replyLength > MAX_REPLY_LENGTH)) {
+    if (
+      replyLength !== undefined &&
+      (!Number.isInteger(replyLength) || replyLength < 0 || replyLength > MAX_REPLY_LENGTH)
+    ) {
       throw bad('replyLength must be an integer >= 0');
     }
     if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || timeout > 0x7fffffff)) {

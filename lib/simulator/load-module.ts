@@ -7,7 +7,8 @@ import type { SimulatedMinifilterModule } from './types';
  * `register(simulator, options)` directly or on `default`. Throws TypeError when it exports none.
  */
 export function loadFilterModule(file: string): SimulatedMinifilterModule {
-  if (typeof file !== 'string' || file.length === 0) throw new TypeError('filter module path must be a non-empty string');
+  if (typeof file !== 'string' || file.length === 0)
+    throw new TypeError('filter module path must be a non-empty string');
   const resolved = path.resolve(file);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require(resolved) as { register?: unknown; default?: { register?: unknown } } | undefined;

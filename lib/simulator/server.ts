@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { socketPeerCredentials } from '../binding';
 import { NtStatus, Win32, hresultFromNtStatus, hresultFromWin32 } from '../status';
-import { ClientPortImpl, ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
+import { ClientPortImpl, type ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
 import {
   DEFAULT_SIMULATOR_LIMITS,
   NtStatusError,
@@ -264,7 +264,8 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
   constructor(options: SimulatorOptions = {}) {
     super();
     const fromEnv = simulatorLogFromEnv();
-    const log = options.log ?? (fromEnv ? (line: string) => process.stderr.write(`[fltmgr-simulator] ${line}\n`) : undefined);
+    const log =
+      options.log ?? (fromEnv ? (line: string) => process.stderr.write(`[fltmgr-simulator] ${line}\n`) : undefined);
     this.logLine = (line) => {
       try {
         log?.(line);
@@ -274,7 +275,9 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     };
     const ownUid = process.getuid?.();
     this.ownerIsAdmin = options.admins === undefined;
-    this.adminUids = new Set(options.admins ? (options.admins.uids ?? []) : [0, ...(ownUid === undefined ? [] : [ownUid])]);
+    this.adminUids = new Set(
+      options.admins ? (options.admins.uids ?? []) : [0, ...(ownUid === undefined ? [] : [ownUid])],
+    );
     this.adminGids = new Set(options.admins?.gids ?? []);
     this.peerCredentials = options.peerCredentials;
     this.limits = resolveLimits(options.limits);
@@ -325,7 +328,8 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     try {
       if ('tcp' in where) return await this.listenTcp(server, where.tcp ?? {});
       const p = where.path;
-      if (p !== undefined && (typeof p !== 'string' || p.length === 0)) throw new TypeError('path must be a non-empty string');
+      if (p !== undefined && (typeof p !== 'string' || p.length === 0))
+        throw new TypeError('path must be a non-empty string');
       if (process.platform === 'win32' && (p === undefined || /^\\\\[.?]\\pipe\\/i.test(p))) {
         return await this.listenPipe(server, p ?? `\\\\.\\pipe\\fltmgr-sim-${randomBytes(8).toString('hex')}`);
       }
@@ -347,7 +351,12 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     this.secret = Buffer.from(randomBytes(24).toString('hex'), 'latin1');
     await listenOn(server, { host, port, exclusive: true });
     const address = server.address() as net.AddressInfo;
-    this.endpointText = formatEndpoint({ kind: 'tcp', host, port: address.port, secret: this.secret.toString('latin1') });
+    this.endpointText = formatEndpoint({
+      kind: 'tcp',
+      host,
+      port: address.port,
+      secret: this.secret.toString('latin1'),
+    });
     return this.endpointText;
   }
 
@@ -445,7 +454,9 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       await Promise.all([...this.filters.values()].map((f) => f.unload()));
       // Streams that never got a connection (or whose client does not hang up) end here.
       for (const st of this.streams) if (st.state !== 'established') st.socket.destroy();
-      const remaining = [...this.streams].map((st) => new Promise<void>((resolve) => st.socket.once('close', () => resolve())));
+      const remaining = [...this.streams].map(
+        (st) => new Promise<void>((resolve) => st.socket.once('close', () => resolve())),
+      );
       const grace = setTimeout(() => {
         for (const st of this.streams) st.socket.destroy();
       }, CLOSE_GRACE_MS);
@@ -506,7 +517,10 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     }
     identity ??= { via: transport === 'unix' ? 'unix' : 'secret' };
     const st = new Stream(++this.lastStreamId, socket, transport, identity, this.limits, (s, unsent) => {
-      this.protocolError(s, `the peer does not read: ${unsent} bytes unsent (limits.maxUnsentBytes, limit ${this.limits.maxUnsentBytes})`);
+      this.protocolError(
+        s,
+        `the peer does not read: ${unsent} bytes unsent (limits.maxUnsentBytes, limit ${this.limits.maxUnsentBytes})`,
+      );
     });
     this.streams.add(st);
     if (transport === 'tcp') socket.setNoDelay(true);
@@ -595,7 +609,8 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       }
       if (!st.open) return; // the kernel side already ended this stream
       if (st.state === 'new') {
-        if (frame.type !== FrameType.CONNECT) throw new ProtocolError(`frame type 0x${frame.type.toString(16)} before CONNECT`);
+        if (frame.type !== FrameType.CONNECT)
+          throw new ProtocolError(`frame type 0x${frame.type.toString(16)} before CONNECT`);
         if (frame.id !== 0) throw new ProtocolError('CONNECT id must be 0');
         const payload = parseConnect(frame.payload);
         clearTimeout(st.handshakeTimer); // the deadline is the client's; ConnectNotify takes what it takes

@@ -1,6 +1,8 @@
 // Public types of the simulator (the kernel side of Filter Manager).
 import type { Socket } from 'node:net';
 import { hex32, nameOfNtStatus } from '../status';
+import type { SimulatedFilter } from './filter';
+import type { FilterManagerSimulator } from './server';
 
 /** A kernel-side failure: callbacks throw it to fail a connect or a send; the simulator throws it on bad calls. */
 export class NtStatusError extends Error {
@@ -164,8 +166,11 @@ export interface CommunicationPortOptions {
   security?: PortSecurity;
   /** ServerPortCookie. */
   cookie?: unknown;
-  /** ConnectNotify: the return value becomes the connection cookie; throw NtStatusError to refuse. */
-  connect?: (client: ClientPort, context: Buffer) => unknown | Promise<unknown>;
+  /**
+   * ConnectNotify: the return value (awaited when it is a Promise) becomes the connection cookie; throw (or reject
+   * with) NtStatusError to refuse.
+   */
+  connect?: (client: ClientPort, context: Buffer) => unknown;
   /** DisconnectNotify: runs once per established connection, whichever side ended it. */
   disconnect?: (client: ClientPort) => void | Promise<void>;
   /**
@@ -278,8 +283,5 @@ export interface SimulatedMinifilterModule {
    * Sets up the module's filters and ports on `sim` (the caller then listens). `options`: the CLI's
    * `--option key=value` pairs (strings), or startSimulatorWorker's `filterOptions`.
    */
-  register(
-    sim: import('./server').FilterManagerSimulator,
-    options?: Record<string, unknown>,
-  ): import('./filter').SimulatedFilter | Promise<import('./filter').SimulatedFilter>;
+  register(sim: FilterManagerSimulator, options?: Record<string, unknown>): SimulatedFilter | Promise<SimulatedFilter>;
 }

@@ -182,7 +182,10 @@ export class FrameDecoder {
       const length = head.readUInt32LE(0);
       if (length < 8) throw new ProtocolError(`frame length ${length} is below 8`, frames);
       if (this.frames === 0 && this.firstFrameMaxPayload < MAX_PAYLOAD && length > 8 + this.firstFrameMaxPayload) {
-        throw new ProtocolError(`first frame length ${length} exceeds 8 + ${this.firstFrameMaxPayload}, the largest CONNECT`, frames);
+        throw new ProtocolError(
+          `first frame length ${length} exceeds 8 + ${this.firstFrameMaxPayload}, the largest CONNECT`,
+          frames,
+        );
       }
       if (length > 8 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${length} exceeds 8 + MAX_PAYLOAD`, frames);
     }

@@ -59,13 +59,16 @@ function workerEntry(): { code: string; eval: boolean } {
   if (!__filename.endsWith('.ts')) return { code: __filename, eval: false };
   // Running the TypeScript sources (tests under tsx): Node 20 workers do not inherit loader hooks, so the
   // worker registers tsx's require hook itself. Compiled builds never take this path.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+
   const tsx = require.resolve('tsx/cjs');
   return { code: `require(${JSON.stringify(tsx)}); require(${JSON.stringify(__filename)});`, eval: true };
 }
 
 /** Starts `filterModule` (a path; its `register` is called with the worker's simulator) in a worker thread. */
-export function startSimulatorWorker(filterModule: string, options: SimulatorWorkerOptions = {}): Promise<SimulatorWorker> {
+export function startSimulatorWorker(
+  filterModule: string,
+  options: SimulatorWorkerOptions = {},
+): Promise<SimulatorWorker> {
   if (typeof filterModule !== 'string' || filterModule.length === 0) {
     return Promise.reject(new TypeError('filterModule must be a path'));
   }
@@ -77,9 +80,16 @@ export function startSimulatorWorker(filterModule: string, options: SimulatorWor
   if (options.verbose !== undefined) init.verbose = options.verbose;
   const entry = workerEntry();
   const worker = new Worker(entry.code, { eval: entry.eval, workerData: init });
-  const log = options.log ?? (simulatorLogFromEnv() ? (line: string) => process.stderr.write(`[fltmgr-simulator] ${line}\n`) : undefined);
+  const log =
+    options.log ??
+    (simulatorLogFromEnv() ? (line: string) => process.stderr.write(`[fltmgr-simulator] ${line}\n`) : undefined);
   let exited = false;
-  const exitedPromise = new Promise<void>((resolve) => worker.once('exit', () => { exited = true; resolve(); }));
+  const exitedPromise = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
 
   return new Promise<SimulatorWorker>((resolve, reject) => {
     let ready = false;

@@ -429,8 +429,7 @@ void Port::ReaderMain() {
 }
 
 // Shared by FilterConnectCommunicationPort and FltSimConnectCommunicationPort.
-HRESULT Connect(const char* endpoint, LPCWSTR name, DWORD options, LPCVOID context, WORD contextSize,
-                HANDLE* hPort) {
+HRESULT Connect(const char* endpoint, LPCWSTR name, DWORD options, LPCVOID context, WORD contextSize, HANDLE* hPort) {
   if (endpoint == nullptr || *endpoint == '\0') endpoint = std::getenv("FLTMGR_SIMULATOR");
   sim::ConnectRequest request;
   HRESULT hr = sim::PrepareConnect(endpoint, wire::Endpoint::Kind::kPipe, name, options, context, contextSize,
@@ -467,8 +466,7 @@ using fltmgr::compat::PortFromHandle;
 using fltmgr::sim::CallPort;
 
 HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
-                                       WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes,
-                                       HANDLE* hPort) {
+                                       WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort) {
   (void)lpSecurityAttributes;  // only handle inheritance on Windows; these sockets are close-on-exec
   return fltmgr::compat::Connect(endpoint, lpPortName, dwOptions, lpContext, wSizeOfContext, hPort);
 }
@@ -482,8 +480,8 @@ HRESULT FltSimAbortPort(HANDLE hPort) {
 
 HRESULT FilterConnectCommunicationPort(LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext, WORD wSizeOfContext,
                                        LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort) {
-  return FltSimConnectCommunicationPort(nullptr, lpPortName, dwOptions, lpContext, wSizeOfContext,
-                                        lpSecurityAttributes, hPort);
+  return FltSimConnectCommunicationPort(nullptr, lpPortName, dwOptions, lpContext, wSizeOfContext, lpSecurityAttributes,
+                                        hPort);
 }
 
 HRESULT FilterGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
@@ -498,8 +496,8 @@ HRESULT FilterReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWO
 
 HRESULT FilterSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize, LPVOID lpOutBuffer,
                           DWORD dwOutBufferSize, LPDWORD lpBytesReturned) {
-  const HRESULT hr = fltmgr::sim::CheckSendArgs(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize,
-                                                lpBytesReturned);
+  const HRESULT hr =
+      fltmgr::sim::CheckSendArgs(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);
   if (FAILED(hr)) return hr;
   return CallPort(PortFromHandle(hPort), [&](Port& port) {
     return port.Send(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);

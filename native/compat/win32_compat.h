@@ -43,9 +43,9 @@ typedef const WCHAR* LPCWSTR;
 #define E_HANDLE static_cast<HRESULT>(0x80070006)
 #define SUCCEEDED(hr) (static_cast<HRESULT>(hr) >= 0)
 #define FAILED(hr) (static_cast<HRESULT>(hr) < 0)
-#define HRESULT_FROM_WIN32(x) \
+#define HRESULT_FROM_WIN32(x)                             \
   (static_cast<HRESULT>(x) <= 0 ? static_cast<HRESULT>(x) \
-                                : static_cast<HRESULT>(((x)&0x0000FFFFu) | (7u << 16) | 0x80000000u))
+                                : static_cast<HRESULT>(((x) & 0x0000FFFFu) | (7u << 16) | 0x80000000u))
 
 // Win32 error codes used by the core and this layer.
 #define ERROR_SUCCESS 0u
@@ -130,11 +130,10 @@ HANDLE CreateIoCompletionPort(HANDLE FileHandle, HANDLE ExistingCompletionPort, 
 // Dequeues up to ulCount entries; waits up to dwMilliseconds for the first. FALSE + WAIT_TIMEOUT on
 // time-out; FALSE + ERROR_ABANDONED_WAIT_0 if the port is closed while (or before) waiting.
 // Entry.Internal is the NTSTATUS of the operation. fAlertable is ignored (no APCs here).
-BOOL GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTRY lpCompletionPortEntries,
-                                 ULONG ulCount, ULONG* ulNumEntriesRemoved, DWORD dwMilliseconds,
-                                 BOOL fAlertable);
-BOOL PostQueuedCompletionStatus(HANDLE CompletionPort, DWORD dwNumberOfBytesTransferred,
-                                ULONG_PTR dwCompletionKey, LPOVERLAPPED lpOverlapped);
+BOOL GetQueuedCompletionStatusEx(HANDLE CompletionPort, LPOVERLAPPED_ENTRY lpCompletionPortEntries, ULONG ulCount,
+                                 ULONG* ulNumEntriesRemoved, DWORD dwMilliseconds, BOOL fAlertable);
+BOOL PostQueuedCompletionStatus(HANDLE CompletionPort, DWORD dwNumberOfBytesTransferred, ULONG_PTR dwCompletionKey,
+                                LPOVERLAPPED lpOverlapped);
 // Cancels the handle's pending overlapped gets (all of them when lpOverlapped is NULL). Each cancelled get
 // completes at once through the completion port with STATUS_CANCELLED, without waiting for the simulator
 // (which may run on the very thread that waits for the drain). FALSE + ERROR_NOT_FOUND if none was found.
@@ -144,8 +143,7 @@ BOOL CancelIoEx(HANDLE hFile, LPOVERLAPPED lpOverlapped);
 // Non-waiting form only (bWait must be FALSE): maps lpOverlapped->Internal to a Win32 error the way
 // Windows does (STATUS_CANCELLED -> ERROR_OPERATION_ABORTED, STATUS_BUFFER_TOO_SMALL ->
 // ERROR_INSUFFICIENT_BUFFER, STATUS_PORT_DISCONNECTED -> ERROR_INVALID_HANDLE, ...).
-BOOL GetOverlappedResult(HANDLE hFile, LPOVERLAPPED lpOverlapped, LPDWORD lpNumberOfBytesTransferred,
-                         BOOL bWait);
+BOOL GetOverlappedResult(HANDLE hFile, LPOVERLAPPED lpOverlapped, LPDWORD lpNumberOfBytesTransferred, BOOL bWait);
 // Closing a port handle disconnects it: pending gets complete with STATUS_CANCELLED, the stream closes.
 // Closing a completion port wakes its waiters with ERROR_ABANDONED_WAIT_0. Memory is released when the
 // last internal reference goes, so a call racing with CloseHandle never touches freed memory.
@@ -153,9 +151,8 @@ BOOL CloseHandle(HANDLE hObject);
 
 // --- fltlib communication subset (simulator-backed) -----------------------------------------------
 // Endpoint taken from the FLTMGR_SIMULATOR environment variable (read at call time with getenv).
-HRESULT FilterConnectCommunicationPort(LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
-                                       WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes,
-                                       HANDLE* hPort);
+HRESULT FilterConnectCommunicationPort(LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext, WORD wSizeOfContext,
+                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);
 HRESULT FilterGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
                          LPOVERLAPPED lpOverlapped);
 HRESULT FilterReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWORD dwReplyBufferSize);
@@ -164,9 +161,8 @@ HRESULT FilterSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize,
 
 // The same as FilterConnectCommunicationPort with an explicit endpoint (docs/wire-protocol.md); nullptr or
 // "" = FLTMGR_SIMULATOR. Missing endpoint: HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND) (as if no driver).
-HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
-                                       LPCVOID lpContext, WORD wSizeOfContext,
-                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);
+HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
+                                       WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);
 // Ends the connection now without closing the handle (which stays valid until CloseHandle): pending gets
 // complete with STATUS_CANCELLED, callers waiting in FilterSendMessage / FilterReplyMessage or blocked
 // writing to a simulator that stopped reading return HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), later calls

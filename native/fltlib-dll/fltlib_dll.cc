@@ -45,9 +45,7 @@ HRESULT WINAPI FilterCreate(LPCWSTR, HFILTER* hFilter) {
   return kNotSupported;
 }
 HRESULT WINAPI FilterClose(HFILTER) { return kNotSupported; }
-HRESULT WINAPI FilterGetInformation(HFILTER, FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) {
-  return kNotSupported;
-}
+HRESULT WINAPI FilterGetInformation(HFILTER, FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) { return kNotSupported; }
 HRESULT WINAPI FilterFindFirst(FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD, LPHANDLE lpFilterFind) {
   if (lpFilterFind != nullptr) *lpFilterFind = INVALID_HANDLE_VALUE;
   return kNotSupported;

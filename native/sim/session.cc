@@ -157,7 +157,7 @@ HRESULT Session::Call(uint8_t* head, size_t headSize, const void* data, size_t d
     id = calls_.Insert(waiter);
     if (id == 0) return kHrTooManyRequests;
   }
-  wire::PutU32(head + 8, id);  // the header's id field
+  wire::PutU32(head + 8, id);                          // the header's id field
   (void)WriteRequest(head, headSize, data, dataSize);  // on failure the reader fails the call
   std::unique_lock<std::mutex> lock(mutex_);
   waiter->cv.wait(lock, [waiter] { return waiter->done; });
@@ -212,8 +212,8 @@ HRESULT Session::SyncGet(PFILTER_MESSAGE_HEADER buffer, DWORD size) {
   return waiter.hr;
 }
 
-void Session::CopyMessage(PFILTER_MESSAGE_HEADER buffer, uint32_t replyLength, uint64_t messageId,
-                          const uint8_t* data, size_t size) {
+void Session::CopyMessage(PFILTER_MESSAGE_HEADER buffer, uint32_t replyLength, uint64_t messageId, const uint8_t* data,
+                          size_t size) {
   buffer->ReplyLength = replyLength;
   buffer->MessageId = messageId;
   if (size != 0) std::memcpy(reinterpret_cast<uint8_t*>(buffer) + kMsgHeader, data, size);
@@ -354,7 +354,7 @@ bool Session::Dispatch(const wire::FrameHeader& header, const uint8_t* payload) 
       Finish(waiter, result.hresult, result.dataSize);
       return true;
     }
-    case wire::Type::kDisconnect:  // the kernel side closed the connection
+    case wire::Type::kDisconnect:     // the kernel side closed the connection
     case wire::Type::kConnectResult:  // only once, during the handshake
     default:
       return false;

@@ -38,18 +38,18 @@ namespace sim {
 using Clock = std::chrono::steady_clock;
 
 // HRESULTs the simulator clients return (numbers are Windows' own).
-constexpr HRESULT kHrIoPending = HresultFromWin32(997);           // ERROR_IO_PENDING
-constexpr HRESULT kHrNotFound = HresultFromWin32(2);              // ERROR_FILE_NOT_FOUND: no such port
-constexpr HRESULT kHrAccessDenied = HresultFromWin32(5);          // ERROR_ACCESS_DENIED
-constexpr HRESULT kHrHandle = HresultFromWin32(6);                // ERROR_INVALID_HANDLE (== E_HANDLE)
-constexpr HRESULT kHrTooManyOpenFiles = HresultFromWin32(4);      // ERROR_TOO_MANY_OPEN_FILES
-constexpr HRESULT kHrInvalidData = HresultFromWin32(13);          // ERROR_INVALID_DATA: a protocol error
-constexpr HRESULT kHrNotSupported = HresultFromWin32(50);         // ERROR_NOT_SUPPORTED
-constexpr HRESULT kHrInvalidArg = HresultFromWin32(87);           // ERROR_INVALID_PARAMETER (== E_INVALIDARG)
-constexpr HRESULT kHrInsufficientBuffer = HresultFromWin32(122);  // ERROR_INSUFFICIENT_BUFFER
-constexpr HRESULT kHrAborted = HresultFromWin32(995);             // ERROR_OPERATION_ABORTED
-constexpr HRESULT kHrTooManyRequests = HresultFromWin32(1450);    // ERROR_NO_SYSTEM_RESOURCES
-constexpr HRESULT kHrTimeout = HresultFromWin32(1460);            // ERROR_TIMEOUT
+constexpr HRESULT kHrIoPending = HresultFromWin32(997);                // ERROR_IO_PENDING
+constexpr HRESULT kHrNotFound = HresultFromWin32(2);                   // ERROR_FILE_NOT_FOUND: no such port
+constexpr HRESULT kHrAccessDenied = HresultFromWin32(5);               // ERROR_ACCESS_DENIED
+constexpr HRESULT kHrHandle = HresultFromWin32(6);                     // ERROR_INVALID_HANDLE (== E_HANDLE)
+constexpr HRESULT kHrTooManyOpenFiles = HresultFromWin32(4);           // ERROR_TOO_MANY_OPEN_FILES
+constexpr HRESULT kHrInvalidData = HresultFromWin32(13);               // ERROR_INVALID_DATA: a protocol error
+constexpr HRESULT kHrNotSupported = HresultFromWin32(50);              // ERROR_NOT_SUPPORTED
+constexpr HRESULT kHrInvalidArg = HresultFromWin32(87);                // ERROR_INVALID_PARAMETER (== E_INVALIDARG)
+constexpr HRESULT kHrInsufficientBuffer = HresultFromWin32(122);       // ERROR_INSUFFICIENT_BUFFER
+constexpr HRESULT kHrAborted = HresultFromWin32(995);                  // ERROR_OPERATION_ABORTED
+constexpr HRESULT kHrTooManyRequests = HresultFromWin32(1450);         // ERROR_NO_SYSTEM_RESOURCES
+constexpr HRESULT kHrTimeout = HresultFromWin32(1460);                 // ERROR_TIMEOUT
 constexpr HRESULT kHrOutOfMemory = static_cast<HRESULT>(0x8007000Eu);  // E_OUTOFMEMORY
 
 // STATUS_PENDING, never carried by a frame: "no answer yet" (TakeOrphanLocked with no orphan).
@@ -211,8 +211,8 @@ class Session {
   bool OnGetComplete(uint32_t id, const uint8_t* payload, uint32_t size);
   // Gives the oldest orphan to the oldest get still pending, if any. mutex_ held.
   void HandOrphanToPendingGetLocked();
-  static void CopyMessage(PFILTER_MESSAGE_HEADER buffer, uint32_t replyLength, uint64_t messageId,
-                          const uint8_t* data, size_t size);
+  static void CopyMessage(PFILTER_MESSAGE_HEADER buffer, uint32_t replyLength, uint64_t messageId, const uint8_t* data,
+                          size_t size);
 
   uint64_t nextOrder_ = 0;
 };

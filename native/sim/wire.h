@@ -22,13 +22,13 @@ constexpr uint32_t kMaxPendingGets = 4096;
 constexpr uint32_t kMaxOutstandingRequests = 4096;
 
 // Fixed payload prefixes.
-constexpr size_t kGetPayloadSize = 4;             // u32 capacity
-constexpr size_t kReplyPrefixSize = 16;           // i32 status, u32 reserved, u64 messageId
-constexpr size_t kSendPrefixSize = 4;             // u32 outputCapacity
-constexpr size_t kGetCompletePrefixSize = 16;     // i32 ntstatus, u32 replyLength, u64 messageId
-constexpr size_t kResultPayloadSize = 4;          // CONNECT_RESULT, REPLY_RESULT, DISCONNECT
-constexpr size_t kSendResultPrefixSize = 4;       // i32 hresult
-constexpr size_t kMessageHeaderSize = 16;         // FILTER_MESSAGE_HEADER / FILTER_REPLY_HEADER (MSVC)
+constexpr size_t kGetPayloadSize = 4;          // u32 capacity
+constexpr size_t kReplyPrefixSize = 16;        // i32 status, u32 reserved, u64 messageId
+constexpr size_t kSendPrefixSize = 4;          // u32 outputCapacity
+constexpr size_t kGetCompletePrefixSize = 16;  // i32 ntstatus, u32 replyLength, u64 messageId
+constexpr size_t kResultPayloadSize = 4;       // CONNECT_RESULT, REPLY_RESULT, DISCONNECT
+constexpr size_t kSendResultPrefixSize = 4;    // i32 hresult
+constexpr size_t kMessageHeaderSize = 16;      // FILTER_MESSAGE_HEADER / FILTER_REPLY_HEADER (MSVC)
 
 // Largest data a client may put after the fixed prefix of REPLY / SEND.
 constexpr uint32_t kMaxReplyData = kMaxPayload - static_cast<uint32_t>(kReplyPrefixSize);
@@ -101,7 +101,7 @@ struct FrameHeader {
 
 enum class HeaderError {
   kNone,
-  kBadLength,   // length < 8 or payload > kMaxPayload
+  kBadLength,  // length < 8 or payload > kMaxPayload
   kBadVersion,
   kBadFlags,
   kUnknownType,
@@ -144,10 +144,10 @@ bool DecodeSendResult(const uint8_t* payload, uint32_t size, SendResult* out);
 struct Endpoint {
   enum class Kind { kUnix, kTcp, kPipe };
   Kind kind = Kind::kUnix;
-  std::string path;          // kUnix: socket path; kPipe: \\.\pipe\NAME
-  uint8_t address[4] = {};   // kTcp: IPv4 loopback address
-  uint16_t port = 0;         // kTcp
-  std::string secret;        // kTcp, kPipe (required, ASCII, 1..65535 bytes)
+  std::string path;         // kUnix: socket path; kPipe: \\.\pipe\NAME
+  uint8_t address[4] = {};  // kTcp: IPv4 loopback address
+  uint16_t port = 0;        // kTcp
+  std::string secret;       // kTcp, kPipe (required, ASCII, 1..65535 bytes)
 };
 
 // Parses `unix:PATH`, an absolute path (starting with '/'), `tcp:127.x.y.z:PORT#SECRET` or

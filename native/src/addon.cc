@@ -8,8 +8,8 @@
 
 #include "../sim/wire.h"
 #include "blocking_calls.h"
-#include "hresult.h"
 #include "fltapi.h"
+#include "hresult.h"
 #include "port.h"
 #include "receive_loop.h"
 #include "send_pool.h"
@@ -29,8 +29,8 @@ static_assert(kMaxReceiveConcurrency == wire::kMaxPendingGets, "one slot limit: 
 // answer): a blocking call, on the environment's executor (the rule: blocking_calls.h).
 class ConnectCall : public BlockingCall {
  public:
-  ConnectCall(const FilterApi* api, std::u16string name, std::vector<uint8_t> context, DWORD options,
-              bool hasEndpoint, std::string endpoint)
+  ConnectCall(const FilterApi* api, std::u16string name, std::vector<uint8_t> context, DWORD options, bool hasEndpoint,
+              std::string endpoint)
       : api_(api),
         name_(std::move(name)),
         context_(std::move(context)),
@@ -44,9 +44,8 @@ class ConnectCall : public BlockingCall {
 
   void Run() override {
     HANDLE handle = INVALID_HANDLE_VALUE;
-    hr_ = api_->connect(hasEndpoint_ ? endpoint_.c_str() : nullptr, reinterpret_cast<LPCWSTR>(name_.c_str()),
-                        options_, context_.empty() ? nullptr : context_.data(), static_cast<WORD>(context_.size()),
-                        &handle);
+    hr_ = api_->connect(hasEndpoint_ ? endpoint_.c_str() : nullptr, reinterpret_cast<LPCWSTR>(name_.c_str()), options_,
+                        context_.empty() ? nullptr : context_.data(), static_cast<WORD>(context_.size()), &handle);
     if (SUCCEEDED(hr_) && handle != INVALID_HANDLE_VALUE) handle_ = handle;
   }
 
@@ -149,7 +148,8 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
   // The backend names are FilterPort.backend's: 'fltlib' (the real Filter Manager) or 'simulator'.
   Napi::Value backendValue = options.Get("backend");
   const std::string backend = backendValue.IsString() ? backendValue.As<Napi::String>().Utf8Value() : std::string();
-  if (backend != "fltlib" && backend != "simulator") throw Napi::TypeError::New(env, "backend must be 'fltlib' or 'simulator'");
+  if (backend != "fltlib" && backend != "simulator")
+    throw Napi::TypeError::New(env, "backend must be 'fltlib' or 'simulator'");
   const FilterApi* api = backend == "fltlib" ? FltlibFilterApi() : SimulatorFilterApi();
   if (api == nullptr) throw Napi::Error::New(env, "fltlib (the real Filter Manager) is not available on this platform");
 
@@ -170,8 +170,8 @@ Napi::Value Addon::Connect(const Napi::CallbackInfo& info) {
   std::string endpoint = hasEndpoint ? endpointValue.As<Napi::String>().Utf8Value() : std::string();
   if (endpoint.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "endpoint contains a NUL character");
 
-  return calls->Submit(env, std::make_unique<ConnectCall>(api, std::move(name), std::move(context), flags,
-                                                          hasEndpoint, std::move(endpoint)));
+  return calls->Submit(env, std::make_unique<ConnectCall>(api, std::move(name), std::move(context), flags, hasEndpoint,
+                                                          std::move(endpoint)));
 }
 
 Napi::Value Addon::Info(const Napi::CallbackInfo& info) {

@@ -51,8 +51,8 @@ std::shared_ptr<BlockingCalls> BlockingCalls::Create(Napi::Env env, const char* 
   self->env_ = env;
   auto* context = new BlockingCallsContext{self};
   // The callback is native (CallJsWithResults); the JS function is a placeholder it never calls.
-  self->tsfn_ = ResultsTsfn::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), name, 0, 1,
-                                 context, [](Napi::Env, void*, BlockingCallsContext* ctx) { delete ctx; });
+  self->tsfn_ = ResultsTsfn::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), name, 0, 1, context,
+                                 [](Napi::Env, void*, BlockingCallsContext* ctx) { delete ctx; });
   self->tsfn_.Unref(env);  // referenced only while calls are pending
   // After the thread-safe function, so that this hook runs before Node tears that function down.
   napi_add_env_cleanup_hook(env, CleanupHook, self.get());

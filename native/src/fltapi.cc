@@ -8,14 +8,14 @@ namespace fltmgr {
 namespace {
 
 // The simulator's connect takes the endpoint first; no security attributes here.
-HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, LPCVOID context,
-                   WORD contextSize, HANDLE* port) {
+HRESULT SimConnect(const char* simulatorEndpoint, LPCWSTR name, DWORD options, LPCVOID context, WORD contextSize,
+                   HANDLE* port) {
   return FltSimConnectCommunicationPort(simulatorEndpoint, name, options, context, contextSize, nullptr, port);
 }
 
 #if defined(_WIN32)
-HRESULT FltlibConnect(const char* /*simulatorEndpoint*/, LPCWSTR name, DWORD options, LPCVOID context,
-                      WORD contextSize, HANDLE* port) {
+HRESULT FltlibConnect(const char* /*simulatorEndpoint*/, LPCWSTR name, DWORD options, LPCVOID context, WORD contextSize,
+                      HANDLE* port) {
   return FilterConnectCommunicationPort(name, options, context, contextSize, nullptr, port);
 }
 // fltlib's calls are WINAPI (__stdcall on x86); the table's pointers use the default convention, so even the
@@ -35,15 +35,15 @@ HRESULT FltlibAbort(HANDLE port) {
   return CancelIoEx(port, nullptr) || GetLastError() == ERROR_NOT_FOUND ? S_OK : HRESULT_FROM_WIN32(GetLastError());
 }
 
-const FilterApi kFltlibApi = {FltlibConnect, FltlibGetMessage, FltlibReplyMessage,
-                              FltlibSendMessage, FltlibClose, FltlibAbort};
-const FilterApi kSimulatorApi = {SimConnect, FltSimGetMessage, FltSimReplyMessage,
-                                 FltSimSendMessage, FltSimClose, FltSimAbortPort};
+const FilterApi kFltlibApi = {FltlibConnect,     FltlibGetMessage, FltlibReplyMessage,
+                              FltlibSendMessage, FltlibClose,      FltlibAbort};
+const FilterApi kSimulatorApi = {SimConnect,        FltSimGetMessage, FltSimReplyMessage,
+                                 FltSimSendMessage, FltSimClose,      FltSimAbortPort};
 #else
 BOOL SimClose(HANDLE port) { return CloseHandle(port); }
 
-const FilterApi kSimulatorApi = {SimConnect, FilterGetMessage, FilterReplyMessage,
-                                 FilterSendMessage, SimClose, FltSimAbortPort};
+const FilterApi kSimulatorApi = {SimConnect,        FilterGetMessage, FilterReplyMessage,
+                                 FilterSendMessage, SimClose,         FltSimAbortPort};
 #endif
 
 }  // namespace

@@ -23,7 +23,7 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   }
 #if defined(__linux__)
   const int fd = info[0].As<Napi::Number>().Int32Value();
-  struct ucred cred {};
+  struct ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return env.Undefined();
   Napi::Object result = Napi::Object::New(env);

@@ -63,20 +63,19 @@ class CloseCall : public BlockingCall {
 }  // namespace
 
 Napi::Function NativePort::DefineClass(Napi::Env env) {
-  return ObjectWrap<NativePort>::DefineClass(
-      env, "NativePort",
-      {
-          InstanceMethod<&NativePort::Send>("send"),
-          InstanceMethod<&NativePort::Withdraw>("withdraw"),
-          InstanceMethod<&NativePort::Abort>("abort"),
-          InstanceMethod<&NativePort::StartReceiving>("startReceiving"),
-          InstanceMethod<&NativePort::StopReceiving>("stopReceiving"),
-          InstanceMethod<&NativePort::Reply>("reply"),
-          InstanceMethod<&NativePort::ReleaseMessage>("release"),
-          InstanceMethod<&NativePort::Close>("close"),
-          InstanceMethod<&NativePort::Ref>("ref"),
-          InstanceMethod<&NativePort::Unref>("unref"),
-      });
+  return ObjectWrap<NativePort>::DefineClass(env, "NativePort",
+                                             {
+                                                 InstanceMethod<&NativePort::Send>("send"),
+                                                 InstanceMethod<&NativePort::Withdraw>("withdraw"),
+                                                 InstanceMethod<&NativePort::Abort>("abort"),
+                                                 InstanceMethod<&NativePort::StartReceiving>("startReceiving"),
+                                                 InstanceMethod<&NativePort::StopReceiving>("stopReceiving"),
+                                                 InstanceMethod<&NativePort::Reply>("reply"),
+                                                 InstanceMethod<&NativePort::ReleaseMessage>("release"),
+                                                 InstanceMethod<&NativePort::Close>("close"),
+                                                 InstanceMethod<&NativePort::Ref>("ref"),
+                                                 InstanceMethod<&NativePort::Unref>("unref"),
+                                             });
 }
 
 Napi::Object NativePort::NewInstance(Napi::Env env, std::shared_ptr<PortHandle> handle) {
@@ -168,7 +167,8 @@ Napi::Value NativePort::StartReceiving(const Napi::CallbackInfo& info) {
   options.concurrency = ToUint32(info[0], "concurrency");
   options.bufferSize = ToUint32(info[1], "bufferSize");
   options.maxBufferSize = ToUint32(info[2], "maxBufferSize");
-  if (options.concurrency < 1 || options.concurrency > kMaxReceiveConcurrency) throw Napi::RangeError::New(env, "concurrency out of range");
+  if (options.concurrency < 1 || options.concurrency > kMaxReceiveConcurrency)
+    throw Napi::RangeError::New(env, "concurrency out of range");
   if (options.bufferSize < sizeof(FILTER_MESSAGE_HEADER) || options.maxBufferSize < options.bufferSize ||
       options.maxBufferSize > 0x7FFFFFFFu) {
     throw Napi::RangeError::New(env, "bufferSize out of range");

@@ -23,9 +23,9 @@ class SendCall : public BlockingCall {
       return;
     }
     DWORD returned = 0;
-    hr_ = port_->api()->sendMessage(port_->handle(), inputSize_ ? input_.data() : nullptr,
-                                    static_cast<DWORD>(inputSize_), outputSize_ ? output_.data() : nullptr,
-                                    outputSize_, &returned);
+    hr_ =
+        port_->api()->sendMessage(port_->handle(), inputSize_ ? input_.data() : nullptr, static_cast<DWORD>(inputSize_),
+                                  outputSize_ ? output_.data() : nullptr, outputSize_, &returned);
     returned_ = returned;
   }
 
@@ -41,8 +41,8 @@ class SendCall : public BlockingCall {
 
   Napi::Value NotRun(Napi::Env env, NotRunReason reason) override {
     // Withdrawn (AbortSignal, close()): it never reached the kernel. After close(): the handle is gone.
-    return Status(env, HresultFromWin32(reason == NotRunReason::kWithdrawn ? ERROR_OPERATION_ABORTED
-                                                                            : ERROR_INVALID_HANDLE));
+    return Status(
+        env, HresultFromWin32(reason == NotRunReason::kWithdrawn ? ERROR_OPERATION_ABORTED : ERROR_INVALID_HANDLE));
   }
 
  private:

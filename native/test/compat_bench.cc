@@ -67,8 +67,8 @@ double Receive(const std::string& dir, bool reply, int messages, int outstanding
   FakeSim sim(dir, reply ? "bench-r.sock" : "bench-g.sock");
   sim.Serve([&](ServerConn& c) { Serve(c, reply); });
   HANDLE port = INVALID_HANDLE_VALUE;
-  if (FltSimConnectCommunicationPort(sim.endpoint().c_str(), reinterpret_cast<LPCWSTR>(u"P"), 0, nullptr, 0,
-                                     nullptr, &port) != S_OK) {
+  if (FltSimConnectCommunicationPort(sim.endpoint().c_str(), reinterpret_cast<LPCWSTR>(u"P"), 0, nullptr, 0, nullptr,
+                                     &port) != S_OK) {
     std::fprintf(stderr, "connect failed\n");
     std::exit(1);
   }

@@ -3,9 +3,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <csignal>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <deque>
 #include <future>
@@ -85,8 +85,8 @@ void TestWire() {
   std::string why;
   CHECK(ParseEndpoint("/tmp/sim.sock", &ep, &why) && ep.kind == Endpoint::Kind::kUnix && ep.path == "/tmp/sim.sock");
   CHECK(ParseEndpoint("unix:/a/b#c", &ep, &why) && ep.path == "/a/b#c" && ep.secret.empty());
-  CHECK(ParseEndpoint("tcp:127.0.0.1:4567#s3cret", &ep, &why) && ep.kind == Endpoint::Kind::kTcp &&
-        ep.port == 4567 && ep.address[0] == 127 && ep.address[3] == 1 && ep.secret == "s3cret");
+  CHECK(ParseEndpoint("tcp:127.0.0.1:4567#s3cret", &ep, &why) && ep.kind == Endpoint::Kind::kTcp && ep.port == 4567 &&
+        ep.address[0] == 127 && ep.address[3] == 1 && ep.secret == "s3cret");
   CHECK(ParseEndpoint("pipe:\\\\.\\pipe\\fltmgr#x#abc", &ep, &why) && ep.kind == Endpoint::Kind::kPipe &&
         ep.path == "\\\\.\\pipe\\fltmgr#x" && ep.secret == "abc");
   for (const char* bad : {"", "unix:", "relative.sock", "tcp:127.0.0.1:80", "tcp:127.0.0.1:80#", "tcp:10.0.0.1:80#s",
@@ -1051,9 +1051,9 @@ void TestLargeMessages() {
   Bytes in = Payload(5, kBig);
   Bytes out(kBig + 10);
   DWORD bytes = 0;
-  CHECK_EQ(FilterSendMessage(port, in.data(), static_cast<DWORD>(kBig), out.data(), static_cast<DWORD>(out.size()),
-                             &bytes),
-           S_OK);
+  CHECK_EQ(
+      FilterSendMessage(port, in.data(), static_cast<DWORD>(kBig), out.data(), static_cast<DWORD>(out.size()), &bytes),
+      S_OK);
   CHECK_EQ(bytes, static_cast<DWORD>(kBig));
   CHECK(std::memcmp(out.data(), Payload(6, kBig).data(), kBig) == 0);
   for (int i = 0; i < 100; ++i) {
@@ -1201,10 +1201,14 @@ void TestMalformedFrames() {
       {"send result unknown id", [&](ServerConn& c, uint32_t) { c.Write(Type::kSendResult, 77, test::U32(0)); }},
       {"short disconnect", [&](ServerConn& c, uint32_t) { c.Write(Type::kDisconnect, 0, Bytes(2)); }},
       // A success-class status other than STATUS_SUCCESS would complete a get with a header never written.
-      {"status 0x102", [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x102, 0, 1, {})); }},
-      {"status 0x1", [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x1, 0, 1, {})); }},
+      {"status 0x102",
+       [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x102, 0, 1, {})); }},
+      {"status 0x1",
+       [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x1, 0, 1, {})); }},
       {"status 0x40000000",
-       [&](ServerConn& c, uint32_t id) { c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x40000000, 0, 1, {})); }},
+       [&](ServerConn& c, uint32_t id) {
+         c.Write(Type::kGetComplete, id, test::GetCompletePayload(0x40000000, 0, 1, {}));
+       }},
       {"truncated then eof", [&](ServerConn& c, uint32_t id) {
          Bytes f = raw(24, 1, 0x82, 0, id, ok16);
          f.resize(20);

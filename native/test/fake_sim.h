@@ -33,23 +33,23 @@ inline std::atomic<int>& Failures() {
   return failures;
 }
 
-#define CHECK(cond)                                                                \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
+#define CHECK(cond)                                                                     \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       std::fprintf(stderr, "  CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      ++test::Failures();                                                          \
-    }                                                                              \
+      ++test::Failures();                                                               \
+    }                                                                                   \
   } while (0)
 
-#define CHECK_EQ(a, b)                                                                                  \
-  do {                                                                                                  \
-    const auto va_ = (a);                                                                               \
-    const auto vb_ = (b);                                                                               \
-    if (!(va_ == vb_)) {                                                                                \
-      std::fprintf(stderr, "  CHECK_EQ failed at %s:%d: %s == %s (0x%llx vs 0x%llx)\n", __FILE__, __LINE__, #a, \
-                   #b, static_cast<unsigned long long>(va_), static_cast<unsigned long long>(vb_));     \
-      ++test::Failures();                                                                               \
-    }                                                                                                   \
+#define CHECK_EQ(a, b)                                                                                              \
+  do {                                                                                                              \
+    const auto va_ = (a);                                                                                           \
+    const auto vb_ = (b);                                                                                           \
+    if (!(va_ == vb_)) {                                                                                            \
+      std::fprintf(stderr, "  CHECK_EQ failed at %s:%d: %s == %s (0x%llx vs 0x%llx)\n", __FILE__, __LINE__, #a, #b, \
+                   static_cast<unsigned long long>(va_), static_cast<unsigned long long>(vb_));                     \
+      ++test::Failures();                                                                                           \
+    }                                                                                                               \
   } while (0)
 
 using Bytes = std::vector<uint8_t>;

@@ -70,7 +70,6 @@ namespace winsim {
 namespace {
 
 using sim::Clock;
-using sim::PendingGet;
 using sim::kHrAccessDenied;
 using sim::kHrHandle;
 using sim::kHrInsufficientBuffer;
@@ -78,6 +77,7 @@ using sim::kHrIoPending;
 using sim::kHrNotFound;
 using sim::kHrTimeout;
 using sim::kHrTooManyRequests;
+using sim::PendingGet;
 
 // NTSTATUS values seen in OVERLAPPED.Internal (compared as their low 32 bits: Wine writes only those).
 constexpr uint32_t kNtSuccess = 0x00000000u;
@@ -429,10 +429,10 @@ class Port final : public sim::Session, public std::enable_shared_from_this<Port
   const CloseMode mode_;
   const bool sync_;
 
-  std::unique_ptr<Upstream> up_;   // the relay reads; writers hold upWriteMu_
+  std::unique_ptr<Upstream> up_;  // the relay reads; writers hold upWriteMu_
   std::mutex upWriteMu_;
   std::atomic<bool> upClosed_{false};
-  bool readPending_ = false;       // relay thread only
+  bool readPending_ = false;  // relay thread only
 
   HANDLE client_ = nullptr;        // the user's handle (never closed here except by Close())
   HANDLE server_ = nullptr;        // guarded by pipeMu_; closed by the relay's teardown
@@ -579,10 +579,10 @@ HRESULT Port::CreatePipePair(LPSECURITY_ATTRIBUTES sa) {
     AppendHex(&name, reinterpret_cast<uintptr_t>(this) ^ (static_cast<uint64_t>(GetCurrentThreadId()) << 48));
     name.push_back(L'-');
     AppendHex(&name, static_cast<uint64_t>(qpc.QuadPart) + static_cast<uint64_t>(attempt));
-    HANDLE server = CreateNamedPipeW(
-        name.c_str(), PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
-        PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1, kPipeOutQuota,
-        kPipeInQuota, 0, nullptr);
+    HANDLE server =
+        CreateNamedPipeW(name.c_str(), PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                         PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
+                         kPipeOutQuota, kPipeInQuota, 0, nullptr);
     if (server == INVALID_HANDLE_VALUE) {
       const DWORD e = GetLastError();
       if (e == ERROR_ACCESS_DENIED || e == ERROR_PIPE_BUSY) continue;  // name taken
@@ -590,8 +590,8 @@ HRESULT Port::CreatePipePair(LPSECURITY_ATTRIBUTES sa) {
     }
     // Read access only (plus FILE_WRITE_ATTRIBUTES for the read mode): the user's end can never write, so
     // the relay's read on the server end completes only when that handle is closed.
-    HANDLE client = CreateFileW(name.c_str(), GENERIC_READ | FILE_WRITE_ATTRIBUTES, 0, sa, OPEN_EXISTING,
-                                clientFlags, nullptr);
+    HANDLE client =
+        CreateFileW(name.c_str(), GENERIC_READ | FILE_WRITE_ATTRIBUTES, 0, sa, OPEN_EXISTING, clientFlags, nullptr);
     if (client == INVALID_HANDLE_VALUE) {
       CloseHandle(server);
       continue;
@@ -836,8 +836,8 @@ HRESULT Port::GetAsync(PFILTER_MESSAGE_HEADER buffer, DWORD size, LPOVERLAPPED o
         if (plan == Plan::kOrphan) orphans_.push_front(std::move(orphan));
       }
       FreeRecord(record);
-      const bool gone = e == ERROR_BROKEN_PIPE || e == ERROR_PIPE_NOT_CONNECTED || e == ERROR_NO_DATA ||
-                        e == ERROR_INVALID_HANDLE;
+      const bool gone =
+          e == ERROR_BROKEN_PIPE || e == ERROR_PIPE_NOT_CONNECTED || e == ERROR_NO_DATA || e == ERROR_INVALID_HANDLE;
       return gone ? kHrHandle : HRESULT_FROM_WIN32(e);
     }
   }
@@ -1086,9 +1086,8 @@ using fltmgr::sim::CallPort;
 using fltmgr::winsim::Port;
 using fltmgr::winsim::Registry;
 
-HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
-                                       LPCVOID lpContext, WORD wSizeOfContext,
-                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort) {
+HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
+                                       WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort) {
   return fltmgr::winsim::Connect(endpoint, lpPortName, dwOptions, lpContext, wSizeOfContext, lpSecurityAttributes,
                                  fltmgr::winsim::CloseMode::kExplicit, hPort);
 }
@@ -1106,8 +1105,8 @@ HRESULT FltSimReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWO
 
 HRESULT FltSimSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBufferSize, LPVOID lpOutBuffer,
                           DWORD dwOutBufferSize, LPDWORD lpBytesReturned) {
-  const HRESULT hr = fltmgr::sim::CheckSendArgs(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize,
-                                                lpBytesReturned);
+  const HRESULT hr =
+      fltmgr::sim::CheckSendArgs(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);
   if (FAILED(hr)) return hr;
   return CallPort(Registry::Instance().Find(hPort), [&](Port& port) {
     return port.Send(lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);

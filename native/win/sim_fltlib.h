@@ -15,9 +15,8 @@
 // environment variable (read with GetEnvironmentVariableA at call time). No endpoint: 0x80070002, as when
 // the minifilter is not loaded. On failure *hPort = INVALID_HANDLE_VALUE.
 // The same name and signature as the POSIX client's (native/compat/win32_compat.h).
-HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions,
-                                       LPCVOID lpContext, WORD wSizeOfContext,
-                                       LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);
+HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName, DWORD dwOptions, LPCVOID lpContext,
+                                       WORD wSizeOfContext, LPSECURITY_ATTRIBUTES lpSecurityAttributes, HANDLE* hPort);
 HRESULT FltSimGetMessage(HANDLE hPort, PFILTER_MESSAGE_HEADER lpMessageBuffer, DWORD dwMessageBufferSize,
                          LPOVERLAPPED lpOverlapped);
 HRESULT FltSimReplyMessage(HANDLE hPort, PFILTER_REPLY_HEADER lpReplyBuffer, DWORD dwReplyBufferSize);

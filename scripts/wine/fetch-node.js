@@ -75,7 +75,9 @@ function fetchNodeBinary(name, { log = (line) => process.stderr.write(line + '\n
       encoding: 'utf8',
     });
     if (r.status !== 0 || !fs.existsSync(tarball)) {
-      throw new Error(`npm pack ${name}@${version} failed (status ${r.status}): ${r.error ? r.error.message : r.stdout}`);
+      throw new Error(
+        `npm pack ${name}@${version} failed (status ${r.status}): ${r.error ? r.error.message : r.stdout}`,
+      );
     }
     const got = integrityOf(tarball);
     if (got !== INTEGRITY) {
@@ -92,7 +94,8 @@ function fetchNodeBinary(name, { log = (line) => process.stderr.write(line + '\n
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
-  if (!isNodeBinary(exe, bin)) throw new Error(`${exe} is not a ${bin.endsWith('.exe') ? 'Windows' : 'Linux'} Node binary`);
+  if (!isNodeBinary(exe, bin))
+    throw new Error(`${exe} is not a ${bin.endsWith('.exe') ? 'Windows' : 'Linux'} Node binary`);
   if (!bin.endsWith('.exe')) fs.chmodSync(exe, 0o755);
   return exe;
 }

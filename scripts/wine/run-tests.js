@@ -44,11 +44,17 @@ const NOT_UNDER_WINE = new Map([
   ['test/struct-abi.test.ts', 'compiles layout probes with gcc/mingw/clang on the host'],
   ['test/sample/protocol-abi.test.ts', 'compiles layout probes with gcc/mingw on the host'],
   ['test/pack.test.ts', 'npm pack + npm install on the host'],
-  ['test/lint.test.ts', 'lints the repository sources with the host\'s devDependencies'],
+  ['test/lint.test.ts', "lints the repository sources with the host's devDependencies"],
   ['test/build-files.test.ts', 'parses binding.gyp and CMakeLists.txt of the repository (not in the compiled tree)'],
-  ['test/simulator/', 'the simulator\'s unit tests: POSIX endpoints, covered on Linux'],
-  ['test/port/teardown-matrix-main.test.ts', 'its cells are plain-JS processes over dist/, which the compiled test tree lacks'],
-  ['test/port/teardown-matrix-worker.test.ts', 'its cells are plain-JS processes over dist/, which the compiled test tree lacks'],
+  ['test/simulator/', "the simulator's unit tests: POSIX endpoints, covered on Linux"],
+  [
+    'test/port/teardown-matrix-main.test.ts',
+    'its cells are plain-JS processes over dist/, which the compiled test tree lacks',
+  ],
+  [
+    'test/port/teardown-matrix-worker.test.ts',
+    'its cells are plain-JS processes over dist/, which the compiled test tree lacks',
+  ],
 ]);
 const excluded = (rel) => [...NOT_UNDER_WINE.keys()].some((k) => (k.endsWith('/') ? rel.startsWith(k) : rel === k));
 
@@ -174,7 +180,8 @@ function runWine(wine, label, exe, args, { cwd, env, timeoutMs }) {
 function summaryOf(outFile) {
   const text = fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : '';
   const counts = {};
-  for (const m of text.matchAll(/^\S*\s*(tests|pass|fail|cancelled|skipped|todo) (\d+)\s*$/gm)) counts[m[1]] = Number(m[2]);
+  for (const m of text.matchAll(/^\S*\s*(tests|pass|fail|cancelled|skipped|todo) (\d+)\s*$/gm))
+    counts[m[1]] = Number(m[2]);
   return counts;
 }
 
@@ -195,12 +202,14 @@ function compileTests() {
     process.stdout.write(r.stdout);
     console.log('wine: tsc reported type errors (above); the emitted JavaScript runs anyway');
   }
-  if (!fs.existsSync(path.join(TESTS, 'lib', 'index.js'))) throw new Error('tsc emitted nothing (build-wine/tests/lib/index.js missing)');
+  if (!fs.existsSync(path.join(TESTS, 'lib', 'index.js')))
+    throw new Error('tsc emitted nothing (build-wine/tests/lib/index.js missing)');
   fs.writeFileSync(path.join(TESTS, 'package.json'), '{ "private": true, "type": "commonjs" }\n');
   fs.writeFileSync(path.join(TESTS, 'wine-probe.js'), PROBE);
   const stub = path.join(TESTS, 'node_modules', 'tsx');
   fs.mkdirSync(stub, { recursive: true });
-  for (const f of fs.readdirSync(path.join(__dirname, 'tsx-stub'))) fs.copyFileSync(path.join(__dirname, 'tsx-stub', f), path.join(stub, f));
+  for (const f of fs.readdirSync(path.join(__dirname, 'tsx-stub')))
+    fs.copyFileSync(path.join(__dirname, 'tsx-stub', f), path.join(stub, f));
 }
 
 function copyIfChanged(from, to) {
@@ -216,7 +225,12 @@ function copyIfChanged(from, to) {
 async function crossBoundaryClient(wine, client, env) {
   const cli = spawn(
     process.execPath,
-    [path.join(TESTS, 'lib', 'simulator', 'cli.js'), '--filter', path.join(TESTS, 'driver-sample', 'twin', 'index.js'), '--tcp'],
+    [
+      path.join(TESTS, 'lib', 'simulator', 'cli.js'),
+      '--filter',
+      path.join(TESTS, 'driver-sample', 'twin', 'index.js'),
+      '--tcp',
+    ],
     { cwd: TESTS, stdio: ['ignore', 'pipe', fs.openSync(path.join(LOGS, 'linux-simulator.stderr.txt'), 'w')] },
   );
   try {
@@ -234,7 +248,7 @@ async function crossBoundaryClient(wine, client, env) {
         clearTimeout(timer);
         try {
           resolve(JSON.parse(buf.slice(0, nl)).endpoint);
-        } catch (err) {
+        } catch {
           reject(new Error(`unexpected simulator output: ${buf.slice(0, nl)}`));
         }
       });
@@ -272,10 +286,17 @@ async function main() {
   for (const f of fs.readdirSync(LOGS)) fs.rmSync(path.join(LOGS, f), { force: true });
 
   step('prerequisites (scripts/wine/setup-prefix.sh --prereqs-only)');
-  runHost('bash', [path.join(__dirname, 'setup-prefix.sh'), '--prereqs-only', PREFIX], 'setup-prefix.sh --prereqs-only');
+  runHost(
+    'bash',
+    [path.join(__dirname, 'setup-prefix.sh'), '--prereqs-only', PREFIX],
+    'setup-prefix.sh --prereqs-only',
+  );
   step('a fresh Windows 10 prefix (in the background)');
   const prefixReady = new Promise((resolve, reject) => {
-    const p = spawn('bash', [path.join(__dirname, 'setup-prefix.sh'), '--skip-prereqs', PREFIX], { cwd: ROOT, stdio: 'inherit' });
+    const p = spawn('bash', [path.join(__dirname, 'setup-prefix.sh'), '--skip-prereqs', PREFIX], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
     p.on('error', reject);
     p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`setup-prefix.sh failed (exit ${code})`))));
   });
@@ -290,7 +311,9 @@ async function main() {
     const buildScript = path.join(ROOT, 'scripts', 'build-win.js');
     if (opts.build) {
       if (!fs.existsSync(buildScript)) {
-        throw new Error('scripts/build-win.js is missing: no cross build to test (FLTMGR_WINE_BINDING=<file.node> tests a given build)');
+        throw new Error(
+          'scripts/build-win.js is missing: no cross build to test (FLTMGR_WINE_BINDING=<file.node> tests a given build)',
+        );
       }
       step('cross build (node scripts/build-win.js)');
       runHost(process.execPath, [buildScript], 'scripts/build-win.js');
@@ -314,7 +337,7 @@ async function main() {
     fs.copyFileSync(fltlib, path.join(system32, 'fltlib.dll'));
     console.log(`wine: substitute fltlib.dll copied into ${system32}`);
   } else {
-    console.log('wine: NOTE build-win/fltlib.dll not found: the prefix keeps Wine\'s builtin fltlib (stubs)');
+    console.log("wine: NOTE build-win/fltlib.dll not found: the prefix keeps Wine's builtin fltlib (stubs)");
   }
 
   // The C client, from a folder with no fltlib.dll in it: the loader must take the substitute from system32.
@@ -351,7 +374,9 @@ async function main() {
   });
   console.log(`wine: ${wine}, prefix ${PREFIX}`);
   console.log(`wine: FLTMGR_BINDING=${env.FLTMGR_BINDING}`);
-  console.log(`wine: ${jsFiles.length} test files${skipped.length ? `; not run under Wine (see NOT_UNDER_WINE): ${skipped.join(', ')}` : ''}`);
+  console.log(
+    `wine: ${jsFiles.length} test files${skipped.length ? `; not run under Wine (see NOT_UNDER_WINE): ${skipped.join(', ')}` : ''}`,
+  );
 
   const results = [];
   try {
@@ -364,7 +389,11 @@ async function main() {
       const tag = host.name.replace(/\.exe$/i, '');
       step(`${host.name}: load the addon (probe)`);
       const hostEnv = { ...env, FLTMGR_WINE_HOST: host.name };
-      const probe = await runWine(wine, `${tag}.probe`, host.exe, ['wine-probe.js'], { cwd: TESTS, env: hostEnv, timeoutMs: STEP_TIMEOUT_MS });
+      const probe = await runWine(wine, `${tag}.probe`, host.exe, ['wine-probe.js'], {
+        cwd: TESTS,
+        env: hostEnv,
+        timeoutMs: STEP_TIMEOUT_MS,
+      });
       results.push({ ...probe, kind: 'probe', host: host.name });
       if (probe.code !== 0) {
         console.error(`wine: ${host.name} could not load the addon (exit ${probe.code}); its suite is not run`);
@@ -390,11 +419,20 @@ async function main() {
   for (const r of results) {
     const passed = r.code === 0 && !r.timedOut;
     if (!passed) ok = false;
-    const c = r.counts ? ` tests ${r.counts.tests ?? '?'}, pass ${r.counts.pass ?? '?'}, fail ${r.counts.fail ?? '?'}, skipped ${r.counts.skipped ?? 0}, cancelled ${r.counts.cancelled ?? 0};` : '';
-    const status = r.timedOut ? 'TIMED OUT' : r.error ? `spawn error ${r.error}` : `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}`;
-    console.log(`${passed ? 'PASS' : 'FAIL'} ${r.host} ${r.kind}:${c} ${status}, ${r.seconds.toFixed(1)}s  (logs: ${path.relative(ROOT, r.outFile)})`);
+    const c = r.counts
+      ? ` tests ${r.counts.tests ?? '?'}, pass ${r.counts.pass ?? '?'}, fail ${r.counts.fail ?? '?'}, skipped ${r.counts.skipped ?? 0}, cancelled ${r.counts.cancelled ?? 0};`
+      : '';
+    const status = r.timedOut
+      ? 'TIMED OUT'
+      : r.error
+        ? `spawn error ${r.error}`
+        : `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}`;
+    console.log(
+      `${passed ? 'PASS' : 'FAIL'} ${r.host} ${r.kind}:${c} ${status}, ${r.seconds.toFixed(1)}s  (logs: ${path.relative(ROOT, r.outFile)})`,
+    );
   }
-  for (const h of hosts) if (!results.some((r) => r.host === h.name && r.kind === 'suite')) console.log(`FAIL ${h.name} suite: not run`);
+  for (const h of hosts)
+    if (!results.some((r) => r.host === h.name && r.kind === 'suite')) console.log(`FAIL ${h.name} suite: not run`);
   if (results.filter((r) => r.kind === 'suite').length !== hosts.length) ok = false;
   console.log(`wine lane: ${ok ? 'passed' : 'FAILED'} in ${elapsed()}`);
   return ok ? 0 : 1;

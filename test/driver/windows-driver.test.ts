@@ -20,10 +20,17 @@ const skip =
     : 'needs the sample minifilter loaded on a test-signed Windows machine (FLTMGR_TEST_TARGET=windows-driver, scripts/vm)';
 
 /** Opens a file from another process (the agent's own process is never scanned) and reports the outcome. */
-async function openFromOtherProcess(file: string): Promise<'opened' | 'denied' | string> {
-  const child = spawn(process.execPath, ['-e', `try { require('fs').readFileSync(${JSON.stringify(file)}); console.log('opened') } catch (e) { console.log(e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : e.code) }`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+async function openFromOtherProcess(file: string): Promise<string> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `try { require('fs').readFileSync(${JSON.stringify(file)}); console.log('opened') } catch (e) { console.log(e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : e.code) }`,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   await once(child, 'exit');
@@ -46,31 +53,38 @@ test('ECHO: 64 KiB through FilterSendMessage and back', { skip }, async (t) => {
   assert.ok(back.equals(payload));
 });
 
-test('PROBE: every synthetic message arrives whole; the completion byte count includes FILTER_MESSAGE_HEADER', { skip }, async (t) => {
-  // Checks the [unverified] fact the core relies on (kCompletionCountsHeader in receive_loop.cc): if Windows
-  // counted only the payload, every message's data would come out 16 bytes short.
-  const scanner = await FilterPort.connect(P.PORT_NAME, { simulator: false, context: P.encodeConnectContext({ scanner: true }) });
-  t.after(() => scanner.close());
-  let seen = 0;
-  const serving = scanner.serve(
-    (message: FilterMessage) => {
-      assert.equal(message.data.length, P.SCAN_REQUEST.size, 'message length');
-      const request = P.decodeScanRequest(message.data);
-      assert.equal(request.messageType, P.MessageType.PROBE);
-      for (let i = 0; i < request.content.length; i++) assert.equal(request.content[i], i & 0xff);
-      seen++;
-      return P.encodeScanReply(P.Verdict.ALLOW);
-    },
-    { concurrency: 16, bufferSize: 16 + P.SCAN_REQUEST.size },
-  );
-  const result = await P.probe(scanner, { count: 2000, contentBytes: 256, timeoutMs: 10_000 }); // the most the driver takes
-  assert.equal(result.sent, 2000);
-  assert.equal(result.replied, 2000);
-  assert.equal(result.failed, 0);
-  assert.equal(seen, 2000);
-  await scanner.close();
-  await serving;
-});
+test(
+  'PROBE: every synthetic message arrives whole; the completion byte count includes FILTER_MESSAGE_HEADER',
+  { skip },
+  async (t) => {
+    // Checks the [unverified] fact the core relies on (kCompletionCountsHeader in receive_loop.cc): if Windows
+    // counted only the payload, every message's data would come out 16 bytes short.
+    const scanner = await FilterPort.connect(P.PORT_NAME, {
+      simulator: false,
+      context: P.encodeConnectContext({ scanner: true }),
+    });
+    t.after(() => scanner.close());
+    let seen = 0;
+    const serving = scanner.serve(
+      (message: FilterMessage) => {
+        assert.equal(message.data.length, P.SCAN_REQUEST.size, 'message length');
+        const request = P.decodeScanRequest(message.data);
+        assert.equal(request.messageType, P.MessageType.PROBE);
+        for (let i = 0; i < request.content.length; i++) assert.equal(request.content[i], i & 0xff);
+        seen++;
+        return P.encodeScanReply(P.Verdict.ALLOW);
+      },
+      { concurrency: 16, bufferSize: 16 + P.SCAN_REQUEST.size },
+    );
+    const result = await P.probe(scanner, { count: 2000, contentBytes: 256, timeoutMs: 10_000 }); // the most the driver takes
+    assert.equal(result.sent, 2000);
+    assert.equal(result.replied, 2000);
+    assert.equal(result.failed, 0);
+    assert.equal(seen, 2000);
+    await scanner.close();
+    await serving;
+  },
+);
 
 test('real file opens: EICAR is denied to another process, a clean file opens', { skip }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-driver-'));
@@ -92,40 +106,44 @@ test('real file opens: EICAR is denied to another process, a clean file opens', 
   assert.ok(agent.counters.blocked >= 1);
 });
 
-test('unload while scanning: the agent sees the disconnect, the open follows the fail policy, reload reconnects', { skip }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-driver-'));
-  const file = path.join(dir, 'slow.txt');
-  fs.writeFileSync(file, 'clean');
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let scanning!: () => void;
-  const inScan = new Promise<void>((resolve) => (scanning = resolve));
-  const agent = new ScannerAgent({
-    connect: { simulator: false },
-    reconnect: { minMs: 100, maxMs: 500 },
-    engine: async () => {
-      scanning();
-      await gate;
-      return { verdict: P.Verdict.ALLOW, reasonCode: 0 };
-    },
-  });
-  const running = agent.start();
-  t.after(async () => {
+test(
+  'unload while scanning: the agent sees the disconnect, the open follows the fail policy, reload reconnects',
+  { skip },
+  async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-driver-'));
+    const file = path.join(dir, 'slow.txt');
+    fs.writeFileSync(file, 'clean');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let scanning!: () => void;
+    const inScan = new Promise<void>((resolve) => (scanning = resolve));
+    const agent = new ScannerAgent({
+      connect: { simulator: false },
+      reconnect: { minMs: 100, maxMs: 500 },
+      engine: async () => {
+        scanning();
+        await gate;
+        return { verdict: P.Verdict.ALLOW, reasonCode: 0 };
+      },
+    });
+    const running = agent.start();
+    t.after(async () => {
+      release();
+      await agent.stop();
+      await running.catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    await once(agent, 'connected');
+    const opening = openFromOtherProcess(file);
+    await inScan;
+    const disconnected = once(agent, 'disconnected');
+    execFileSync('fltmc', ['unload', P.FILTER_NAME]);
+    await disconnected;
+    assert.equal(await opening, 'opened', 'fail-open is the default, and the filter is gone anyway');
     release();
-    await agent.stop();
-    await running.catch(() => undefined);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  await once(agent, 'connected');
-  const opening = openFromOtherProcess(file);
-  await inScan;
-  const disconnected = once(agent, 'disconnected');
-  execFileSync('fltmc', ['unload', P.FILTER_NAME]);
-  await disconnected;
-  assert.equal(await opening, 'opened', 'fail-open is the default, and the filter is gone anyway');
-  release();
-  execFileSync('fltmc', ['load', P.FILTER_NAME]);
-  await once(agent, 'connected');
-  const stats = await agent.stats();
-  assert.equal(stats.scannerConnections, 1);
-});
+    execFileSync('fltmc', ['load', P.FILTER_NAME]);
+    await once(agent, 'connected');
+    const stats = await agent.stats();
+    assert.equal(stats.scannerConnections, 1);
+  },
+);

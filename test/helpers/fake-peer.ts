@@ -2,7 +2,14 @@
 // lets the test decide what, if anything, to say to each frame. For tests of what a client does when the
 // other side does not behave like Filter Manager: never answers, stops reading, sends impossible completions.
 import * as net from 'node:net';
-import { FrameDecoder, FrameType, encodeFrame, encodeGetComplete, encodeI32, type Frame } from '../../lib/simulator/wire';
+import {
+  FrameDecoder,
+  FrameType,
+  encodeFrame,
+  encodeGetComplete,
+  encodeI32,
+  type Frame,
+} from '../../lib/simulator/wire';
 
 export interface FakePeer {
   /** A tcp: endpoint for FilterPort.connect({ simulator }) (TCP loopback: the same on POSIX and Windows). */
@@ -16,7 +23,11 @@ export interface FakePeer {
   /** Called for each frame after CONNECT; the default answers nothing. */
   onFrame: (frame: Frame, socket: net.Socket) => void;
   /** Answers a GET with a GET_COMPLETE. */
-  complete(socket: net.Socket, getId: number, message: { status?: number; replyLength?: number; id?: bigint; data?: Buffer }): void;
+  complete(
+    socket: net.Socket,
+    getId: number,
+    message: { status?: number; replyLength?: number; id?: bigint; data?: Buffer },
+  ): void;
   close(): Promise<void>;
 }
 

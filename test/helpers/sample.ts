@@ -40,6 +40,7 @@ export async function startSample(
     await Promise.all(ports.map((p) => p.close()));
     await h.twin.unload();
   });
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- dropped from the spread, never called
   const { connect: _wire, open: _open, logs: simLogs, ...rest } = base;
   const h: SampleHarness = {
     ...rest,
@@ -52,13 +53,19 @@ export async function startSample(
       return h.twin;
     },
     async connect(options = {}) {
-      const context = options.context ?? (options.scanner ? P.encodeConnectContext({ scanner: true, processId: process.pid }) : undefined);
+      const context =
+        options.context ??
+        (options.scanner ? P.encodeConnectContext({ scanner: true, processId: process.pid }) : undefined);
       const port = await FilterPort.connect(P.PORT_NAME, { simulator: base.endpoint, ...(context ? { context } : {}) });
       ports.push(port);
       return port;
     },
     async startAgent(options = {}) {
-      const agent = new ScannerAgent({ connect: { simulator: base.endpoint }, reconnect: { minMs: 10, maxMs: 50 }, ...options });
+      const agent = new ScannerAgent({
+        connect: { simulator: base.endpoint },
+        reconnect: { minMs: 10, maxMs: 50 },
+        ...options,
+      });
       agents.push(agent);
       const connected = nextEvent(agent, 'connected', { what: 'the scanner agent to connect' });
       agent.start().catch(() => undefined);
@@ -72,8 +79,10 @@ export async function startSample(
 /** Serves a raw port: every message is recorded and answered by `answer` (default ALLOW). */
 export function serveRaw(
   port: FilterPort,
-  answer: (request: P.ScanRequest, message: FilterMessage) => Uint8Array | undefined | Promise<Uint8Array | undefined> = () =>
-    P.encodeScanReply(P.Verdict.ALLOW),
+  answer: (
+    request: P.ScanRequest,
+    message: FilterMessage,
+  ) => Uint8Array | undefined | Promise<Uint8Array | undefined> = () => P.encodeScanReply(P.Verdict.ALLOW),
   concurrency = 8,
 ): { requests: P.ScanRequest[]; done: Promise<void> } {
   const requests: P.ScanRequest[] = [];
@@ -103,6 +112,8 @@ export async function rejectsWith(promise: Promise<unknown>, hresult: number): P
   if (error === undefined) throw new Error(`expected a rejection with 0x${hresult.toString(16)}, got success`);
   const got = (error as { hresult?: number }).hresult;
   if (got !== hresult) {
-    throw new Error(`expected hresult 0x${hresult.toString(16)}, got ${got === undefined ? String(error) : `0x${got.toString(16)}`}`);
+    throw new Error(
+      `expected hresult 0x${hresult.toString(16)}, got ${got === undefined ? (error instanceof Error ? error.message : JSON.stringify(error)) : `0x${got.toString(16)}`}`,
+    );
   }
 }

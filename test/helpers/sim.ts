@@ -49,7 +49,10 @@ export interface StartOptions {
 }
 
 /** A listening simulator with recording and tracking, no filter. `teardown` runs first in close(). */
-export async function startBase(o: StartOptions = {}, teardown: () => Promise<void> = async () => undefined): Promise<SimulatorBase> {
+export async function startBase(
+  o: StartOptions = {},
+  teardown: () => Promise<void> = async () => undefined,
+): Promise<SimulatorBase> {
   const logs: string[] = [];
   const protocolErrors: ProtocolErrorEvent[] = [];
   const clients: ClientPort[] = [];
@@ -79,7 +82,9 @@ export async function startBase(o: StartOptions = {}, teardown: () => Promise<vo
     untilReceiving(client, gets = 1) {
       const holds = (c: ClientPort): boolean => c.connected && c.stats().pendingGets >= gets;
       return client
-        ? until(() => holds(client), { what: `${gets} FilterGetMessage call(s) of client ${client.id} pending at the simulator` })
+        ? until(() => holds(client), {
+            what: `${gets} FilterGetMessage call(s) of client ${client.id} pending at the simulator`,
+          })
         : until(() => clients.some(holds), { what: 'a FilterGetMessage pending at the simulator' });
     },
     async open() {

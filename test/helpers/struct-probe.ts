@@ -20,8 +20,7 @@ import { ArrayType, StructType, type AnyFieldType, type Arch, type Fields } from
 export type AnyStruct = StructType<Fields>;
 export type CheckKind = 'size' | 'alignment' | 'offset' | 'fieldSize';
 export type CFieldNameMap =
-  | ((structName: string, field: string) => string)
-  | Readonly<Record<string, Readonly<Record<string, string>>>>;
+  ((structName: string, field: string) => string) | Readonly<Record<string, Readonly<Record<string, string>>>>;
 
 export interface ProbeLayout {
   readonly layout: AnyStruct;
@@ -94,7 +93,12 @@ export function layoutChecks(
     if (!(layout instanceof StructType)) throw new TypeError('layouts: every entry must be a struct() layout');
     const cType = explicitType ?? cTypeNames[layout.name] ?? layout.name;
     checks.push({ path: layout.name, kind: 'size', expected: layout.size, cExpression: `sizeof(${cType})` });
-    checks.push({ path: layout.name, kind: 'alignment', expected: layout.alignment, cExpression: `_Alignof(${cType})` });
+    checks.push({
+      path: layout.name,
+      kind: 'alignment',
+      expected: layout.alignment,
+      cExpression: `_Alignof(${cType})`,
+    });
     const walkStruct = (s: AnyStruct, base: number, tsPrefix: string, cPrefix: string): void => {
       for (const f of s.fields) {
         const tsPath = `${tsPrefix}.${f.name}`;
@@ -104,7 +108,12 @@ export function layoutChecks(
     };
     const walkMember = (type: AnyFieldType, offset: number, size: number, tsPath: string, cMember: string): void => {
       checks.push({ path: tsPath, kind: 'offset', expected: offset, cExpression: `offsetof(${cType}, ${cMember})` });
-      checks.push({ path: tsPath, kind: 'fieldSize', expected: size, cExpression: `sizeof(((${cType} *)0)->${cMember})` });
+      checks.push({
+        path: tsPath,
+        kind: 'fieldSize',
+        expected: size,
+        cExpression: `sizeof(((${cType} *)0)->${cMember})`,
+      });
       if (type instanceof StructType) {
         walkStruct(type, offset, tsPath, cMember);
       } else if (type instanceof ArrayType) {
@@ -140,8 +149,10 @@ function sourceHeader(opts: CompilerCheckOptions): string {
 
 /** C source of `_Static_assert`s for the layouts: a mismatch is a compile error naming the field. */
 export function staticAssertSource(opts: CompilerCheckOptions, checks = checksFor(opts)): string {
-  const body = checks.map((c, i) =>
-    `_Static_assert(${c.cExpression} == ${c.expected}, "${MARKER}|${i}|${c.path}: ${c.kind} should be ${c.expected}");`);
+  const body = checks.map(
+    (c, i) =>
+      `_Static_assert(${c.cExpression} == ${c.expected}, "${MARKER}|${i}|${c.path}: ${c.kind} should be ${c.expected}");`,
+  );
   return sourceHeader(opts) + body.join('\n') + '\n';
 }
 
@@ -160,7 +171,11 @@ function checksFor(opts: CompilerCheckOptions): LayoutCheck[] {
   return layoutChecks(opts.layouts, opts.cTypeNames, opts.cFieldNames);
 }
 
-interface ExecResult { code: number; stdout: string; stderr: string }
+interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /**
  * How long one compiler or probe run may take before it counts as hung. Generous on purpose: CI runs on a busy
@@ -228,7 +243,8 @@ function failedAssertions(stderr: string): Set<number> {
 }
 
 function diagnosticErrors(stderr: string, dir?: string): string[] {
-  return stderr.split('\n')
+  return stderr
+    .split('\n')
     .filter((l) => /\berror\b/i.test(l) && !ASSERT_FAILED.test(l) && !/too many errors emitted/.test(l))
     .map((l) => (dir === undefined ? l : l.split(dir + '/').join('')));
 }
@@ -267,7 +283,15 @@ export async function checkLayoutsWithCompiler(opts: CompilerCheckOptions): Prom
       const out = await run(exe, [], timeoutMs);
       const values = out.stdout.trim().split('\n').map(Number);
       if (out.code !== 0 || values.length !== checks.length) {
-        return { ok: false, compiler: opts.compiler, mode, checks, mismatches: [], errors: [`probe program failed (exit ${out.code}): ${out.stderr.trim()}`], source };
+        return {
+          ok: false,
+          compiler: opts.compiler,
+          mode,
+          checks,
+          mismatches: [],
+          errors: [`probe program failed (exit ${out.code}): ${out.stderr.trim()}`],
+          source,
+        };
       }
       const mismatches = checks.flatMap((c, i) => (values[i] === c.expected ? [] : [mismatch(c, values[i])]));
       return { ok: mismatches.length === 0, compiler: opts.compiler, mode, checks, mismatches, errors: [], source };
@@ -281,7 +305,8 @@ export async function checkLayoutsWithCompiler(opts: CompilerCheckOptions): Prom
 
     const failed = failedAssertions(cc.stderr);
     const errors = diagnosticErrors(cc.stderr, dir);
-    if (failed.size === 0 && errors.length === 0) errors.push(cc.stderr.trim() || `${opts.compiler} exited with ${cc.code}`);
+    if (failed.size === 0 && errors.length === 0)
+      errors.push(cc.stderr.trim() || `${opts.compiler} exited with ${cc.code}`);
     let mismatches: LayoutMismatch[] | undefined;
     if (failed.size > 0) {
       // Read every value back: compilers may stop reporting after N errors (clang: 20), and the

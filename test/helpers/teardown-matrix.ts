@@ -52,7 +52,9 @@ export function defineMatrixTests(where: 'main' | 'worker'): void {
           const cell = group[next++]!;
           const result = await runCell(cell);
           if (result.code !== 0 || result.signal !== null) {
-            failures.push(`${cell.join(' ')}: exit ${String(result.code)} signal ${String(result.signal)} ${result.stderr.trim().slice(0, 300)}`);
+            failures.push(
+              `${cell.join(' ')}: exit ${String(result.code)} signal ${String(result.signal)} ${result.stderr.trim().slice(0, 300)}`,
+            );
           }
         }
       };

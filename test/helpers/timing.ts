@@ -47,7 +47,11 @@ export function withTimeout<V>(p: Promise<V>, o: Wait): Promise<V> {
  * The arguments of the next `event` of `emitter` (listening starts at the call: call it before causing the
  * event); rejects when the hang guard fires first, or on an 'error' event.
  */
-export async function nextEvent<A extends unknown[] = unknown[]>(emitter: NodeJS.EventEmitter, event: string, o: Wait): Promise<A> {
+export async function nextEvent<A extends unknown[] = unknown[]>(
+  emitter: NodeJS.EventEmitter,
+  event: string,
+  o: Wait,
+): Promise<A> {
   const guard = new AbortController();
   const timer = setTimeout(() => guard.abort(), o.timeoutMs ?? HANG_GUARD_MS);
   try {

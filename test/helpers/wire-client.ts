@@ -162,7 +162,8 @@ export class WireClient {
           resolve(new WireClient(socket, secret));
         });
       }),
-      { what: `connecting to ${endpoint}` },);
+      { what: `connecting to ${endpoint}` },
+    );
   }
 
   /** Opens and connects; rejects with WireConnectError on a failed CONNECT_RESULT. */
@@ -214,7 +215,9 @@ export class WireClient {
 
   send(input: Uint8Array, outputCapacity: number): Promise<{ hresult: number; output: Buffer }> {
     const id = this.nextId++;
-    const p = new Promise<{ hresult: number; output: Buffer }>((resolve, reject) => this.sends.set(id, { resolve, reject }));
+    const p = new Promise<{ hresult: number; output: Buffer }>((resolve, reject) =>
+      this.sends.set(id, { resolve, reject }),
+    );
     this.writeRaw(frameBytes(T.SEND, id, sendPayload(outputCapacity, input)));
     return withTimeout(p, { what: 'SEND_RESULT' });
   }
@@ -264,7 +267,12 @@ export class WireClient {
         const w = this.gets.get(f.id);
         if (w && p.length >= 16) {
           this.gets.delete(f.id);
-          w.resolve({ status: p.readUInt32LE(0), replyLength: p.readUInt32LE(4), messageId: p.readBigUInt64LE(8), data: p.subarray(16) });
+          w.resolve({
+            status: p.readUInt32LE(0),
+            replyLength: p.readUInt32LE(4),
+            messageId: p.readBigUInt64LE(8),
+            data: p.subarray(16),
+          });
           return;
         }
         break;

@@ -84,12 +84,20 @@ test('the port security descriptor refuses identities that are not allowed (defa
   // Nobody is an admin in this simulator, so the default descriptor refuses us.
   const h = await startSimulator({ options: { admins: { uids: [] } } });
   t.after(() => h.close());
-  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint }), { hresult: HR.ERROR_ACCESS_DENIED, code: 'ERROR_ACCESS_DENIED' });
+  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: h.endpoint }), {
+    hresult: HR.ERROR_ACCESS_DENIED,
+    code: 'ERROR_ACCESS_DENIED',
+  });
 });
 
 test(
   'a port whose descriptor grants our uid admits us though we are no admin',
-  { skip: process.platform === 'win32' ? 'uids exist only on POSIX; on Windows simulator clients are secret holders' : false },
+  {
+    skip:
+      process.platform === 'win32'
+        ? 'uids exist only on POSIX; on Windows simulator clients are secret holders'
+        : false,
+  },
   async (t) => {
     const h = await startSimulator({ options: { admins: { uids: [] } } });
     t.after(() => h.close());
@@ -110,17 +118,29 @@ test('bad port names and contexts are refused before anything is sent', async ()
     ['\\' + 'x'.repeat(40_000), 'ERR_OUT_OF_RANGE'],
   ];
   for (const [name, code] of cases) {
-    await assert.rejects(FilterPort.connect(name as string, { simulator: endpoint }), { code }, `name ${String(name).slice(0, 20)}`);
+    await assert.rejects(
+      FilterPort.connect(name as string, { simulator: endpoint }),
+      { code },
+      `name ${String(name).slice(0, 20)}`,
+    );
   }
-  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: endpoint, context: Buffer.alloc(MAX_CONTEXT_SIZE + 1) }), {
-    code: 'ERR_OUT_OF_RANGE',
-  });
-  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: endpoint, context: 'text' as unknown as Uint8Array }), {
-    code: 'ERR_INVALID_ARG_TYPE',
-  });
+  await assert.rejects(
+    FilterPort.connect(PORT_NAME, { simulator: endpoint, context: Buffer.alloc(MAX_CONTEXT_SIZE + 1) }),
+    {
+      code: 'ERR_OUT_OF_RANGE',
+    },
+  );
+  await assert.rejects(
+    FilterPort.connect(PORT_NAME, { simulator: endpoint, context: 'text' as unknown as Uint8Array }),
+    {
+      code: 'ERR_INVALID_ARG_TYPE',
+    },
+  );
   const detached = new Uint8Array(8);
   structuredClone(detached.buffer, { transfer: [detached.buffer] });
-  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: endpoint, context: detached }), { code: 'ERR_INVALID_ARG_VALUE' });
+  await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: endpoint, context: detached }), {
+    code: 'ERR_INVALID_ARG_VALUE',
+  });
   await assert.rejects(FilterPort.connect(PORT_NAME, { simulator: '' }), { code: 'ERR_INVALID_ARG_VALUE' });
 });
 
@@ -128,7 +148,10 @@ test('a context of exactly the maximum size is accepted', async (t) => {
   let size = -1;
   const h = await startSimulator({ port: { connect: (_c, context) => void (size = context.length) } });
   t.after(() => h.close());
-  const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint, context: Buffer.alloc(MAX_CONTEXT_SIZE, 7) });
+  const port = await FilterPort.connect(PORT_NAME, {
+    simulator: h.endpoint,
+    context: Buffer.alloc(MAX_CONTEXT_SIZE, 7),
+  });
   assert.equal(size, MAX_CONTEXT_SIZE);
   await port.close();
 });

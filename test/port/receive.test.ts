@@ -25,10 +25,15 @@ test('messages(): each message arrives once, in order, and replies reach the ker
   })();
   const results = [];
   for (let i = 0; i < 20; i++) {
-    results.push(await h.filter.sendMessage(client, Buffer.from(`msg${i}`), { replyLength: 8, timeout: HANG_GUARD_MS }));
+    results.push(
+      await h.filter.sendMessage(client, Buffer.from(`msg${i}`), { replyLength: 8, timeout: HANG_GUARD_MS }),
+    );
   }
   await consumer;
-  assert.deepEqual(received, Array.from({ length: 20 }, (_, i) => `msg${i}`));
+  assert.deepEqual(
+    received,
+    Array.from({ length: 20 }, (_, i) => `msg${i}`),
+  );
   results.forEach((r, i) => {
     assert.equal(r.status, 0);
     assert.equal(r.reply?.toString(), `MSG${i}`.padEnd(8, '.'));
@@ -180,7 +185,9 @@ test('backpressure: never more than `concurrency` messages held by JS, and none 
     { concurrency: 3 },
   );
   const results = await Promise.all(
-    Array.from({ length: 30 }, (_, i) => h.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: HANG_GUARD_MS })),
+    Array.from({ length: 30 }, (_, i) =>
+      h.filter.sendMessage(client, Buffer.from([i]), { replyLength: 1, timeout: HANG_GUARD_MS }),
+    ),
   );
   results.forEach((r, i) => assert.deepEqual([...r.reply!], [i]));
   assert.equal(maxHeld, 3);
@@ -202,7 +209,11 @@ test('a message larger than bufferSize grows the buffer; larger than maxBufferSi
   assert.ok(message.data.equals(big));
   await sent;
   void h.filter.sendMessage(client, Buffer.alloc(8000), { timeout: HANG_GUARD_MS });
-  await assert.rejects(iterator.next(), { name: 'FilterError', hresult: HR.ERROR_INSUFFICIENT_BUFFER, syscall: 'FilterGetMessage' });
+  await assert.rejects(iterator.next(), {
+    name: 'FilterError',
+    hresult: HR.ERROR_INSUFFICIENT_BUFFER,
+    syscall: 'FilterGetMessage',
+  });
   await port.close();
 });
 
@@ -218,7 +229,10 @@ test('receive options are validated', async (t) => {
   await assert.rejects(port.serve('nope' as unknown as () => void), { code: 'ERR_INVALID_ARG_TYPE' });
   const iterator = port.messages({ concurrency: 4096 });
   assert.throws(() => port.messages(), { code: 'ERR_ALREADY_RECEIVING' });
-  await assert.rejects(port.serve(() => undefined), { code: 'ERR_ALREADY_RECEIVING' });
+  await assert.rejects(
+    port.serve(() => undefined),
+    { code: 'ERR_ALREADY_RECEIVING' },
+  );
   await iterator.return!();
   // After the loop ended, receiving can start again.
   const again = port.messages();
@@ -278,7 +292,10 @@ test('messages() and serve() stop with an AbortError when their signal aborts', 
   await assert.rejects(next, { name: 'AbortError' });
   // Once next() has settled the loop is fully stopped, so receiving can start again.
   await port.messages().return!();
-  await assert.rejects(port.serve(() => undefined, { signal: AbortSignal.abort() }), { name: 'AbortError' });
+  await assert.rejects(
+    port.serve(() => undefined, { signal: AbortSignal.abort() }),
+    { name: 'AbortError' },
+  );
   await port.close();
 });
 
@@ -301,7 +318,9 @@ test('stopping and restarting receiving while messages are in flight loses no me
     );
     // Never answered (the handler throws): it waits until the port closes. The timer is a hang guard.
     void h.filter.sendMessage(client, Buffer.from([round]), { replyLength: 1, timeout: HANG_GUARD_MS });
-    const stuck = new Promise((_, reject) => setTimeout(() => reject(new Error(`round ${round}: message never arrived`)), HANG_GUARD_MS).unref());
+    const stuck = new Promise((_, reject) =>
+      setTimeout(() => reject(new Error(`round ${round}: message never arrived`)), HANG_GUARD_MS).unref(),
+    );
     await assert.rejects(Promise.race([failing, stuck]), { message: 'stop' });
     assert.deepEqual(seen, [round], `round ${round}`);
   }
@@ -329,7 +348,10 @@ test('serve(): a reply the minifilter no longer waits for does not stop serving;
     return Buffer.from([message.data[0]! + 1]);
   });
   await h.untilReceiving(client); // delivered at once: the timeout runs out while the handler holds it
-  assert.equal((await h.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: 50 })).status, NtStatus.STATUS_TIMEOUT);
+  assert.equal(
+    (await h.filter.sendMessage(client, Buffer.from([0]), { replyLength: 1, timeout: 50 })).status,
+    NtStatus.STATUS_TIMEOUT,
+  );
   release0();
   const replies = (): number[] => [client.stats().repliesAccepted, client.stats().repliesRefused];
   await until(() => replies().reduce((a, b) => a + b) === 1, { what: 'the late reply to reach the simulator' });
@@ -351,7 +373,10 @@ test('serve(): a reply the minifilter no longer waits for does not stop serving;
     { onError: (error) => errors.push(error) },
   );
   await h.untilReceiving(client2);
-  assert.equal((await h.filter.sendMessage(client2, Buffer.from([5]), { replyLength: 1, timeout: 50 })).status, NtStatus.STATUS_TIMEOUT);
+  assert.equal(
+    (await h.filter.sendMessage(client2, Buffer.from([5]), { replyLength: 1, timeout: 50 })).status,
+    NtStatus.STATUS_TIMEOUT,
+  );
   release5();
   await until(() => errors.length > 0, { what: 'onError for the late reply' });
   assert.equal(errors.length, 1);

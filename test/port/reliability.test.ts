@@ -21,13 +21,21 @@ async function peerThatNeverAnswersReplies(): Promise<FakePeer> {
   const peer = await startFakePeer();
   let next = 1n;
   peer.onFrame = (frame, socket) => {
-    if (frame.type === FrameType.GET) peer.complete(socket, frame.id, { replyLength: 32, id: next++, data: Buffer.from('m') });
+    if (frame.type === FrameType.GET)
+      peer.complete(socket, frame.id, { replyLength: 32, id: next++, data: Buffer.from('m') });
   };
   return peer;
 }
 
-async function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function runNode(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -40,10 +48,20 @@ async function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
 }
 
 async function startSimulatorProcess(): Promise<{ endpoint: string; stop(): void }> {
-  const cli = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'lib', 'simulator', 'cli.ts'), '--filter', path.join(fixtures, 'echo-filter.ts')], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const cli = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(root, 'lib', 'simulator', 'cli.ts'),
+      '--filter',
+      path.join(fixtures, 'echo-filter.ts'),
+    ],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   // The endpoint line, however the pipe splits it.
   let text = '';
   const onData = (chunk: Buffer): void => void (text += chunk.toString());
@@ -96,7 +114,9 @@ test('an unref()d process exits while its peer never acknowledges a reply', asyn
   // Not t.after(): the child must be gone before peer.close() (t.after hooks run in registration order).
   try {
     await until(() => /replied/.test(stdout) || child.exitCode !== null, { what: 'the child to reply' });
-    await until(() => peer.frames.some((f) => f.type === FrameType.REPLY) || child.exitCode !== null, { what: 'the REPLY frame' });
+    await until(() => peer.frames.some((f) => f.type === FrameType.REPLY) || child.exitCode !== null, {
+      what: 'the REPLY frame',
+    });
     child.stdin.write('go\n'); // the child stops reading stdin: only the unref()d port, waiting, is left
     const [code, signal] = await closed;
     assert.equal(code, 0, `exit ${String(code)} / ${String(signal)}: ${stderr}`);
@@ -112,7 +132,9 @@ test('an unref()d process exits while its peer never acknowledges a reply', asyn
 test('worker.terminate() settles while the worker waits for a reply the peer never acknowledges', async (t) => {
   const peer = await peerThatNeverAnswersReplies();
   t.after(() => peer.close());
-  const worker = tsWorker(path.join(fixtures, 'stuck-peer-client.ts'), { env: { ...process.env, FLTMGR_SIMULATOR: peer.endpoint } });
+  const worker = tsWorker(path.join(fixtures, 'stuck-peer-client.ts'), {
+    env: { ...process.env, FLTMGR_SIMULATOR: peer.endpoint },
+  });
   const [said] = await nextEvent<[string]>(worker, 'message', { what: 'the worker to say it replied' });
   assert.equal(said, 'replied');
   await until(() => peer.frames.some((f) => f.type === FrameType.REPLY), { what: 'the REPLY frame' });
@@ -191,7 +213,8 @@ for (const status of [0x102, 0x1, 0x40000000]) {
   test(`a get completing with status 0x${status.toString(16)} and no data is never handed out as a message`, async (t) => {
     const peer = await startFakePeer();
     peer.onFrame = (frame, socket) => {
-      if (frame.type === FrameType.GET) peer.complete(socket, frame.id, { status, replyLength: 0xbebebebe, id: 0xbebebebebebebeben });
+      if (frame.type === FrameType.GET)
+        peer.complete(socket, frame.id, { status, replyLength: 0xbebebebe, id: 0xbebebebebebebeben });
     };
     t.after(() => peer.close());
     const port = await FilterPort.connect(PORT_NAME, { simulator: peer.endpoint });
@@ -201,7 +224,11 @@ for (const status of [0x102, 0x1, 0x40000000]) {
       assert.equal(error.syscall, 'FilterGetMessage');
       return true;
     });
-    assert.equal(peer.frames.filter((f) => f.type === FrameType.REPLY).length, 0, 'the client replied to a message that never was');
+    assert.equal(
+      peer.frames.filter((f) => f.type === FrameType.REPLY).length,
+      0,
+      'the client replied to a message that never was',
+    );
     await port.close();
   });
 }
@@ -210,7 +237,8 @@ test('ReplyLength below FILTER_REPLY_HEADER: reply() says why, releases the slot
   const peer = await startFakePeer();
   let next = 1n;
   peer.onFrame = (frame, socket) => {
-    if (frame.type === FrameType.GET) peer.complete(socket, frame.id, { replyLength: Number(next % 15n) + 1, id: next++, data: Buffer.from('m') });
+    if (frame.type === FrameType.GET)
+      peer.complete(socket, frame.id, { replyLength: Number(next % 15n) + 1, id: next++, data: Buffer.from('m') });
   };
   t.after(() => peer.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: peer.endpoint });
@@ -280,7 +308,10 @@ test('a peer that answers the handshake with something else: ERROR_INVALID_DATA 
 test('unusable endpoints are refused before connecting, with the reason', async (t) => {
   const cases: Array<[string, RegExp]> = [
     ['garbage', /garbage/],
-    [`unix:/tmp/${'x'.repeat(200)}.sock`, process.platform === 'win32' ? /not supported on Windows/ : /at most 107 fit/],
+    [
+      `unix:/tmp/${'x'.repeat(200)}.sock`,
+      process.platform === 'win32' ? /not supported on Windows/ : /at most 107 fit/,
+    ],
     ['tcp:10.1.2.3:5000#secret', /loopback/],
     ['tcp:127.0.0.1:5000', /#SECRET/],
     ['tcp:127.0.0.1:0#secret', /1\.\.65535/],

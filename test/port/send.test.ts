@@ -46,7 +46,9 @@ test('many concurrent sends each get their own answer', async (t) => {
   });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
-  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => port.send(Buffer.from([i]), { outputSize: 2 })));
+  const results = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => port.send(Buffer.from([i]), { outputSize: 2 })),
+  );
   results.forEach((out, i) => assert.deepEqual([...out], [i, i ^ 0xff]));
   await port.close();
 });
@@ -61,7 +63,11 @@ test('MessageNotify failures reject with FilterError; a port without MessageNoti
   });
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
-  await assert.rejects(port.send(Buffer.from('x')), { name: 'FilterError', hresult: HR.ERROR_INVALID_PARAMETER, syscall: 'FilterSendMessage' });
+  await assert.rejects(port.send(Buffer.from('x')), {
+    name: 'FilterError',
+    hresult: HR.ERROR_INVALID_PARAMETER,
+    syscall: 'FilterSendMessage',
+  });
   await port.close();
   h.filter.createCommunicationPort('\\NoMessageNotify', { maxConnections: 1 });
   const bare = await FilterPort.connect('\\NoMessageNotify', { simulator: h.endpoint });
@@ -76,7 +82,9 @@ test('bad send arguments are refused with typed errors', async (t) => {
   await assert.rejects(port.send('text' as unknown as Uint8Array), { code: 'ERR_INVALID_ARG_TYPE' });
   await assert.rejects(port.send(Buffer.alloc(1), { outputSize: -1 }), { code: 'ERR_OUT_OF_RANGE' });
   await assert.rejects(port.send(Buffer.alloc(1), { outputSize: 1.5 }), { code: 'ERR_OUT_OF_RANGE' });
-  await assert.rejects(port.send(Buffer.alloc(1), { signal: 'no' as unknown as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' });
+  await assert.rejects(port.send(Buffer.alloc(1), { signal: 'no' as unknown as AbortSignal }), {
+    code: 'ERR_INVALID_ARG_TYPE',
+  });
   const detached = new Uint8Array(16);
   structuredClone(detached.buffer, { transfer: [detached.buffer] });
   await assert.rejects(port.send(detached), { code: 'ERR_INVALID_ARG_VALUE' });
@@ -140,7 +148,10 @@ test('close() does not wait for sends in MessageNotify: they reject with ERROR_O
     await h.close();
   });
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
-  const sends = Promise.allSettled([port.send(Buffer.from('a'), { outputSize: 4 }), port.send(Buffer.from('b'), { outputSize: 4 })]);
+  const sends = Promise.allSettled([
+    port.send(Buffer.from('a'), { outputSize: 4 }),
+    port.send(Buffer.from('b'), { outputSize: 4 }),
+  ]);
   await until(() => entered === 2, { what: 'both sends in MessageNotify' });
   await port.close(); // settles with MessageNotify still running
   for (const outcome of await sends) {
@@ -156,7 +167,10 @@ test('close() after awaiting sends: they complete normally', async (t) => {
   t.after(() => h.close());
   const port = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   const sends = Array.from({ length: 20 }, (_, i) => port.send(Buffer.from(`s${i}`), { outputSize: 8 }));
-  assert.deepEqual((await Promise.all(sends)).map(String), Array.from({ length: 20 }, (_, i) => `s${i}`));
+  assert.deepEqual(
+    (await Promise.all(sends)).map(String),
+    Array.from({ length: 20 }, (_, i) => `s${i}`),
+  );
   await port.close();
 });
 
@@ -179,8 +193,10 @@ test('a send stuck in MessageNotify does not hold up sends issued after it', asy
   const stuck = [0, 1, 2].map(() => port.send(Buffer.from('hang'), { outputSize: 4 }));
   const next = port.send(Buffer.from('next'), { outputSize: 4 });
   // The stuck sends never finish before release(): a send queued behind them would hang (the guard).
-  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('the second send waited behind the first')), HANG_GUARD_MS).unref());
-  assert.equal((await Promise.race([next, timeout])) + '', 'next');
+  const timeout = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error('the second send waited behind the first')), HANG_GUARD_MS).unref(),
+  );
+  assert.equal(String(await Promise.race([next, timeout])), 'next');
   release();
   assert.deepEqual((await Promise.all(stuck)).map(String), ['late', 'late', 'late']);
   await port.close();

@@ -59,7 +59,10 @@ test('minifilter unload mid-stream: iterator and in-flight operations fail with 
   const iterator = port.messages({ concurrency: 2 });
   void h.filter.sendMessage(client, Buffer.from('m'), { replyLength: 1, timeout: HANG_GUARD_MS });
   const held = (await iterator.next()).value as FilterMessage;
-  const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), { name: 'FilterError', hresult: HR.ERROR_INVALID_HANDLE });
+  const pendingSend = assert.rejects(port.send(Buffer.from('blocked')), {
+    name: 'FilterError',
+    hresult: HR.ERROR_INVALID_HANDLE,
+  });
   const pendingNext = assert.rejects(iterator.next(), (error: unknown) => {
     assert.ok(error instanceof FilterError);
     assert.equal(error.hresult, HR.ERROR_INVALID_HANDLE);
@@ -88,9 +91,19 @@ test('FltCloseClientPort from the kernel side ends the connection the same way',
 });
 
 test('the simulator process dying mid-stream rejects in-flight work and ends receiving', async (t) => {
-  const cli = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'lib', 'simulator', 'cli.ts'), '--filter', path.join(fixtures, 'echo-filter.ts')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const cli = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(__dirname, '..', '..', 'lib', 'simulator', 'cli.ts'),
+      '--filter',
+      path.join(fixtures, 'echo-filter.ts'),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   t.after(() => cli.kill('SIGKILL'));
   const { endpoint } = JSON.parse(await firstLine(cli.stdout!)) as { endpoint: string };
   const port = await FilterPort.connect(PORT_NAME, { simulator: endpoint });
@@ -138,7 +151,9 @@ test('terminating a worker mid-stream neither crashes nor hangs, and the kernel 
   t.after(() => sim.close());
   let disconnects = 0;
   sim.on('disconnect', () => void disconnects++);
-  const worker = tsWorker(path.join(fixtures, 'worker-agent.ts'), { workerData: { endpoint, mode: 'abandon', count: 500 } });
+  const worker = tsWorker(path.join(fixtures, 'worker-agent.ts'), {
+    workerData: { endpoint, mode: 'abandon', count: 500 },
+  });
   const [message] = await nextEvent<[Record<string, unknown>]>(worker, 'message', { what: "the worker's result" });
   assert.deepEqual(message, { flowing: true });
   await worker.terminate();
@@ -207,7 +222,10 @@ function startChild(scenario: string, endpoint: string): ChildRun {
 function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
-    const guard = setTimeout(() => reject(new Error(`no line within ${HANG_GUARD_MS} ms; got ${JSON.stringify(text)}`)), HANG_GUARD_MS);
+    const guard = setTimeout(
+      () => reject(new Error(`no line within ${HANG_GUARD_MS} ms; got ${JSON.stringify(text)}`)),
+      HANG_GUARD_MS,
+    );
     stream.on('data', (chunk: Buffer) => {
       text += chunk.toString();
       const nl = text.indexOf('\n');
@@ -254,7 +272,9 @@ test('unref(): a receiving port does not keep the process alive; by default it d
   // Not t.after(): the child must be gone before sim.close() (t.after hooks run in registration order).
   try {
     if (!(await refd.sawLine('still running'))) {
-      assert.fail(`a ref'd receiving port should keep the process alive; it exited: ${JSON.stringify(await refd.exit)} ${refd.stderr()}`);
+      assert.fail(
+        `a ref'd receiving port should keep the process alive; it exited: ${JSON.stringify(await refd.exit)} ${refd.stderr()}`,
+      );
     }
     assert.equal(refd.stdout(), 'receiving\nstill running\n');
   } finally {

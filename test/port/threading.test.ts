@@ -33,7 +33,12 @@ function startClient(endpoint: string, args: string[]): Child {
   const child = spawn(process.execPath, ['--import', 'tsx', fixture, ...args], {
     cwd: root,
     // A connect that never answers stays pending for the whole test, not until the client's own deadline.
-    env: { ...process.env, UV_THREADPOOL_SIZE: '1', FLTMGR_SIMULATOR: endpoint, FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS: '600000' },
+    env: {
+      ...process.env,
+      UV_THREADPOOL_SIZE: '1',
+      FLTMGR_SIMULATOR: endpoint,
+      FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS: '600000',
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -54,24 +59,33 @@ function startClient(endpoint: string, args: string[]): Child {
 }
 
 async function untilLine(child: Child, line: string): Promise<void> {
-  await until(() => child.lines.includes(line) || child.process.exitCode !== null, { what: `the client to say '${line}'` });
-  assert.ok(child.lines.includes(line), `the client ended (${String(child.process.exitCode)}) without saying '${line}': ${child.lines.join(' | ')} ${child.stderr()}`);
+  await until(() => child.lines.includes(line) || child.process.exitCode !== null, {
+    what: `the client to say '${line}'`,
+  });
+  assert.ok(
+    child.lines.includes(line),
+    `the client ended (${String(child.process.exitCode)}) without saying '${line}': ${child.lines.join(' | ')} ${child.stderr()}`,
+  );
 }
 
-test('a pending connect does not hold libuv\'s pool: fs calls complete while ConnectNotify never returns', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const peer = await startFakePeer({ handshake: 'never' });
-  t.after(() => peer.close());
-  const child = startClient(peer.endpoint, ['connect-pending', 'wait']);
-  t.after(async () => {
-    child.process.kill('SIGKILL');
-    await child.closed;
-  });
-  await untilLine(child, 'connecting');
-  await until(() => peer.connects === 1, { what: 'the CONNECT frame' });
-  child.process.stdin.write('go\n');
-  await untilLine(child, 'read');
-  assert.deepEqual(child.lines, ['connecting', 'read']);
-});
+test(
+  "a pending connect does not hold libuv's pool: fs calls complete while ConnectNotify never returns",
+  { timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    const peer = await startFakePeer({ handshake: 'never' });
+    t.after(() => peer.close());
+    const child = startClient(peer.endpoint, ['connect-pending', 'wait']);
+    t.after(async () => {
+      child.process.kill('SIGKILL');
+      await child.closed;
+    });
+    await untilLine(child, 'connecting');
+    await until(() => peer.connects === 1, { what: 'the CONNECT frame' });
+    child.process.stdin.write('go\n');
+    await untilLine(child, 'read');
+    assert.deepEqual(child.lines, ['connecting', 'read']);
+  },
+);
 
 test('process.exit() during a connect that never returns exits cleanly', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const peer = await startFakePeer({ handshake: 'never' });
@@ -96,7 +110,10 @@ test('worker.terminate() during a connect that never returns settles', { timeout
     if (saved === undefined) delete process.env['FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS'];
     else process.env['FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS'] = saved;
   });
-  const worker = tsWorker(fixture, { workerData: ['connect-pending', 'wait'], env: { ...process.env, FLTMGR_SIMULATOR: peer.endpoint } });
+  const worker = tsWorker(fixture, {
+    workerData: ['connect-pending', 'wait'],
+    env: { ...process.env, FLTMGR_SIMULATOR: peer.endpoint },
+  });
   t.after(() => worker.terminate());
   const [said] = (await once(worker, 'message', { signal: AbortSignal.timeout(HANG_GUARD_MS) })) as [string];
   assert.equal(said, 'connecting');
@@ -114,42 +131,53 @@ test('worker.terminate() during a connect that never returns settles', { timeout
   }
 });
 
-test('connect, send and close settle while libuv\'s only thread is blocked; close rejects a send the peer never answers', { timeout: TEST_TIMEOUT_MS, skip: process.platform === 'win32' && 'no FIFOs on Windows' }, async (t) => {
-  const peer = await startFakePeer();
-  t.after(() => peer.close());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-pool-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const fifo = path.join(dir, 'fifo');
-  const made = spawnSync('mkfifo', [fifo]);
-  assert.equal(made.status, 0, `mkfifo: ${String(made.stderr)}`);
-  const child = startClient(peer.endpoint, ['pool-blocked', 'wait', fifo]);
-  t.after(async () => {
-    child.process.kill('SIGKILL');
-    await child.closed;
-  });
-  await untilLine(child, 'sending');
-  await until(() => peer.frames.some((f) => f.type === FrameType.SEND), { what: 'the SEND frame' });
-  child.process.stdin.write('go\n');
-  await untilLine(child, 'done');
-  assert.deepEqual(child.lines, ['sending', 'closed', 'done']);
-  const [code] = await child.closed;
-  assert.equal(code, 0, child.stderr());
-});
+test(
+  "connect, send and close settle while libuv's only thread is blocked; close rejects a send the peer never answers",
+  { timeout: TEST_TIMEOUT_MS, skip: process.platform === 'win32' && 'no FIFOs on Windows' },
+  async (t) => {
+    const peer = await startFakePeer();
+    t.after(() => peer.close());
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-pool-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const fifo = path.join(dir, 'fifo');
+    const made = spawnSync('mkfifo', [fifo]);
+    assert.equal(made.status, 0, `mkfifo: ${String(made.stderr)}`);
+    const child = startClient(peer.endpoint, ['pool-blocked', 'wait', fifo]);
+    t.after(async () => {
+      child.process.kill('SIGKILL');
+      await child.closed;
+    });
+    await untilLine(child, 'sending');
+    await until(() => peer.frames.some((f) => f.type === FrameType.SEND), { what: 'the SEND frame' });
+    child.process.stdin.write('go\n');
+    await untilLine(child, 'done');
+    assert.deepEqual(child.lines, ['sending', 'closed', 'done']);
+    const [code] = await child.closed;
+    assert.equal(code, 0, child.stderr());
+  },
+);
 
-test('a port dropped without close() is closed once collected: its send threads joined, the kernel side sees the disconnect', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const sim = await startSimulator({ port: { message: (_client, input) => input } });
-  t.after(() => sim.close());
-  const connected = sim.nextClient();
-  await (async () => {
-    const port = await FilterPort.connect(PORT_NAME, { simulator: sim.endpoint });
-    assert.equal((await port.send(Buffer.from('echo'), { outputSize: 4 })).toString(), 'echo'); // starts its send threads
-  })();
-  await connected;
-  assert.equal(sim.port.connections.size, 1);
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  await until(() => {
-    gc();
-    return sim.port.connections.size === 0;
-  }, { what: 'the dropped port to be closed' });
-});
+test(
+  'a port dropped without close() is closed once collected: its send threads joined, the kernel side sees the disconnect',
+  { timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    const sim = await startSimulator({ port: { message: (_client, input) => input } });
+    t.after(() => sim.close());
+    const connected = sim.nextClient();
+    await (async () => {
+      const port = await FilterPort.connect(PORT_NAME, { simulator: sim.endpoint });
+      assert.equal((await port.send(Buffer.from('echo'), { outputSize: 4 })).toString(), 'echo'); // starts its send threads
+    })();
+    await connected;
+    assert.equal(sim.port.connections.size, 1);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await until(
+      () => {
+        gc();
+        return sim.port.connections.size === 0;
+      },
+      { what: 'the dropped port to be closed' },
+    );
+  },
+);

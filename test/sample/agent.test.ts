@@ -26,10 +26,14 @@ function spawnAgent(endpoint: string | undefined, args: string[] = []): ChildAge
   const env = { ...process.env };
   if (endpoint === undefined) delete env['FLTMGR_SIMULATOR'];
   else env['FLTMGR_SIMULATOR'] = endpoint;
-  const child = spawn(process.execPath, ['--import', 'tsx', AGENT, '--reconnect-min-ms', '20', '--reconnect-max-ms', '100', ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', AGENT, '--reconnect-min-ms', '20', '--reconnect-max-ms', '100', ...args],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let text = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
@@ -40,7 +44,10 @@ function spawnAgent(endpoint: string | undefined, args: string[] = []): ChildAge
     exit,
     async waitFor(pattern, count = 1, timeoutMs = HANG_GUARD_MS) {
       const global = new RegExp(pattern.source, 'g');
-      await until(() => (text.match(global)?.length ?? 0) >= count, { what: `agent output ${pattern} x${count}\n--- output so far:\n${text}`, timeoutMs: timeoutMs });
+      await until(() => (text.match(global)?.length ?? 0) >= count, {
+        what: `agent output ${pattern} x${count}\n--- output so far:\n${text}`,
+        timeoutMs: timeoutMs,
+      });
     },
   };
 }
@@ -54,8 +61,13 @@ describe('signatures', () => {
   test('EICAR and the toy signatures block, everything else is allowed', () => {
     assert.equal(EICAR.length, 68);
     assert.equal(EICAR.subarray(0, 4).toString(), 'X5O!');
-    assert.deepEqual(scanBytes(Buffer.concat([text('prefix '), EICAR])), { verdict: P.Verdict.BLOCK, reasonCode: 1, signature: 'EICAR-Test-File' });
-    for (const s of SIGNATURES) assert.equal(scanBytes(Buffer.concat([text('..'), s.pattern, text('..')])).reasonCode, s.id);
+    assert.deepEqual(scanBytes(Buffer.concat([text('prefix '), EICAR])), {
+      verdict: P.Verdict.BLOCK,
+      reasonCode: 1,
+      signature: 'EICAR-Test-File',
+    });
+    for (const s of SIGNATURES)
+      assert.equal(scanBytes(Buffer.concat([text('..'), s.pattern, text('..')])).reasonCode, s.id);
     assert.deepEqual(scanBytes(text('hello')), { verdict: P.Verdict.ALLOW, reasonCode: 0 });
     assert.equal(scanBytes(EICAR.subarray(0, 67)).verdict, P.Verdict.ALLOW, 'a partial EICAR string is not a match');
   });
@@ -77,7 +89,9 @@ describe('agent in process', () => {
     ];
     // Many at once: the agent serves them 4 at a time.
     const results = await Promise.all(
-      Array.from({ length: 5 }, () => files).flat().map((f) => h.twin.openFile({ path: f.path, content: f.content, processId: OTHER_PID })),
+      Array.from({ length: 5 }, () => files)
+        .flat()
+        .map((f) => h.twin.openFile({ path: f.path, content: f.content, processId: OTHER_PID })),
     );
     results.forEach((r, i) => {
       const f = files[i % files.length];
@@ -87,7 +101,10 @@ describe('agent in process', () => {
       assert.equal(r.reasonCode, f.code, f.path);
     });
     const stats = await agent.stats();
-    assert.deepEqual([stats.scanRequests, stats.scansBlocked, stats.scansAllowed, stats.scannerConnections], [25n, 15n, 10n, 1]);
+    assert.deepEqual(
+      [stats.scanRequests, stats.scansBlocked, stats.scansAllowed, stats.scannerConnections],
+      [25n, 15n, 10n, 1],
+    );
     assert.deepEqual([agent.counters.scans, agent.counters.blocked], [25, 15]);
   });
 
@@ -106,11 +123,14 @@ describe('agent in process', () => {
       return { verdict: P.Verdict.ALLOW, reasonCode: 0 };
     };
     const a = await h.startAgent({ concurrency: 4, engine: slow });
-    const opens = Array.from({ length: 8 }, (_v, i) => h.twin.openFile({ path: `C:\\${i}.exe`, content: text('x'), processId: OTHER_PID }));
+    const opens = Array.from({ length: 8 }, (_v, i) =>
+      h.twin.openFile({ path: `C:\\${i}.exe`, content: text('x'), processId: OTHER_PID }),
+    );
     assert.ok((await Promise.all(opens)).every((r) => r.reason === 'verdict-allow'));
     assert.equal(maxInFlight, 4, 'never more than `concurrency` scans at once, and that many in parallel');
     const b = await h.startAgent({ concurrency: 2 });
-    for (let i = 0; i < 10; i++) await h.twin.openFile({ path: `C:\\rr${i}.exe`, content: text('x'), processId: OTHER_PID });
+    for (let i = 0; i < 10; i++)
+      await h.twin.openFile({ path: `C:\\rr${i}.exe`, content: text('x'), processId: OTHER_PID });
     assert.deepEqual([a.counters.scans - 8, b.counters.scans], [5, 5]);
   });
 
@@ -130,14 +150,19 @@ describe('agent in process', () => {
     // EICAR: had the open waited for the agent, the verdict would be BLOCK.
     const open = await h.twin.openFile({ path: 'C:\\eicar.exe', content: EICAR, processId: OTHER_PID });
     assert.deepEqual([open.allowed, open.reason, open.sendStatus], [true, 'timeout', NtStatus.STATUS_TIMEOUT]);
-    await until(() => agent.counters.failedReplies === 1, { what: 'the late reply to fail (ERROR_FLT_NO_WAITER_FOR_REPLY)' });
+    await until(() => agent.counters.failedReplies === 1, {
+      what: 'the late reply to fail (ERROR_FLT_NO_WAITER_FOR_REPLY)',
+    });
 
     const command = await h.connect();
     await P.setConfig(command, { ...(await P.getConfig(command)), failClosed: true });
     const closed = await h.twin.openFile({ path: 'C:\\clean.exe', content: text('clean'), processId: OTHER_PID });
     assert.deepEqual([closed.allowed, closed.status, closed.reason], [false, NtStatus.STATUS_ACCESS_DENIED, 'timeout']);
     const s = await P.getStats(command);
-    assert.deepEqual([s.scanTimeouts, s.failOpenAllowed, s.failClosedDenied, s.scansAllowed, s.scansBlocked], [2n, 1n, 1n, 0n, 0n]);
+    assert.deepEqual(
+      [s.scanTimeouts, s.failOpenAllowed, s.failClosedDenied, s.scansAllowed, s.scansBlocked],
+      [2n, 1n, 1n, 0n, 0n],
+    );
   });
 
   test('no agent: fail-open allows and fail-closed denies at once', async (t) => {
@@ -170,7 +195,10 @@ describe('agent in process', () => {
       await agent.stop();
       const r = await pending;
       // STATUS_PORT_DISCONNECTED, not STATUS_TIMEOUT: the disconnect ended the wait.
-      assert.deepEqual([r.allowed, r.reason, r.sendStatus], [!failClosed, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED]);
+      assert.deepEqual(
+        [r.allowed, r.reason, r.sendStatus],
+        [!failClosed, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED],
+      );
     }
     const s = await P.getStats(command);
     assert.deepEqual([s.scanErrors, s.failOpenAllowed, s.failClosedDenied, s.scannerConnections], [2n, 1n, 1n, 0]);
@@ -201,67 +229,94 @@ describe('agent in process', () => {
 });
 
 describe('agent as a process (examples/scanner-agent.ts, unchanged, endpoint from FLTMGR_SIMULATOR)', () => {
-  test('scans, survives an unload/reload, and exits 0 on SIGINT after printing the driver statistics', { skip: process.platform === 'win32' ? 'Windows has no POSIX signals: kill() terminates the process, so a graceful exit cannot be observed' : false }, async (t) => {
-    const h = await startSample();
-    const agent = spawnAgent(h.endpoint, ['--extensions', 'exe,com']);
-    t.after(async () => {
-      await stopChild(agent);
-      await h.close();
-    });
-    await agent.waitFor(/connected to \\FltmgrSamplePort as scanner/);
-    await until(() => h.twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG' });
-    const pid = agent.child.pid ?? 0;
-    const blocked = await h.twin.openFile({ path: 'C:\\eicar.com', content: EICAR, processId: OTHER_PID });
-    assert.deepEqual([blocked.allowed, blocked.reasonCode], [false, 1]);
-    // The agent's own opens are never scanned: the driver saw the agent's real pid.
-    assert.equal((await h.twin.openFile({ path: 'C:\\eicar.com', content: EICAR, processId: pid })).reason, 'excluded-process');
+  test(
+    'scans, survives an unload/reload, and exits 0 on SIGINT after printing the driver statistics',
+    {
+      skip:
+        process.platform === 'win32'
+          ? 'Windows has no POSIX signals: kill() terminates the process, so a graceful exit cannot be observed'
+          : false,
+    },
+    async (t) => {
+      const h = await startSample();
+      const agent = spawnAgent(h.endpoint, ['--extensions', 'exe,com']);
+      t.after(async () => {
+        await stopChild(agent);
+        await h.close();
+      });
+      await agent.waitFor(/connected to \\FltmgrSamplePort as scanner/);
+      await until(() => h.twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG' });
+      const pid = agent.child.pid ?? 0;
+      const blocked = await h.twin.openFile({ path: 'C:\\eicar.com', content: EICAR, processId: OTHER_PID });
+      assert.deepEqual([blocked.allowed, blocked.reasonCode], [false, 1]);
+      // The agent's own opens are never scanned: the driver saw the agent's real pid.
+      assert.equal(
+        (await h.twin.openFile({ path: 'C:\\eicar.com', content: EICAR, processId: pid })).reason,
+        'excluded-process',
+      );
 
-    await h.twin.unload();
-    await agent.waitFor(/connection lost/);
-    await agent.waitFor(/connect failed: ERROR_FILE_NOT_FOUND/);
-    const twin = await h.reload();
-    await agent.waitFor(/connected to \\FltmgrSamplePort as scanner/, 2);
-    await until(() => twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG on the new driver' });
-    assert.equal((await twin.openFile({ path: 'C:\\x.com', content: EICAR, processId: OTHER_PID })).allowed, false);
+      await h.twin.unload();
+      await agent.waitFor(/connection lost/);
+      await agent.waitFor(/connect failed: ERROR_FILE_NOT_FOUND/);
+      const twin = await h.reload();
+      await agent.waitFor(/connected to \\FltmgrSamplePort as scanner/, 2);
+      await until(() => twin.configuration.extensions.includes('com'), { what: 'SET_CONFIG on the new driver' });
+      assert.equal((await twin.openFile({ path: 'C:\\x.com', content: EICAR, processId: OTHER_PID })).allowed, false);
 
-    agent.child.kill('SIGINT');
-    const [code, signal] = await agent.exit;
-    assert.deepEqual([code, signal], [0, null], agent.output());
-    assert.match(agent.output(), /driver statistics:\nscan requests 1, allowed 0, blocked 1/);
-    await until(() => twin.stats().scannerConnections === 0, { what: 'the disconnect' });
-  });
+      agent.child.kill('SIGINT');
+      const [code, signal] = await agent.exit;
+      assert.deepEqual([code, signal], [0, null], agent.output());
+      assert.match(agent.output(), /driver statistics:\nscan requests 1, allowed 0, blocked 1/);
+      await until(() => twin.stats().scannerConnections === 0, { what: 'the disconnect' });
+    },
+  );
 
-  test('SIGTERM is a graceful exit too; a killed agent ends a waiting scan (fail-closed denies)', { skip: process.platform === 'win32' ? 'Windows has no POSIX signals: kill() terminates the process, so a graceful exit cannot be observed' : false }, async (t) => {
-    const h = await startSample();
-    const graceful = spawnAgent(h.endpoint);
-    const crashing = spawnAgent(h.endpoint, ['--scan-delay-ms', '60000']);
-    t.after(async () => {
-      await stopChild(graceful);
-      await stopChild(crashing);
-      await h.close();
-    });
-    await graceful.waitFor(/connected to/);
-    graceful.child.kill('SIGTERM');
-    assert.deepEqual(await graceful.exit, [0, null], graceful.output());
+  test(
+    'SIGTERM is a graceful exit too; a killed agent ends a waiting scan (fail-closed denies)',
+    {
+      skip:
+        process.platform === 'win32'
+          ? 'Windows has no POSIX signals: kill() terminates the process, so a graceful exit cannot be observed'
+          : false,
+    },
+    async (t) => {
+      const h = await startSample();
+      const graceful = spawnAgent(h.endpoint);
+      const crashing = spawnAgent(h.endpoint, ['--scan-delay-ms', '60000']);
+      t.after(async () => {
+        await stopChild(graceful);
+        await stopChild(crashing);
+        await h.close();
+      });
+      await graceful.waitFor(/connected to/);
+      graceful.child.kill('SIGTERM');
+      assert.deepEqual(await graceful.exit, [0, null], graceful.output());
 
-    await crashing.waitFor(/connected to/);
-    await until(() => h.twin.stats().scannerConnections === 1, { what: 'one scanner' });
-    h.twin.configure({ ...P.defaultConfig(), failClosed: true, replyTimeoutMs: 600_000 });
-    const pending = h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID });
-    await until(() => h.twin.stats().scanRequests === 1n, { what: 'the scan to reach the agent' });
-    // Delivered to the agent (taken by its get, waiting for the reply), not just queued:
-    await until(() => h.clients.some((c) => c.connected && c.stats().awaitingReply === 1), { what: 'the agent to hold the scan' });
-    crashing.child.kill('SIGKILL');
-    const r = await pending;
-    // Ended by the disconnect (STATUS_PORT_DISCONNECTED), not by the 10 min timeout (STATUS_TIMEOUT).
-    assert.deepEqual([r.allowed, r.reason, r.sendStatus], [false, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED]);
-  });
+      await crashing.waitFor(/connected to/);
+      await until(() => h.twin.stats().scannerConnections === 1, { what: 'one scanner' });
+      h.twin.configure({ ...P.defaultConfig(), failClosed: true, replyTimeoutMs: 600_000 });
+      const pending = h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID });
+      await until(() => h.twin.stats().scanRequests === 1n, { what: 'the scan to reach the agent' });
+      // Delivered to the agent (taken by its get, waiting for the reply), not just queued:
+      await until(() => h.clients.some((c) => c.connected && c.stats().awaitingReply === 1), {
+        what: 'the agent to hold the scan',
+      });
+      crashing.child.kill('SIGKILL');
+      const r = await pending;
+      // Ended by the disconnect (STATUS_PORT_DISCONNECTED), not by the 10 min timeout (STATUS_TIMEOUT).
+      assert.deepEqual([r.allowed, r.reason, r.sendStatus], [false, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED]);
+    },
+  );
 
-  test('without a simulator endpoint off Windows it says so and exits 1', { skip: process.platform === 'win32' ? 'Windows has the real Filter Manager' : false }, async (t) => {
-    const agent = spawnAgent(undefined);
-    t.after(() => stopChild(agent));
-    const [code] = await agent.exit;
-    assert.equal(code, 1, agent.output());
-    assert.match(agent.output(), /FLTMGR_SIMULATOR/);
-  });
+  test(
+    'without a simulator endpoint off Windows it says so and exits 1',
+    { skip: process.platform === 'win32' ? 'Windows has the real Filter Manager' : false },
+    async (t) => {
+      const agent = spawnAgent(undefined);
+      t.after(() => stopChild(agent));
+      const [code] = await agent.exit;
+      assert.equal(code, 1, agent.output());
+      assert.match(agent.output(), /FLTMGR_SIMULATOR/);
+    },
+  );
 });

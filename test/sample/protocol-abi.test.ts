@@ -84,8 +84,12 @@ describe('protocol.ts layouts = fltmgr_sample_protocol.h', () => {
       assert.ok(r.ok, formatCheckResult(r));
       // 8 structs, 2 checks each plus 2 per member (arrays add first/last elements): far more than 100.
       assert.ok(r.checks.length > 100, `only ${r.checks.length} checks`);
-      assert.ok(r.checks.some((c) => c.cExpression === 'offsetof(FLTSAMPLE_SCAN_REQUEST, Content)' && c.expected === 568));
-      assert.ok(r.checks.some((c) => c.cExpression === 'offsetof(FLTSAMPLE_CONFIG, Extensions[15])' && c.expected === 496));
+      assert.ok(
+        r.checks.some((c) => c.cExpression === 'offsetof(FLTSAMPLE_SCAN_REQUEST, Content)' && c.expected === 568),
+      );
+      assert.ok(
+        r.checks.some((c) => c.cExpression === 'offsetof(FLTSAMPLE_CONFIG, Extensions[15])' && c.expected === 496),
+      );
     });
   }
 
@@ -93,15 +97,29 @@ describe('protocol.ts layouts = fltmgr_sample_protocol.h', () => {
     if (!(await requireCompiler(t, 'gcc'))) return;
     // COMMAND_HEADER with Command and Reserved in the wrong order: offsets differ.
     const wrong = struct('FLTSAMPLE_COMMAND_HEADER', { protocolVersion: u16, reserved: u32, command: u16 });
-    const r = await checkLayoutsWithCompiler({ compiler: 'gcc', includes: [HEADER], layouts: [wrong], cFieldNames: P.cMemberName });
+    const r = await checkLayoutsWithCompiler({
+      compiler: 'gcc',
+      includes: [HEADER],
+      layouts: [wrong],
+      cFieldNames: P.cMemberName,
+    });
     assert.equal(r.ok, false);
-    assert.ok(r.mismatches.some((m) => m.path === 'FLTSAMPLE_COMMAND_HEADER.command' && m.kind === 'offset'), formatCheckResult(r));
+    assert.ok(
+      r.mismatches.some((m) => m.path === 'FLTSAMPLE_COMMAND_HEADER.command' && m.kind === 'offset'),
+      formatCheckResult(r),
+    );
     const c = await checkLayoutsWithCompiler({
-      compiler: 'gcc', includes: [HEADER], layouts: [P.SCAN_REPLY], cFieldNames: P.cMemberName,
+      compiler: 'gcc',
+      includes: [HEADER],
+      layouts: [P.SCAN_REPLY],
+      cFieldNames: P.cMemberName,
       prelude: constantAsserts([['FLTSAMPLE_VERDICT_BLOCK', 3]]),
     });
     assert.equal(c.ok, false);
-    assert.ok(c.errors.some((e) => e.includes('FLTSAMPLE_VERDICT_BLOCK')), c.errors.join('\n'));
+    assert.ok(
+      c.errors.some((e) => e.includes('FLTSAMPLE_VERDICT_BLOCK')),
+      c.errors.join('\n'),
+    );
   });
 });
 
@@ -126,7 +144,10 @@ describe('protocol.ts values', () => {
     assert.equal(ascii?.replace(/\\\\/g, '\\'), P.PORT_NAME);
     const support = readFileSync(join(__dirname, '..', '..', 'driver-sample', 'driver', 'support.c'), 'utf8');
     const list = /FsDefaultExtensions\[\] = \{([^}]*)\}/.exec(support)?.[1] ?? '';
-    assert.deepEqual([...list.matchAll(/L"([^"]*)"/g)].map((m) => m[1]), [...P.DEFAULT_EXTENSIONS]);
+    assert.deepEqual(
+      [...list.matchAll(/L"([^"]*)"/g)].map((m) => m[1]),
+      [...P.DEFAULT_EXTENSIONS],
+    );
     const inf = readFileSync(join(__dirname, '..', '..', 'driver-sample', 'driver', 'fltsample.inf'), 'utf8');
     assert.match(inf, new RegExp(`\\b${P.SAMPLE_ALTITUDE}\\b`));
     assert.match(inf, new RegExp(`\\b${P.FILTER_NAME}\\b`));
@@ -141,21 +162,39 @@ describe('protocol.ts values', () => {
     assert.deepEqual([...cmd], [1, 0, 4, 0, 0, 0, 0, 0, 0x68, 0x69]);
     assert.equal(P.encodeCommand(P.Command.GET_STATS).length, 8);
 
-    const config: P.SampleConfig = { failClosed: true, scanAllFiles: false, replyTimeoutMs: 250, contentBytes: 64, extensions: ['exe', 'Js'] };
+    const config: P.SampleConfig = {
+      failClosed: true,
+      scanAllFiles: false,
+      replyTimeoutMs: 250,
+      contentBytes: 64,
+      extensions: ['exe', 'Js'],
+    };
     const raw = P.encodeConfig(config);
     assert.equal(raw.length, 528);
     assert.equal(raw.readUInt32LE(0), P.ConfigFlag.FAIL_CLOSED);
     assert.equal(raw.readUInt32LE(12), 2);
     assert.equal(raw.toString('utf16le', 16, 22), 'exe');
     assert.equal(raw.toString('utf16le', 48, 52), 'Js');
-    assert.ok(raw.subarray(52).every((b) => b === 0), 'unused extension entries are zero');
+    assert.ok(
+      raw.subarray(52).every((b) => b === 0),
+      'unused extension entries are zero',
+    );
     assert.deepEqual(P.decodeConfig(raw), config);
     assert.throws(() => P.encodeConfig({ ...config, extensions: Array.from({ length: 17 }, () => 'x') }), RangeError);
 
     const req = P.SCAN_REQUEST.encode({
-      protocolVersion: 1, messageType: P.MessageType.SCAN_REQUEST, flags: P.ScanFlag.CONTENT_TRUNCATED, scanId: 7n,
-      fileId: 9n, fileSize: -1n, processId: 42, pathLength: 5, contentLength: 3, reserved0: 0,
-      path: 'C:\\a\u00e9', content: Buffer.from('abcdef'),
+      protocolVersion: 1,
+      messageType: P.MessageType.SCAN_REQUEST,
+      flags: P.ScanFlag.CONTENT_TRUNCATED,
+      scanId: 7n,
+      fileId: 9n,
+      fileSize: -1n,
+      processId: 42,
+      pathLength: 5,
+      contentLength: 3,
+      reserved0: 0,
+      path: 'C:\\a\u00e9',
+      content: Buffer.from('abcdef'),
     });
     const decoded = P.decodeScanRequest(req);
     assert.equal(decoded.path, 'C:\\a\u00e9');

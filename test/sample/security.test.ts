@@ -72,7 +72,10 @@ describe('injected identities', () => {
     const invalid = await startSample({ sim: { peerCredentials: () => who }, twin: { portGroupGid: 'staff' } });
     t.after(() => invalid.close());
     assert.equal(invalid.twin.portGroupGid, undefined);
-    assert.ok(invalid.logs.some((l) => /PortGroupSid staff .*admin-only/.test(l)), invalid.logs.join('\n'));
+    assert.ok(
+      invalid.logs.some((l) => /PortGroupSid staff .*admin-only/.test(l)),
+      invalid.logs.join('\n'),
+    );
     await rejectsWith(invalid.connect(), HR.ERROR_ACCESS_DENIED);
     who = { uid: 0, gid: 0, via: 'unix' };
     await invalid.connect();
@@ -80,7 +83,8 @@ describe('injected identities', () => {
 });
 
 const NOBODY = 65534;
-const notRoot = process.platform === 'win32' || process.getuid?.() !== 0 ? 'needs root to run a client as uid 65534' : false;
+const notRoot =
+  process.platform === 'win32' || process.getuid?.() !== 0 ? 'needs root to run a client as uid 65534' : false;
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -88,6 +92,7 @@ const ROOT = resolve(__dirname, '..', '..');
 function addonPath(): string {
   const override = process.env['FLTMGR_BINDING'];
   if (override) return resolve(override);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- untyped CommonJS package
   const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
   return nodeGypBuild.resolve(ROOT);
 }
@@ -102,6 +107,7 @@ function addonPath(): string {
 function stageChild(): { dir: string; script: string; addon: string } {
   type BuildSync = (options: Record<string, unknown>) => { errors: unknown[] };
   const esbuildPath = require.resolve('esbuild', { paths: [dirname(require.resolve('tsx/package.json'))] });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- tsx's own esbuild, found at run time
   const esbuild = require(esbuildPath) as { buildSync: BuildSync };
   const dir = mkdtempSync(join(tmpdir(), 'fltmgr-sample-child-'));
   try {
@@ -129,7 +135,9 @@ function stageChild(): { dir: string; script: string; addon: string } {
 }
 
 describe('a real client process as uid 65534 (peer credentials from the OS)', { skip: notRoot }, () => {
-  async function runAsNobody(portGroupGid: number | undefined): Promise<{ result: Record<string, number>; seen: ClientPort[] }> {
+  async function runAsNobody(
+    portGroupGid: number | undefined,
+  ): Promise<{ result: Record<string, number>; seen: ClientPort[] }> {
     // The socket must be reachable by the other user: a 0755 directory and a 0777 socket.
     const dir = mkdtempSync(join(tmpdir(), 'fltmgr-sample-sec-'));
     chmodSync(dir, 0o755);
@@ -137,7 +145,10 @@ describe('a real client process as uid 65534 (peer credentials from the OS)', { 
     chmodSync(home, 0o777);
     const staged = stageChild();
     const socket = join(dir, 'sim.sock');
-    const h = await startSample({ listen: { path: socket }, ...(portGroupGid === undefined ? {} : { twin: { portGroupGid } }) });
+    const h = await startSample({
+      listen: { path: socket },
+      ...(portGroupGid === undefined ? {} : { twin: { portGroupGid } }),
+    });
     const seen: ClientPort[] = [];
     h.sim.on('connect', (c) => seen.push(c));
     try {

@@ -19,7 +19,14 @@ const OTHER_PID = 4242; // an opener that is not a connected scanner
 const FS_CLIENT_BYTES = 48n;
 
 function rawContext(fields: Partial<P.ConnectContext>): Buffer {
-  return P.CONNECT_CONTEXT.encode({ protocolVersion: 1, reserved0: 0, flags: 0, processId: 0, reserved1: 0, ...fields });
+  return P.CONNECT_CONTEXT.encode({
+    protocolVersion: 1,
+    reserved0: 0,
+    flags: 0,
+    processId: 0,
+    reserved1: 0,
+    ...fields,
+  });
 }
 
 describe('connect context (FsPortConnect)', () => {
@@ -29,13 +36,23 @@ describe('connect context (FsPortConnect)', () => {
     const plain = await h.connect(); // no context: command-only
     const own = await h.connect({ context: rawContext({ processId: process.pid }) }); // own pid is fine
     await rejectsWith(h.connect({ context: Buffer.alloc(8) }), HR.ERROR_INVALID_PARAMETER);
-    await rejectsWith(h.connect({ context: rawContext({ protocolVersion: 2 }) }), hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH));
-    assert.notEqual(hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH), HR.ERROR_INVALID_PARAMETER, 'a version mismatch has its own status');
+    await rejectsWith(
+      h.connect({ context: rawContext({ protocolVersion: 2 }) }),
+      hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH),
+    );
+    assert.notEqual(
+      hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH),
+      HR.ERROR_INVALID_PARAMETER,
+      'a version mismatch has its own status',
+    );
     await rejectsWith(h.connect({ context: rawContext({ flags: 0x2 }) }), HR.ERROR_INVALID_PARAMETER);
     await rejectsWith(h.connect({ context: rawContext({ reserved0: 1 }) }), HR.ERROR_INVALID_PARAMETER);
     await rejectsWith(h.connect({ context: rawContext({ reserved1: 1 }) }), HR.ERROR_INVALID_PARAMETER);
     // A client may not claim another process (it would exclude that process from scanning).
-    await rejectsWith(h.connect({ context: rawContext({ flags: P.ConnectFlag.SCANNER, processId: process.pid + 1 }) }), HR.ERROR_INVALID_PARAMETER);
+    await rejectsWith(
+      h.connect({ context: rawContext({ flags: P.ConnectFlag.SCANNER, processId: process.pid + 1 }) }),
+      HR.ERROR_INVALID_PARAMETER,
+    );
     const stats = await P.getStats(plain);
     assert.equal(stats.connectionsTotal, 2n, 'refused connects are not counted');
     assert.equal(stats.connectionsCurrent, 2);
@@ -47,7 +64,11 @@ describe('connect context (FsPortConnect)', () => {
   test('MaxConnections is 8 and scan requests go round-robin over the scanners, in connect order', async (t) => {
     const h = await startSample();
     t.after(() => h.close());
-    const scanners = [await h.connect({ scanner: true }), await h.connect({ scanner: true }), await h.connect({ scanner: true })];
+    const scanners = [
+      await h.connect({ scanner: true }),
+      await h.connect({ scanner: true }),
+      await h.connect({ scanner: true }),
+    ];
     const command = await h.connect(); // a command-only connection between them never gets scans
     const late = await h.connect({ scanner: true });
     const served = [...scanners, late].map((port) => serveRaw(port));
@@ -88,7 +109,10 @@ describe('commands (FsPortMessage)', () => {
     assert.equal(stats.poolAllocations, 2n);
     assert.equal(stats.poolBytes, FS_CLIENT_BYTES + 8n);
     assert.equal(h.twin.stats().poolAllocations, 1n, 'the command buffer is freed afterwards');
-    await rejectsWith(port.send(P.encodeCommand(P.Command.GET_STATS), { outputSize: 119 }), HR.ERROR_INSUFFICIENT_BUFFER);
+    await rejectsWith(
+      port.send(P.encodeCommand(P.Command.GET_STATS), { outputSize: 119 }),
+      HR.ERROR_INSUFFICIENT_BUFFER,
+    );
     await rejectsWith(port.send(P.encodeCommand(P.Command.GET_STATS, Buffer.alloc(8))), HR.ERROR_INVALID_PARAMETER);
   });
 
@@ -98,7 +122,10 @@ describe('commands (FsPortMessage)', () => {
     const port = await h.connect();
     const header = (fields: Partial<P.CommandHeader>): Buffer =>
       P.COMMAND_HEADER.encode({ protocolVersion: 1, command: P.Command.GET_STATS, reserved: 0, ...fields });
-    await rejectsWith(port.send(header({ protocolVersion: 0 }), { outputSize: 120 }), hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH));
+    await rejectsWith(
+      port.send(header({ protocolVersion: 0 }), { outputSize: 120 }),
+      hresultFromNtStatus(NtStatus.STATUS_REVISION_MISMATCH),
+    );
     await rejectsWith(port.send(header({ reserved: 7 }), { outputSize: 120 }), HR.ERROR_INVALID_PARAMETER);
     await rejectsWith(port.send(header({ command: 9 }), { outputSize: 120 }), HR.ERROR_INVALID_FUNCTION);
     await rejectsWith(port.send(Buffer.alloc(4), { outputSize: 120 }), HR.ERROR_INVALID_PARAMETER);
@@ -111,7 +138,13 @@ describe('commands (FsPortMessage)', () => {
     t.after(() => h.close());
     const port = await h.connect();
     assert.deepEqual(await P.getConfig(port), P.defaultConfig());
-    const wanted: P.SampleConfig = { failClosed: true, scanAllFiles: false, replyTimeoutMs: 1500, contentBytes: 16, extensions: ['exe', 'com'] };
+    const wanted: P.SampleConfig = {
+      failClosed: true,
+      scanAllFiles: false,
+      replyTimeoutMs: 1500,
+      contentBytes: 16,
+      extensions: ['exe', 'com'],
+    };
     assert.deepEqual(await P.setConfig(port, wanted), wanted);
     assert.deepEqual(await P.getConfig(port), wanted);
     assert.deepEqual(h.twin.configuration, wanted);
@@ -144,8 +177,14 @@ describe('commands (FsPortMessage)', () => {
     assert.equal((await P.getConfig(port)).replyTimeoutMs, 99);
     // Extensions are case-insensitive; 15 units is the longest that fits.
     await P.setConfig(port, { ...wanted, extensions: ['ExE', 'x'.repeat(15)] });
-    assert.equal((await h.twin.openFile({ path: 'C:\\A.eXe', content: text('x'), processId: OTHER_PID })).reason, 'no-agent');
-    assert.equal((await h.twin.openFile({ path: `C:\\a.${'X'.repeat(15)}`, content: text('x'), processId: OTHER_PID })).reason, 'no-agent');
+    assert.equal(
+      (await h.twin.openFile({ path: 'C:\\A.eXe', content: text('x'), processId: OTHER_PID })).reason,
+      'no-agent',
+    );
+    assert.equal(
+      (await h.twin.openFile({ path: `C:\\a.${'X'.repeat(15)}`, content: text('x'), processId: OTHER_PID })).reason,
+      'no-agent',
+    );
   });
 
   test('ECHO returns the bytes, up to 65536', async (t) => {
@@ -156,8 +195,14 @@ describe('commands (FsPortMessage)', () => {
     assert.deepEqual(await P.echo(port, data), data);
     assert.deepEqual(await P.echo(port, text('x')), text('x'));
     assert.equal((await port.send(P.encodeCommand(P.Command.ECHO))).length, 0);
-    await rejectsWith(port.send(P.encodeCommand(P.Command.ECHO, Buffer.alloc(65537)), { outputSize: 65537 }), HR.ERROR_INVALID_PARAMETER);
-    await rejectsWith(port.send(P.encodeCommand(P.Command.ECHO, data.subarray(0, 10)), { outputSize: 9 }), HR.ERROR_INSUFFICIENT_BUFFER);
+    await rejectsWith(
+      port.send(P.encodeCommand(P.Command.ECHO, Buffer.alloc(65537)), { outputSize: 65537 }),
+      HR.ERROR_INVALID_PARAMETER,
+    );
+    await rejectsWith(
+      port.send(P.encodeCommand(P.Command.ECHO, data.subarray(0, 10)), { outputSize: 9 }),
+      HR.ERROR_INSUFFICIENT_BUFFER,
+    );
   });
 
   test('PROBE sends synthetic messages to the caller and times them', async (t) => {
@@ -171,13 +216,20 @@ describe('commands (FsPortMessage)', () => {
     assert.equal(result.replied, 50);
     assert.equal(result.failed + result.timedOut, 0);
     assert.equal(result.lastStatus, 0);
-    assert.ok(result.minRoundTrip > 0n && result.minRoundTrip <= result.maxRoundTrip && result.maxRoundTrip <= result.elapsedTime);
+    assert.ok(
+      result.minRoundTrip > 0n &&
+        result.minRoundTrip <= result.maxRoundTrip &&
+        result.maxRoundTrip <= result.elapsedTime,
+    );
     const first = served.requests[0];
     assert.ok(first);
     assert.equal(first.isProbe, true);
     assert.equal(first.path, '\\FltmgrSample\\probe');
     assert.equal(first.fileSize, 16n);
-    assert.deepEqual([...first.content], Array.from({ length: 16 }, (_v, i) => i));
+    assert.deepEqual(
+      [...first.content],
+      Array.from({ length: 16 }, (_v, i) => i),
+    );
     const noReply = await P.probe(port, { count: 20, flags: P.ProbeFlag.NO_REPLY, timeoutMs: 10_000 });
     assert.deepEqual([noReply.sent, noReply.replied, noReply.failed], [20, 0, 0]);
     // Taken by a get is all the driver waits for: the last ones may reach the handler after the probe returned.
@@ -185,10 +237,23 @@ describe('commands (FsPortMessage)', () => {
     assert.ok(served.requests.slice(-20).every((r) => r.noReply));
     assert.equal(h.twin.stats().probeMessages, 70n);
 
-    for (const bad of [{ count: 0 }, { count: 1_000_001 }, { count: 1, contentBytes: 1025 }, { count: 1, timeoutMs: 0 }, { count: 1, timeoutMs: 10_001 }, { count: 1, flags: 2 }]) {
+    for (const bad of [
+      { count: 0 },
+      { count: 1_000_001 },
+      { count: 1, contentBytes: 1025 },
+      { count: 1, timeoutMs: 0 },
+      { count: 1, timeoutMs: 10_001 },
+      { count: 1, flags: 2 },
+    ]) {
       await rejectsWith(P.probe(port, bad), HR.ERROR_INVALID_PARAMETER);
     }
-    await rejectsWith(port.send(P.encodeCommand(P.Command.PROBE, P.encodeProbeRequest({ count: 1, contentBytes: 0, timeoutMs: 1, flags: 0 })), { outputSize: 47 }), HR.ERROR_INSUFFICIENT_BUFFER);
+    await rejectsWith(
+      port.send(
+        P.encodeCommand(P.Command.PROBE, P.encodeProbeRequest({ count: 1, contentBytes: 0, timeoutMs: 1, flags: 0 })),
+        { outputSize: 47 },
+      ),
+      HR.ERROR_INSUFFICIENT_BUFFER,
+    );
   });
 
   test('PROBE stops at a timeout, and counts invalid verdicts as failures', async (t) => {
@@ -217,8 +282,15 @@ describe('file opens (FsPreCreate / FsPostCreate / FsScanOpenedFile)', () => {
     assert.equal(await open('C:\\a.txt', { requestorMode: 'kernel' }), 'kernel-mode');
     assert.equal(await open('C:\\dir.exe', { directory: true }), 'directory');
     assert.equal(await open('C:\\dir.exe', { openedDirectory: true }), 'directory');
-    assert.equal(await open('C:\\dir.png', { openedDirectory: true }), 'not-in-scope', 'the extension is checked first');
-    assert.equal(await open('C:\\a.exe', { desiredAccess: FileAccess.READ_ATTRIBUTES | FileAccess.DELETE }), 'no-data-access');
+    assert.equal(
+      await open('C:\\dir.png', { openedDirectory: true }),
+      'not-in-scope',
+      'the extension is checked first',
+    );
+    assert.equal(
+      await open('C:\\a.exe', { desiredAccess: FileAccess.READ_ATTRIBUTES | FileAccess.DELETE }),
+      'no-data-access',
+    );
     for (const access of [FileAccess.READ_DATA, FileAccess.WRITE_DATA, FileAccess.APPEND_DATA, FileAccess.EXECUTE]) {
       assert.equal(await open('C:\\a.exe', { desiredAccess: access }), 'verdict-allow');
     }
@@ -280,12 +352,18 @@ describe('file opens (FsPreCreate / FsPostCreate / FsScanOpenedFile)', () => {
     const served = serveRaw(scanner);
     const excluded = await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: process.pid });
     assert.deepEqual([excluded.allowed, excluded.reason, excluded.scanned], [true, 'excluded-process', false]);
-    assert.equal((await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID })).reason, 'verdict-allow');
+    assert.equal(
+      (await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID })).reason,
+      'verdict-allow',
+    );
     assert.equal(served.requests.length, 1);
     assert.equal(h.twin.stats().excludedOpens, 1n);
     await scanner.close();
     await until(() => h.twin.stats().scannerConnections === 0, { what: 'the scanner to go' });
-    assert.equal((await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: process.pid })).reason, 'no-agent');
+    assert.equal(
+      (await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: process.pid })).reason,
+      'no-agent',
+    );
   });
 
   test('invalid and short replies are errors that follow the failure policy', async (t) => {
@@ -301,7 +379,10 @@ describe('file opens (FsPreCreate / FsPostCreate / FsScanOpenedFile)', () => {
     await P.setConfig(scanner, { ...P.defaultConfig(), failClosed: true });
     answer = P.encodeScanReply(0);
     const denied = await open();
-    assert.deepEqual([denied.allowed, denied.status, denied.reason], [false, NtStatus.STATUS_ACCESS_DENIED, 'scan-error']);
+    assert.deepEqual(
+      [denied.allowed, denied.status, denied.reason],
+      [false, NtStatus.STATUS_ACCESS_DENIED, 'scan-error'],
+    );
     const s = h.twin.stats();
     assert.deepEqual([s.scanErrors, s.failOpenAllowed, s.failClosedDenied, s.scansAllowed], [3n, 2n, 1n, 0n]);
   });
@@ -327,12 +408,18 @@ describe('unload and reload (FsTeardown)', () => {
     const unloading = h.twin.unload();
     const result = await pending;
     // STATUS_PORT_DISCONNECTED: the waiting scan ended at unload, not after the 10 min timeout (STATUS_TIMEOUT).
-    assert.deepEqual([result.allowed, result.reason, result.sendStatus], [false, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED]);
+    assert.deepEqual(
+      [result.allowed, result.reason, result.sendStatus],
+      [false, 'scan-error', NtStatus.STATUS_PORT_DISCONNECTED],
+    );
     await unloading;
     await disconnected;
     const after = h.twin.stats();
     assert.deepEqual([after.poolAllocations, after.poolBytes, after.connectionsCurrent], [0n, 0n, 0]);
-    assert.equal((await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID })).reason, 'unloading');
+    assert.equal(
+      (await h.twin.openFile({ path: 'C:\\a.exe', content: text('x'), processId: OTHER_PID })).reason,
+      'unloading',
+    );
     await rejectsWith(FilterPort.connect(P.PORT_NAME, { simulator: h.endpoint }), HR.ERROR_FILE_NOT_FOUND);
     await rejectsWith(command.send(P.encodeCommand(P.Command.GET_STATS), { outputSize: 120 }), HR.ERROR_INVALID_HANDLE);
 
@@ -349,7 +436,10 @@ describe('hosted by the simulator worker and CLI (register(sim, options))', () =
   const twinModule = join(__dirname, '..', '..', 'driver-sample', 'twin', 'index.ts');
 
   test('worker: the twin serves the protocol; options arrive as filterOptions', async (t) => {
-    const worker = await startSimulatorWorker(twinModule, { filterOptions: { portGroupGid: 4321 }, log: () => undefined });
+    const worker = await startSimulatorWorker(twinModule, {
+      filterOptions: { portGroupGid: 4321 },
+      log: () => undefined,
+    });
     t.after(() => worker.terminate());
     const port = await FilterPort.connect(P.PORT_NAME, { simulator: worker.endpoint });
     const stats = await P.getStats(port);
@@ -358,24 +448,47 @@ describe('hosted by the simulator worker and CLI (register(sim, options))', () =
     await port.close();
   });
 
-  test('CLI: fltmgr-simulator --filter <twin> --option portGroupGid=N, stopped with SIGTERM', { skip: process.platform === 'win32' ? 'Windows has no POSIX signals: kill() terminates the process, so a graceful exit cannot be observed' : false }, async (t) => {
-    const cli = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'lib', 'simulator', 'cli.ts'),
-      '--filter', twinModule, '--option', 'portGroupGid=4321'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = once(cli, 'exit');
-    t.after(async () => {
-      if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
-      await exited;
-    });
-    let out = '';
-    cli.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    await until(() => out.includes('\n'), { what: 'the endpoint line' });
-    const { endpoint } = JSON.parse(out.split('\n')[0] ?? '') as { endpoint: string };
-    const port = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint });
-    assert.equal((await P.getStats(port)).poolAllocations, 3n);
-    const scanner = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint, context: P.encodeConnectContext({ scanner: true }) });
-    assert.equal((await P.getStats(scanner)).scannerConnections, 1);
-    await Promise.all([port.close(), scanner.close()]);
-    cli.kill('SIGTERM');
-    assert.deepEqual(await exited, [0, null]);
-  });
+  test(
+    'CLI: fltmgr-simulator --filter <twin> --option portGroupGid=N, stopped with SIGTERM',
+    {
+      skip:
+        process.platform === 'win32'
+          ? 'Windows has no POSIX signals: kill() terminates the process, so a graceful exit cannot be observed'
+          : false,
+    },
+    async (t) => {
+      const cli = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(__dirname, '..', '..', 'lib', 'simulator', 'cli.ts'),
+          '--filter',
+          twinModule,
+          '--option',
+          'portGroupGid=4321',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const exited = once(cli, 'exit');
+      t.after(async () => {
+        if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
+        await exited;
+      });
+      let out = '';
+      cli.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      await until(() => out.includes('\n'), { what: 'the endpoint line' });
+      const { endpoint } = JSON.parse(out.split('\n')[0] ?? '') as { endpoint: string };
+      const port = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint });
+      assert.equal((await P.getStats(port)).poolAllocations, 3n);
+      const scanner = await FilterPort.connect(P.PORT_NAME, {
+        simulator: endpoint,
+        context: P.encodeConnectContext({ scanner: true }),
+      });
+      assert.equal((await P.getStats(scanner)).scannerConnections, 1);
+      await Promise.all([port.close(), scanner.close()]);
+      cli.kill('SIGTERM');
+      assert.deepEqual(await exited, [0, null]);
+    },
+  );
 });

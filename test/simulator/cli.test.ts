@@ -72,7 +72,10 @@ test('CLI: prints the endpoint, serves the filter with its options, exits 0 on S
 });
 
 test('CLI: quiet by default (no connect/disconnect lines); FLTMGR_SIM_LOG=1 turns them on', OPTS, async (t) => {
-  for (const [env, verbose] of [[{}, false], [{ FLTMGR_SIM_LOG: '1' }, true]] as const) {
+  for (const [env, verbose] of [
+    [{}, false],
+    [{ FLTMGR_SIM_LOG: '1' }, true],
+  ] as const) {
     const r = run(['--filter', FILTER], env);
     t.after(() => r.child.kill('SIGKILL'));
     const { endpoint } = JSON.parse(await withTimeout(r.firstLine, { what: 'endpoint line' })) as { endpoint: string };
@@ -88,7 +91,9 @@ test('CLI: quiet by default (no connect/disconnect lines); FLTMGR_SIM_LOG=1 turn
 test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async (t) => {
   const tcp = run(['--filter', FILTER, '--tcp', '0']);
   t.after(() => tcp.child.kill('SIGKILL'));
-  const { endpoint: tcpEndpoint } = JSON.parse(await withTimeout(tcp.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+  const { endpoint: tcpEndpoint } = JSON.parse(await withTimeout(tcp.firstLine, { what: 'endpoint line' })) as {
+    endpoint: string;
+  };
   assert.match(tcpEndpoint, /^tcp:127\.0\.0\.1:\d+#[0-9a-f]{48}$/);
   const c = await WireClient.connect(tcpEndpoint, { portName: PORT_NAME });
   assert.equal((await c.send(Buffer.from('x'), 8)).hresult, 0);
@@ -110,12 +115,21 @@ test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async
 test('CLI argument parsing', () => {
   const cfg = (args: string[]): CliConfig => parseCli(args) as CliConfig;
   assert.deepEqual(parseCli(['--filter', 'f.js']), { filter: 'f.js', listen: {}, options: {}, verbose: false });
-  assert.deepEqual(parseCli(['--filter', 'f.js', '--tcp']), { filter: 'f.js', listen: { tcp: { host: '127.0.0.1', port: 0 } }, options: {}, verbose: false });
+  assert.deepEqual(parseCli(['--filter', 'f.js', '--tcp']), {
+    filter: 'f.js',
+    listen: { tcp: { host: '127.0.0.1', port: 0 } },
+    options: {},
+    verbose: false,
+  });
   assert.equal(cfg(['--filter', 'f.js', '--verbose']).verbose, true);
   assert.deepEqual(cfg(['--filter', 'f.js', '--tcp', '4000']).listen, { tcp: { host: '127.0.0.1', port: 4000 } });
   assert.deepEqual(cfg(['--filter', 'f.js', '--tcp=4001']).listen, { tcp: { host: '127.0.0.1', port: 4001 } });
   assert.deepEqual(cfg(['--filter', 'f.js', '--listen', '/tmp/s']).listen, { path: '/tmp/s' });
-  assert.deepEqual(cfg(['--filter', 'f.js', '--option', 'a=1', '--option', 'b=x=y', '--option', 'c=']).options, { a: '1', b: 'x=y', c: '' });
+  assert.deepEqual(cfg(['--filter', 'f.js', '--option', 'a=1', '--option', 'b=x=y', '--option', 'c=']).options, {
+    a: '1',
+    b: 'x=y',
+    c: '',
+  });
   assert.equal(parseCli(['-h']), 'help');
   const bad: [string[], RegExp][] = [
     [[], /--filter is required/],
@@ -135,12 +149,18 @@ test('CLI argument parsing', () => {
 test('CLI: usage errors exit 2, start failures exit 1, --help exits 0', OPTS, async () => {
   const cases: [string[], number, RegExp][] = [
     [['--filter', FILTER, '--bogus'], 2, /Unknown option '--bogus'[\s\S]*usage:/],
-    [['--filter', path.join(__dirname, 'fixtures', 'register-throws.ts')], 1, /start failed: Error: register failed on purpose/],
+    [
+      ['--filter', path.join(__dirname, 'fixtures', 'register-throws.ts')],
+      1,
+      /start failed: Error: register failed on purpose/,
+    ],
   ];
   await Promise.all(
     cases.map(async ([args, code, stderr]) => {
       const r = run(args);
-      const res = await withTimeout(r.exit, { what: `exit of ${args.join(' ')}` }).finally(() => r.child.kill('SIGKILL'));
+      const res = await withTimeout(r.exit, { what: `exit of ${args.join(' ')}` }).finally(() =>
+        r.child.kill('SIGKILL'),
+      );
       assert.equal(res.code, code, `${args.join(' ')}: ${r.stderr()}`);
       assert.match(r.stderr(), stderr, args.join(' '));
     }),

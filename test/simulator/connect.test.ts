@@ -10,7 +10,6 @@ import { PORT_NAME, connectNotifyRuns, startSimulator } from '../helpers/sim';
 import { TEST_TIMEOUT_MS, stillPending, until, withTimeout } from '../helpers/timing';
 import { HR } from '../helpers/status';
 
-
 const OPTS = { timeout: TEST_TIMEOUT_MS };
 
 /** Identities handed out per connection, in order, through the peerCredentials hook. */
@@ -18,7 +17,11 @@ function identities(...ids: (PeerIdentity | undefined)[]): () => PeerIdentity | 
   return () => ids.shift();
 }
 
-async function connectResult(endpoint: string, portName: string, extra: { options?: number; secret?: string } = {}): Promise<number> {
+async function connectResult(
+  endpoint: string,
+  portName: string,
+  extra: { options?: number; secret?: string } = {},
+): Promise<number> {
   const w = await WireClient.open(endpoint);
   try {
     return await w.connect({ portName, ...extra });
@@ -27,36 +30,40 @@ async function connectResult(endpoint: string, portName: string, extra: { option
   }
 }
 
-test('a connection carries context, identity and pid to ConnectNotify; its return value is the cookie', OPTS, async (t) => {
-  const seen: { context: string; cookieDuring: unknown }[] = [];
-  const h = await startSimulator({
-    options: { peerCredentials: identities({ uid: 0, gid: 0, pid: 777, via: 'unix' }, { uid: 0, via: 'unix' }) },
-    port: {
-      cookie: 'server-cookie',
-      connect: async (client, context) => {
-        seen.push({ context: context.toString(), cookieDuring: client.cookie });
-        await new Promise((r) => setTimeout(r, 5));
-        return { tag: context.toString() };
+test(
+  'a connection carries context, identity and pid to ConnectNotify; its return value is the cookie',
+  OPTS,
+  async (t) => {
+    const seen: { context: string; cookieDuring: unknown }[] = [];
+    const h = await startSimulator({
+      options: { peerCredentials: identities({ uid: 0, gid: 0, pid: 777, via: 'unix' }, { uid: 0, via: 'unix' }) },
+      port: {
+        cookie: 'server-cookie',
+        connect: async (client, context) => {
+          seen.push({ context: context.toString(), cookieDuring: client.cookie });
+          await new Promise((r) => setTimeout(r, 5));
+          return { tag: context.toString() };
+        },
       },
-    },
-  });
-  t.after(() => h.close());
-  const { client } = await h.connectPair({ context: Buffer.from('hello'), pid: 1234 });
-  assert.deepEqual(seen, [{ context: 'hello', cookieDuring: undefined }]);
-  assert.deepEqual(client.cookie, { tag: 'hello' });
-  assert.equal(client.context.toString(), 'hello');
-  assert.deepEqual(client.identity, { uid: 0, gid: 0, pid: 777, via: 'unix' });
-  assert.equal(client.processId, 777, 'the OS pid wins over the one the client reports');
-  assert.equal(client.portName, PORT_NAME);
-  assert.equal(client.serverPort, h.port);
-  assert.equal(client.serverPort.cookie, 'server-cookie');
-  assert.equal(client.connected, true);
-  assert.ok(h.port.connections.has(client));
-  // Without an OS pid the reported one is used; 0 means unknown.
-  const second = await h.connectPair({ pid: 4321 });
-  assert.equal(second.client.processId, 4321);
-  assert.notEqual(second.client.id, client.id);
-});
+    });
+    t.after(() => h.close());
+    const { client } = await h.connectPair({ context: Buffer.from('hello'), pid: 1234 });
+    assert.deepEqual(seen, [{ context: 'hello', cookieDuring: undefined }]);
+    assert.deepEqual(client.cookie, { tag: 'hello' });
+    assert.equal(client.context.toString(), 'hello');
+    assert.deepEqual(client.identity, { uid: 0, gid: 0, pid: 777, via: 'unix' });
+    assert.equal(client.processId, 777, 'the OS pid wins over the one the client reports');
+    assert.equal(client.portName, PORT_NAME);
+    assert.equal(client.serverPort, h.port);
+    assert.equal(client.serverPort.cookie, 'server-cookie');
+    assert.equal(client.connected, true);
+    assert.ok(h.port.connections.has(client));
+    // Without an OS pid the reported one is used; 0 means unknown.
+    const second = await h.connectPair({ pid: 4321 });
+    assert.equal(second.client.processId, 4321);
+    assert.notEqual(second.client.id, client.id);
+  },
+);
 
 test('unknown and closed ports answer ERROR_FILE_NOT_FOUND; names are case-insensitive', OPTS, async (t) => {
   const h = await startSimulator();
@@ -135,7 +142,10 @@ test('without peer credentials only a socket in a private directory makes the pe
   // A socket in a directory others can enter: no identity, so access is denied.
   const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-shared-'));
   fs.chmodSync(shared, 0o755);
-  const pub = await startSimulator({ options: { peerCredentials: noCreds }, listen: { path: path.join(shared, 's.sock') } });
+  const pub = await startSimulator({
+    options: { peerCredentials: noCreds },
+    listen: { path: path.join(shared, 's.sock') },
+  });
   t.after(async () => {
     await pub.close();
     fs.rmSync(shared, { recursive: true, force: true });
@@ -145,7 +155,10 @@ test('without peer credentials only a socket in a private directory makes the pe
   // An explicit path in a private directory is trusted like the default one.
   const mine = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-mine-'));
   fs.chmodSync(mine, 0o700);
-  const own = await startSimulator({ options: { peerCredentials: noCreds }, listen: { path: path.join(mine, 's.sock') } });
+  const own = await startSimulator({
+    options: { peerCredentials: noCreds },
+    listen: { path: path.join(mine, 's.sock') },
+  });
   t.after(async () => {
     await own.close();
     assert.equal(fs.existsSync(path.join(mine, 's.sock')), false, 'socket file removed on close');
@@ -168,33 +181,37 @@ test('a throwing peerCredentials hook is logged and treated as no credentials', 
   assert.ok(h.logs.some((l) => /peerCredentials failed: boom/.test(l)));
 });
 
-test('MaxConnections is enforced, counting connects still in ConnectNotify; a freed slot can be reused', OPTS, async (t) => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  let calls = 0;
-  const h = await startSimulator({
-    port: {
-      maxConnections: 2,
-      connect: async () => {
-        if (++calls === 2) await gate;
+test(
+  'MaxConnections is enforced, counting connects still in ConnectNotify; a freed slot can be reused',
+  OPTS,
+  async (t) => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const h = await startSimulator({
+      port: {
+        maxConnections: 2,
+        connect: async () => {
+          if (++calls === 2) await gate;
+        },
       },
-    },
-  });
-  t.after(() => h.close());
-  const first = await h.connect();
-  const slow = await h.open();
-  const slowResult = slow.connect({ portName: PORT_NAME });
-  await until(() => calls >= 2, { what: 'both connects to reach ConnectNotify' });
-  assert.equal(await connectResult(h.endpoint, PORT_NAME), HR.ERROR_CONNECTION_COUNT_LIMIT);
-  release();
-  assert.equal(await slowResult, 0);
-  assert.equal(h.port.connections.size, 2);
-  assert.equal(await connectResult(h.endpoint, PORT_NAME), HR.ERROR_CONNECTION_COUNT_LIMIT);
-  const gone = h.nextEvent('disconnect');
-  await first.close();
-  await gone;
-  assert.equal(await connectResult(h.endpoint, PORT_NAME), 0);
-});
+    });
+    t.after(() => h.close());
+    const first = await h.connect();
+    const slow = await h.open();
+    const slowResult = slow.connect({ portName: PORT_NAME });
+    await until(() => calls >= 2, { what: 'both connects to reach ConnectNotify' });
+    assert.equal(await connectResult(h.endpoint, PORT_NAME), HR.ERROR_CONNECTION_COUNT_LIMIT);
+    release();
+    assert.equal(await slowResult, 0);
+    assert.equal(h.port.connections.size, 2);
+    assert.equal(await connectResult(h.endpoint, PORT_NAME), HR.ERROR_CONNECTION_COUNT_LIMIT);
+    const gone = h.nextEvent('disconnect');
+    await first.close();
+    await gone;
+    assert.equal(await connectResult(h.endpoint, PORT_NAME), 0);
+  },
+);
 
 test('ConnectNotify can refuse with an NTSTATUS, mapped through RtlNtStatusToDosError', OPTS, async (t) => {
   const verdicts: unknown[] = [
@@ -223,7 +240,15 @@ test('ConnectNotify can refuse with an NTSTATUS, mapped through RtlNtStatusToDos
   t.after(() => h.close());
   const results = [];
   for (let i = 0; i < 7; i++) results.push(await connectResult(h.endpoint, PORT_NAME));
-  assert.deepEqual(results, [HR.ERROR_ACCESS_DENIED, HR.ERROR_NO_SYSTEM_RESOURCES, HR.ERROR_CONNECTION_REFUSED, HR.ERROR_FLT_DELETING_OBJECT, HR.ERROR_MR_MID_NOT_FOUND, HR.ERROR_GEN_FAILURE, HR.ERROR_GEN_FAILURE]);
+  assert.deepEqual(results, [
+    HR.ERROR_ACCESS_DENIED,
+    HR.ERROR_NO_SYSTEM_RESOURCES,
+    HR.ERROR_CONNECTION_REFUSED,
+    HR.ERROR_FLT_DELETING_OBJECT,
+    HR.ERROR_MR_MID_NOT_FOUND,
+    HR.ERROR_GEN_FAILURE,
+    HR.ERROR_GEN_FAILURE,
+  ]);
   assert.equal(disconnects, 0, 'refused connections never connected');
   assert.equal(h.port.connections.size, 0, 'and hold no slot');
   assert.ok(h.logs.some((l) => /connect callback .* failed with Error: not an NtStatusError/.test(l)));
@@ -244,21 +269,25 @@ test('CONNECT options other than FLT_PORT_FLAG_SYNC_HANDLE are invalid', OPTS, a
   assert.equal(await connectResult(h.endpoint, PORT_NAME, { options: 2 }), HR.ERROR_INVALID_PARAMETER);
 });
 
-test('closing a server port refuses new connections while existing ones live on; the name becomes free', OPTS, async (t) => {
-  const h = await startSimulator({ port: { message: () => Buffer.from('alive') } });
-  t.after(() => h.close());
-  const w = await h.connect();
-  h.port.close();
-  h.port.close(); // idempotent
-  assert.equal(h.port.closed, true);
-  assert.equal(await connectResult(h.endpoint, PORT_NAME), HR.ERROR_FILE_NOT_FOUND);
-  assert.deepEqual(await w.send(Buffer.alloc(0), 16), { hresult: 0, output: Buffer.from('alive') });
-  assert.equal(h.port.connections.size, 1);
-  const again = h.filter.createCommunicationPort(PORT_NAME, { maxConnections: 1, message: () => Buffer.from('new') });
-  const w2 = await h.connect();
-  assert.deepEqual((await w2.send(Buffer.alloc(0), 16)).output, Buffer.from('new'));
-  assert.equal(again.connections.size, 1);
-});
+test(
+  'closing a server port refuses new connections while existing ones live on; the name becomes free',
+  OPTS,
+  async (t) => {
+    const h = await startSimulator({ port: { message: () => Buffer.from('alive') } });
+    t.after(() => h.close());
+    const w = await h.connect();
+    h.port.close();
+    h.port.close(); // idempotent
+    assert.equal(h.port.closed, true);
+    assert.equal(await connectResult(h.endpoint, PORT_NAME), HR.ERROR_FILE_NOT_FOUND);
+    assert.deepEqual(await w.send(Buffer.alloc(0), 16), { hresult: 0, output: Buffer.from('alive') });
+    assert.equal(h.port.connections.size, 1);
+    const again = h.filter.createCommunicationPort(PORT_NAME, { maxConnections: 1, message: () => Buffer.from('new') });
+    const w2 = await h.connect();
+    assert.deepEqual((await w2.send(Buffer.alloc(0), 16)).output, Buffer.from('new'));
+    assert.equal(again.connections.size, 1);
+  },
+);
 
 test('createCommunicationPort validates its arguments and port names are unique across filters', OPTS, async (t) => {
   const h = await startSimulator();
@@ -273,14 +302,28 @@ test('createCommunicationPort validates its arguments and port names are unique 
     assert.fail('expected an NtStatusError');
   };
   const other = h.sim.registerFilter('Other');
-  assert.equal(status(() => other.createCommunicationPort(PORT_NAME, { maxConnections: 1 })), NtStatus.STATUS_OBJECT_NAME_COLLISION);
-  assert.equal(status(() => h.filter.createCommunicationPort(PORT_NAME.toLowerCase(), { maxConnections: 1 })), NtStatus.STATUS_OBJECT_NAME_COLLISION);
-  for (const maxConnections of [0, -1, 1.5, Number.NaN, undefined as unknown as number, '2' as unknown as number]) {
-    assert.equal(status(() => h.filter.createCommunicationPort('\\P', { maxConnections })), NtStatus.STATUS_INVALID_PARAMETER);
-  }
-  assert.equal(status(() => h.filter.createCommunicationPort('', { maxConnections: 1 })), NtStatus.STATUS_OBJECT_NAME_INVALID);
   assert.equal(
-    status(() => h.filter.createCommunicationPort('\\P', { maxConnections: 1, security: 'everyone' as unknown as 'admins' })),
+    status(() => other.createCommunicationPort(PORT_NAME, { maxConnections: 1 })),
+    NtStatus.STATUS_OBJECT_NAME_COLLISION,
+  );
+  assert.equal(
+    status(() => h.filter.createCommunicationPort(PORT_NAME.toLowerCase(), { maxConnections: 1 })),
+    NtStatus.STATUS_OBJECT_NAME_COLLISION,
+  );
+  for (const maxConnections of [0, -1, 1.5, Number.NaN, undefined as unknown as number, '2' as unknown as number]) {
+    assert.equal(
+      status(() => h.filter.createCommunicationPort('\\P', { maxConnections })),
+      NtStatus.STATUS_INVALID_PARAMETER,
+    );
+  }
+  assert.equal(
+    status(() => h.filter.createCommunicationPort('', { maxConnections: 1 })),
+    NtStatus.STATUS_OBJECT_NAME_INVALID,
+  );
+  assert.equal(
+    status(() =>
+      h.filter.createCommunicationPort('\\P', { maxConnections: 1, security: 'everyone' as unknown as 'admins' }),
+    ),
     NtStatus.STATUS_INVALID_PARAMETER,
   );
   assert.equal(
@@ -294,9 +337,18 @@ test('createCommunicationPort validates its arguments and port names are unique 
   // None of the failures above registered the name.
   assert.equal(h.filter.createCommunicationPort('\\P', { maxConnections: 1 }).name, '\\P');
   // Filters: unique names, numeric altitudes.
-  assert.equal(status(() => h.sim.registerFilter('Other')), NtStatus.STATUS_OBJECT_NAME_COLLISION);
-  assert.equal(status(() => h.sim.registerFilter('')), NtStatus.STATUS_OBJECT_NAME_INVALID);
-  assert.equal(status(() => h.sim.registerFilter('F', { altitude: 'high' })), NtStatus.STATUS_INVALID_PARAMETER);
+  assert.equal(
+    status(() => h.sim.registerFilter('Other')),
+    NtStatus.STATUS_OBJECT_NAME_COLLISION,
+  );
+  assert.equal(
+    status(() => h.sim.registerFilter('')),
+    NtStatus.STATUS_OBJECT_NAME_INVALID,
+  );
+  assert.equal(
+    status(() => h.sim.registerFilter('F', { altitude: 'high' })),
+    NtStatus.STATUS_INVALID_PARAMETER,
+  );
   assert.equal(h.sim.registerFilter('F', { altitude: '370030.5' }).altitude, '370030.5');
 });
 
@@ -353,7 +405,11 @@ test('TCP: the per-run secret is required and compared exactly', OPTS, async (t)
   const secret = m[2] as string;
   for (const wrong of ['', secret.slice(1), `${secret}x`, secret.replace(/^./, (c) => (c === 'a' ? 'b' : 'a'))]) {
     const w = await h.open();
-    assert.equal(await w.connect({ portName: PORT_NAME, secret: wrong }), HR.ERROR_ACCESS_DENIED, `secret ${JSON.stringify(wrong)}`);
+    assert.equal(
+      await w.connect({ portName: PORT_NAME, secret: wrong }),
+      HR.ERROR_ACCESS_DENIED,
+      `secret ${JSON.stringify(wrong)}`,
+    );
     await withTimeout(w.closed, { what: 'close after wrong secret' });
   }
   // The secret is checked before the port name, so a wrong secret cannot probe for ports.
@@ -374,9 +430,16 @@ test('listen refuses non-loopback hosts, bad ports, a second listen and listenin
   assert.throws(() => sim.registerFilter('late'), NtStatusError);
 });
 
-test('a connect to a missing endpoint is the client\u2019s problem, and close() without listen() works', OPTS, async () => {
-  const sim = new FilterManagerSimulator();
-  await sim.close();
-  await assert.rejects(WireClient.open('unix:/nonexistent/fltmgr.sock'));
-  await assert.rejects(WireClient.connect('unix:/nonexistent/fltmgr.sock', { portName: PORT_NAME }), (e: unknown) => !(e instanceof WireConnectError));
-});
+test(
+  'a connect to a missing endpoint is the client\u2019s problem, and close() without listen() works',
+  OPTS,
+  async () => {
+    const sim = new FilterManagerSimulator();
+    await sim.close();
+    await assert.rejects(WireClient.open('unix:/nonexistent/fltmgr.sock'));
+    await assert.rejects(
+      WireClient.connect('unix:/nonexistent/fltmgr.sock', { portName: PORT_NAME }),
+      (e: unknown) => !(e instanceof WireConnectError),
+    );
+  },
+);

@@ -48,7 +48,8 @@ function protocolErrorMatching(h: SimulatorHarness, reason: RegExp): Promise<Pro
       };
       h.sim.on('protocol-error', on);
     }),
-    { what: `a protocol error matching ${String(reason)}`, timeoutMs: 30_000 },);
+    { what: `a protocol error matching ${String(reason)}`, timeoutMs: 30_000 },
+  );
 }
 
 const replyFrame = (id: number, messageId: bigint): Buffer => {
@@ -56,169 +57,230 @@ const replyFrame = (id: number, messageId: bigint): Buffer => {
   p.writeBigUInt64LE(messageId, 8);
   return frameBytes(T.REPLY, id, p);
 };
-const sendFrame = (id: number, outputCapacity: number, input: Buffer): Buffer => frameBytes(T.SEND, id, Buffer.concat([u32(outputCapacity), input]));
+const sendFrame = (id: number, outputCapacity: number, input: Buffer): Buffer =>
+  frameBytes(T.SEND, id, Buffer.concat([u32(outputCapacity), input]));
 
-test('exhaustion: a stream that has not sent its CONNECT within handshakeTimeoutMs is closed, idle or trickling', GUARD, async (t) => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const h = await startSimulator({ options: { limits: { handshakeTimeoutMs: 3000 } }, port: { connect: () => gate, message: () => Buffer.from('pong') } });
-  t.after(async () => {
+test(
+  'exhaustion: a stream that has not sent its CONNECT within handshakeTimeoutMs is closed, idle or trickling',
+  GUARD,
+  async (t) => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const h = await startSimulator({
+      options: { limits: { handshakeTimeoutMs: 3000 } },
+      port: { connect: () => gate, message: () => Buffer.from('pong') },
+    });
+    t.after(async () => {
+      release();
+      await h.close();
+    });
+    const full = frameBytes(T.CONNECT, 0, connect());
+    // A CONNECT that arrived in time is not cut by the deadline, however long ConnectNotify takes. This stream is
+    // accepted first, so its deadline has passed once the later streams' have. (The one assumption about time:
+    // a CONNECT written at once is read within 3 s, which a busy machine also manages.)
+    const slow = await h.open();
+    slow.writeRaw(full);
+    await until(() => h.sim.streamStats().some((s) => s.state === 'connecting'), { what: 'ConnectNotify to start' });
+    const idle = await h.open();
+    const trickler = await h.open();
+    trickler.writeRaw(full.subarray(0, 5));
+    await until(() => h.protocolErrors.length >= 2, { what: 'two handshake deadlines', timeoutMs: 30_000 });
+    await withTimeout(idle.closed, { what: 'the idle stream to close' });
+    await withTimeout(trickler.closed, { what: 'the trickling stream to close' });
+    assert.equal(h.protocolErrors.length, 2);
+    for (const e of h.protocolErrors) {
+      assert.match(e.reason, /no complete CONNECT within 3000 ms/);
+      assert.equal(e.client, undefined);
+    }
+    assert.equal(slow.isOpen, true);
     release();
-    await h.close();
-  });
-  const full = frameBytes(T.CONNECT, 0, connect());
-  // A CONNECT that arrived in time is not cut by the deadline, however long ConnectNotify takes. This stream is
-  // accepted first, so its deadline has passed once the later streams' have. (The one assumption about time:
-  // a CONNECT written at once is read within 3 s, which a busy machine also manages.)
-  const slow = await h.open();
-  slow.writeRaw(full);
-  await until(() => h.sim.streamStats().some((s) => s.state === 'connecting'), { what: 'ConnectNotify to start' });
-  const idle = await h.open();
-  const trickler = await h.open();
-  trickler.writeRaw(full.subarray(0, 5));
-  await until(() => h.protocolErrors.length >= 2, { what: 'two handshake deadlines', timeoutMs: 30_000 });
-  await withTimeout(idle.closed, { what: 'the idle stream to close' });
-  await withTimeout(trickler.closed, { what: 'the trickling stream to close' });
-  assert.equal(h.protocolErrors.length, 2);
-  for (const e of h.protocolErrors) {
-    assert.match(e.reason, /no complete CONNECT within 3000 ms/);
-    assert.equal(e.client, undefined);
-  }
-  assert.equal(slow.isOpen, true);
-  release();
-  await until(() => slow.unexpected.length > 0, { what: 'CONNECT_RESULT after the slow ConnectNotify' });
-  assert.deepEqual(slow.unexpected.map((f) => [f.type, f.payload.readUInt32LE(0)]), [[T.CONNECT_RESULT, 0]]);
-  assert.equal((await slow.send(Buffer.alloc(0), 8)).hresult, 0);
-  assert.deepEqual(h.sim.streamStats().map((s) => s.state), ['established']);
-});
+    await until(() => slow.unexpected.length > 0, { what: 'CONNECT_RESULT after the slow ConnectNotify' });
+    assert.deepEqual(
+      slow.unexpected.map((f) => [f.type, f.payload.readUInt32LE(0)]),
+      [[T.CONNECT_RESULT, 0]],
+    );
+    assert.equal((await slow.send(Buffer.alloc(0), 8)).hresult, 0);
+    assert.deepEqual(
+      h.sim.streamStats().map((s) => s.state),
+      ['established'],
+    );
+  },
+);
 
-test('exhaustion: before CONNECT, a frame longer than the largest CONNECT is refused before its payload is read (TCP, no secret)', GUARD, async (t) => {
-  const h = await startSimulator({ listen: { tcp: {} }, port: { message: (_c, input) => Buffer.from(String(input.length)) } });
-  t.after(() => h.close());
-  const w = await h.open();
-  const error = protocolErrorMatching(h, /exceeds/);
-  w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + LARGEST_CONNECT_PAYLOAD + 1 }));
-  assert.match((await error).reason, /largest CONNECT/);
-  await withTimeout(w.closed, { what: 'the stream to close' });
-  // The largest CONNECT the wire format can carry is still read and answered (wrong secret: access denied).
-  const largest = await h.open();
-  const u16 = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
-  const payload = Buffer.concat([u32(0), u32(1), u16(0xfffe), Buffer.alloc(0xfffe, 0x41), u16(0xffff), Buffer.alloc(0xffff), u16(0xffff), Buffer.alloc(0xffff, 0x61)]);
-  assert.equal(payload.length, LARGEST_CONNECT_PAYLOAD);
-  const answered = new Promise<void>((resolve) => largest.socket.once('data', () => resolve()));
-  largest.writeRaw(frameBytes(T.CONNECT, 0, payload));
-  await withTimeout(answered, { what: 'CONNECT_RESULT for the largest CONNECT' });
-  await withTimeout(largest.closed, { what: 'close after the refused CONNECT' });
-  assert.equal(largest.unexpected[0]?.type, T.CONNECT_RESULT);
-  assert.equal(largest.unexpected[0]?.payload.readUInt32LE(0), HR.ERROR_ACCESS_DENIED);
-  // The limit is the first frame's only: a full-size frame may follow CONNECT in the same write.
-  const pipelined = await h.open();
-  const sent = new Promise<Buffer>((resolve) => {
-    pipelined.socket.on('data', () => {
-      const f = pipelined.unexpected.find((x) => x.type === T.SEND_RESULT);
-      if (f) resolve(f.payload);
+test(
+  'exhaustion: before CONNECT, a frame longer than the largest CONNECT is refused before its payload is read (TCP, no secret)',
+  GUARD,
+  async (t) => {
+    const h = await startSimulator({
+      listen: { tcp: {} },
+      port: { message: (_c, input) => Buffer.from(String(input.length)) },
     });
-  });
-  pipelined.writeRaw(Buffer.concat([frameBytes(T.CONNECT, 0, connectPayload({ portName: PORT_NAME, secret: pipelined.secret })), sendFrame(7, 16, Buffer.alloc(MiB))]));
-  assert.equal((await withTimeout(sent, { what: 'SEND_RESULT behind CONNECT' })).subarray(4).toString(), String(MiB));
-  assert.equal(h.protocolErrors.length, 1);
-});
+    t.after(() => h.close());
+    const w = await h.open();
+    const error = protocolErrorMatching(h, /exceeds/);
+    w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + LARGEST_CONNECT_PAYLOAD + 1 }));
+    assert.match((await error).reason, /largest CONNECT/);
+    await withTimeout(w.closed, { what: 'the stream to close' });
+    // The largest CONNECT the wire format can carry is still read and answered (wrong secret: access denied).
+    const largest = await h.open();
+    const u16 = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
+    const payload = Buffer.concat([
+      u32(0),
+      u32(1),
+      u16(0xfffe),
+      Buffer.alloc(0xfffe, 0x41),
+      u16(0xffff),
+      Buffer.alloc(0xffff),
+      u16(0xffff),
+      Buffer.alloc(0xffff, 0x61),
+    ]);
+    assert.equal(payload.length, LARGEST_CONNECT_PAYLOAD);
+    const answered = new Promise<void>((resolve) => largest.socket.once('data', () => resolve()));
+    largest.writeRaw(frameBytes(T.CONNECT, 0, payload));
+    await withTimeout(answered, { what: 'CONNECT_RESULT for the largest CONNECT' });
+    await withTimeout(largest.closed, { what: 'close after the refused CONNECT' });
+    assert.equal(largest.unexpected[0]?.type, T.CONNECT_RESULT);
+    assert.equal(largest.unexpected[0]?.payload.readUInt32LE(0), HR.ERROR_ACCESS_DENIED);
+    // The limit is the first frame's only: a full-size frame may follow CONNECT in the same write.
+    const pipelined = await h.open();
+    const sent = new Promise<Buffer>((resolve) => {
+      pipelined.socket.on('data', () => {
+        const f = pipelined.unexpected.find((x) => x.type === T.SEND_RESULT);
+        if (f) resolve(f.payload);
+      });
+    });
+    pipelined.writeRaw(
+      Buffer.concat([
+        frameBytes(T.CONNECT, 0, connectPayload({ portName: PORT_NAME, secret: pipelined.secret })),
+        sendFrame(7, 16, Buffer.alloc(MiB)),
+      ]),
+    );
+    assert.equal((await withTimeout(sent, { what: 'SEND_RESULT behind CONNECT' })).subarray(4).toString(), String(MiB));
+    assert.equal(h.protocolErrors.length, 1);
+  },
+);
 
-test('exhaustion: streams beyond maxStreams are answered with ERROR_NO_SYSTEM_RESOURCES and closed; a freed slot is reused', GUARD, async (t) => {
-  const h = await startSimulator({ options: { limits: { maxStreams: 3 } }, port: { message: () => Buffer.from('pong') } });
-  t.after(() => h.close());
-  const bystander = await h.connect();
-  const a = await h.open();
-  await h.open();
-  await until(() => h.sim.streamStats().length === 3, { what: 'three streams' });
-  const error = protocolErrorMatching(h, /too many streams/);
-  const over = await h.open();
-  assert.match((await error).reason, /more than 3/);
-  await withTimeout(over.closed, { what: 'the stream over the cap to close' });
-  assert.deepEqual(
-    over.unexpected.map((f) => [f.type, f.payload.readUInt32LE(0)]),
-    [[T.CONNECT_RESULT, HR.ERROR_NO_SYSTEM_RESOURCES]],
-  );
-  assert.equal(h.sim.streamStats().length, 3);
-  assert.equal((await bystander.send(Buffer.alloc(0), 8)).hresult, 0);
-  a.destroy();
-  await until(() => h.sim.streamStats().length === 2, { what: 'the slot to be freed' });
-  const again = await h.open();
-  assert.equal(await again.connect({ portName: PORT_NAME }), 0);
-  assert.equal(h.protocolErrors.length, 1);
-});
+test(
+  'exhaustion: streams beyond maxStreams are answered with ERROR_NO_SYSTEM_RESOURCES and closed; a freed slot is reused',
+  GUARD,
+  async (t) => {
+    const h = await startSimulator({
+      options: { limits: { maxStreams: 3 } },
+      port: { message: () => Buffer.from('pong') },
+    });
+    t.after(() => h.close());
+    const bystander = await h.connect();
+    const a = await h.open();
+    await h.open();
+    await until(() => h.sim.streamStats().length === 3, { what: 'three streams' });
+    const error = protocolErrorMatching(h, /too many streams/);
+    const over = await h.open();
+    assert.match((await error).reason, /more than 3/);
+    await withTimeout(over.closed, { what: 'the stream over the cap to close' });
+    assert.deepEqual(
+      over.unexpected.map((f) => [f.type, f.payload.readUInt32LE(0)]),
+      [[T.CONNECT_RESULT, HR.ERROR_NO_SYSTEM_RESOURCES]],
+    );
+    assert.equal(h.sim.streamStats().length, 3);
+    assert.equal((await bystander.send(Buffer.alloc(0), 8)).hresult, 0);
+    a.destroy();
+    await until(() => h.sim.streamStats().length === 2, { what: 'the slot to be freed' });
+    const again = await h.open();
+    assert.equal(await again.connect({ portName: PORT_NAME }), 0);
+    assert.equal(h.protocolErrors.length, 1);
+  },
+);
 
-test('exhaustion: a peer that does not read stops being read past writeHighWaterMark, and is served again once it reads', GUARD, async (t) => {
-  const HWM = 64 * KiB;
-  let sends = 0;
-  const h = await startSimulator({
-    options: { limits: { writeHighWaterMark: HWM } },
-    port: {
-      message: (_c, input) => {
-        if (input.toString() === 'after the flood') sends++;
-        return input;
+test(
+  'exhaustion: a peer that does not read stops being read past writeHighWaterMark, and is served again once it reads',
+  GUARD,
+  async (t) => {
+    const HWM = 64 * KiB;
+    let sends = 0;
+    const h = await startSimulator({
+      options: { limits: { writeHighWaterMark: HWM } },
+      port: {
+        message: (_c, input) => {
+          if (input.toString() === 'after the flood') sends++;
+          return input;
+        },
       },
-    },
-  });
-  t.after(() => h.close());
-  const bystander = await h.connect();
-  const { wire, client } = await h.connectPair();
-  wire.socket.pause();
-  // 100,000 REPLYs nobody waits for: each is answered with a 16-byte REPLY_RESULT the peer never takes.
-  const N = 100_000;
-  const flood = Buffer.concat(Array.from({ length: N }, (_, i) => replyFrame(i + 1, 1n)));
-  wire.writeRaw(Buffer.concat([flood, sendFrame(N + 1, 16, Buffer.from('after the flood'))]));
-  await until(() => statsOf(h, client).readPaused || statsOf(h, client).unsentBytes > HWM + 256 * KiB, { what: 'the simulator to stop reading the stream', timeoutMs: 30_000 });
-  const s = statsOf(h, client);
-  assert.equal(s.readPaused, true, `unsent ${s.unsentBytes} bytes, still reading`);
-  // Bounded by the mark plus the answers to one read's worth of requests.
-  assert.ok(s.unsentBytes <= HWM + 128 * KiB, `unsent ${s.unsentBytes}`);
-  // The peer's own requests wait: the SEND behind the flood has not reached MessageNotify.
-  assert.equal(sends, 0);
-  // Everybody else is served meanwhile.
-  assert.deepEqual((await bystander.send(Buffer.from('hi'), 8)).output, Buffer.from('hi'));
-  wire.socket.resume();
-  await until(() => wire.unexpected.some((f) => f.type === T.SEND_RESULT), { what: 'the SEND behind the flood', timeoutMs: 30_000 });
-  const results = wire.unexpected.filter((f) => f.type === T.REPLY_RESULT);
-  assert.equal(results.length, N);
-  assert.ok(results.every((f, i) => f.id === i + 1 && f.payload.readUInt32LE(0) === HR.ERROR_FLT_NO_WAITER_FOR_REPLY));
-  assert.equal(wire.unexpected.at(-1)?.payload.subarray(4).toString(), 'after the flood');
-  assert.equal(sends, 1);
-  await until(() => !statsOf(h, client).readPaused, { what: 'reading to resume' });
-  assert.deepEqual(h.protocolErrors, []);
-});
-
-test('exhaustion: messages wait in the kernel queue, not in the socket, while the peer does not read its completed gets', GUARD, async (t) => {
-  const HWM = 64 * KiB;
-  const h = await startSimulator({ options: { limits: { writeHighWaterMark: HWM } } });
-  t.after(() => h.close());
-  const { wire, client } = await h.connectPair();
-  const gets = Array.from({ length: 64 }, () => wire.postGet(MiB));
-  wire.socket.pause();
-  let delivered = 0;
-  const messages = Array.from({ length: 64 }, (_, i) => {
-    const data = Buffer.alloc(256 * KiB, i);
-    return h.filter.sendMessage(client, data).then((r) => {
-      delivered++;
-      return r;
     });
-  });
-  await until(() => statsOf(h, client).readPaused || delivered === 64, { what: 'deliveries to stop', timeoutMs: 30_000 });
-  const s = statsOf(h, client);
-  assert.ok(delivered < 64, `all ${delivered} messages went to the socket (${s.unsentBytes} bytes unsent)`);
-  assert.equal(s.readPaused, true);
-  assert.ok(s.unsentBytes <= HWM + 256 * KiB + 64, `unsent ${s.unsentBytes}`);
-  assert.ok(s.queuedMessageBytes >= (64 - delivered - 1) * 256 * KiB, `queued ${s.queuedMessageBytes}`);
-  wire.socket.resume();
-  const results = await withTimeout(Promise.all(gets.map((g) => g.done)), { what: 'all 64 gets', timeoutMs: 30_000 });
-  results.forEach((r, i) => {
-    assert.equal(r.status, 0);
-    assert.equal(r.data.length, 256 * KiB);
-    assert.equal(r.data[0], i);
-  });
-  assert.ok((await Promise.all(messages)).every((r) => r.status === 0));
-  assert.equal(statsOf(h, client).queuedMessageBytes, 0);
-});
+    t.after(() => h.close());
+    const bystander = await h.connect();
+    const { wire, client } = await h.connectPair();
+    wire.socket.pause();
+    // 100,000 REPLYs nobody waits for: each is answered with a 16-byte REPLY_RESULT the peer never takes.
+    const N = 100_000;
+    const flood = Buffer.concat(Array.from({ length: N }, (_, i) => replyFrame(i + 1, 1n)));
+    wire.writeRaw(Buffer.concat([flood, sendFrame(N + 1, 16, Buffer.from('after the flood'))]));
+    await until(() => statsOf(h, client).readPaused || statsOf(h, client).unsentBytes > HWM + 256 * KiB, {
+      what: 'the simulator to stop reading the stream',
+      timeoutMs: 30_000,
+    });
+    const s = statsOf(h, client);
+    assert.equal(s.readPaused, true, `unsent ${s.unsentBytes} bytes, still reading`);
+    // Bounded by the mark plus the answers to one read's worth of requests.
+    assert.ok(s.unsentBytes <= HWM + 128 * KiB, `unsent ${s.unsentBytes}`);
+    // The peer's own requests wait: the SEND behind the flood has not reached MessageNotify.
+    assert.equal(sends, 0);
+    // Everybody else is served meanwhile.
+    assert.deepEqual((await bystander.send(Buffer.from('hi'), 8)).output, Buffer.from('hi'));
+    wire.socket.resume();
+    await until(() => wire.unexpected.some((f) => f.type === T.SEND_RESULT), {
+      what: 'the SEND behind the flood',
+      timeoutMs: 30_000,
+    });
+    const results = wire.unexpected.filter((f) => f.type === T.REPLY_RESULT);
+    assert.equal(results.length, N);
+    assert.ok(
+      results.every((f, i) => f.id === i + 1 && f.payload.readUInt32LE(0) === HR.ERROR_FLT_NO_WAITER_FOR_REPLY),
+    );
+    assert.equal(wire.unexpected.at(-1)?.payload.subarray(4).toString(), 'after the flood');
+    assert.equal(sends, 1);
+    await until(() => !statsOf(h, client).readPaused, { what: 'reading to resume' });
+    assert.deepEqual(h.protocolErrors, []);
+  },
+);
+
+test(
+  'exhaustion: messages wait in the kernel queue, not in the socket, while the peer does not read its completed gets',
+  GUARD,
+  async (t) => {
+    const HWM = 64 * KiB;
+    const h = await startSimulator({ options: { limits: { writeHighWaterMark: HWM } } });
+    t.after(() => h.close());
+    const { wire, client } = await h.connectPair();
+    const gets = Array.from({ length: 64 }, () => wire.postGet(MiB));
+    wire.socket.pause();
+    let delivered = 0;
+    const messages = Array.from({ length: 64 }, (_, i) => {
+      const data = Buffer.alloc(256 * KiB, i);
+      return h.filter.sendMessage(client, data).then((r) => {
+        delivered++;
+        return r;
+      });
+    });
+    await until(() => statsOf(h, client).readPaused || delivered === 64, {
+      what: 'deliveries to stop',
+      timeoutMs: 30_000,
+    });
+    const s = statsOf(h, client);
+    assert.ok(delivered < 64, `all ${delivered} messages went to the socket (${s.unsentBytes} bytes unsent)`);
+    assert.equal(s.readPaused, true);
+    assert.ok(s.unsentBytes <= HWM + 256 * KiB + 64, `unsent ${s.unsentBytes}`);
+    assert.ok(s.queuedMessageBytes >= (64 - delivered - 1) * 256 * KiB, `queued ${s.queuedMessageBytes}`);
+    wire.socket.resume();
+    const results = await withTimeout(Promise.all(gets.map((g) => g.done)), { what: 'all 64 gets', timeoutMs: 30_000 });
+    results.forEach((r, i) => {
+      assert.equal(r.status, 0);
+      assert.equal(r.data.length, 256 * KiB);
+      assert.equal(r.data[0], i);
+    });
+    assert.ok((await Promise.all(messages)).every((r) => r.status === 0));
+    assert.equal(statsOf(h, client).queuedMessageBytes, 0);
+  },
+);
 
 test('exhaustion: a peer that does not read is dropped once its unsent bytes pass maxUnsentBytes', GUARD, async (t) => {
   let release!: () => void;
@@ -273,7 +335,10 @@ test('exhaustion: SENDs beyond maxSendBytes are answered at once with ERROR_NO_S
   const held = Array.from({ length: 4 }, () => wire.send(Buffer.alloc(256 * KiB), 16));
   const over = wire.send(Buffer.alloc(256 * KiB), 16);
   const empty = wire.send(Buffer.alloc(0), 16); // 0 more bytes: still within the bound
-  assert.deepEqual(await withTimeout(over, { what: 'the SEND over the bound', timeoutMs: 30_000 }), { hresult: HR.ERROR_NO_SYSTEM_RESOURCES, output: Buffer.alloc(0) });
+  assert.deepEqual(await withTimeout(over, { what: 'the SEND over the bound', timeoutMs: 30_000 }), {
+    hresult: HR.ERROR_NO_SYSTEM_RESOURCES,
+    output: Buffer.alloc(0),
+  });
   const s = statsOf(h, client);
   assert.equal(s.sendBytes, MiB);
   assert.equal(s.outstandingSends, 5);
@@ -282,68 +347,102 @@ test('exhaustion: SENDs beyond maxSendBytes are answered at once with ERROR_NO_S
   assert.deepEqual(await empty, { hresult: 0, output: Buffer.from('0') });
   // A SEND larger than the bound is accepted when it is the only one.
   gate = Promise.resolve();
-  assert.deepEqual(await withTimeout(wire.send(Buffer.alloc(2 * MiB), 16), { what: 'a lone 2 MiB SEND', timeoutMs: 30_000 }), { hresult: 0, output: Buffer.from(String(2 * MiB)) });
+  assert.deepEqual(
+    await withTimeout(wire.send(Buffer.alloc(2 * MiB), 16), { what: 'a lone 2 MiB SEND', timeoutMs: 30_000 }),
+    { hresult: 0, output: Buffer.from(String(2 * MiB)) },
+  );
   assert.equal(statsOf(h, client).sendBytes, 0);
   assert.deepEqual(h.protocolErrors, []);
 });
 
-test('exhaustion: FltSendMessage beyond maxQueuedMessageBytes returns NtStatus.STATUS_INSUFFICIENT_RESOURCES', GUARD, async (t) => {
-  const h = await startSimulator({ options: { limits: { maxQueuedMessageBytes: MiB } } });
-  t.after(() => h.close());
-  const { wire, client } = await h.connectPair();
-  // A fire-and-forget producer and a connection that takes nothing.
-  const results = Array.from({ length: 20 }, (_, i) => h.filter.sendMessage(client, Buffer.alloc(64 * KiB, i)));
-  const refused = await withTimeout(Promise.race(results.map((p, i) => p.then((r) => ({ i, r })))), { what: 'a refused message', timeoutMs: 30_000 });
-  assert.deepEqual(refused.r, { status: NtStatus.STATUS_INSUFFICIENT_RESOURCES });
-  assert.ok(refused.i > 0 && refused.i < 16, `message ${refused.i} was the first refused`);
-  assert.ok(statsOf(h, client).queuedMessageBytes <= MiB);
-  // Messages are small or empty: the per-message charge still bounds how many queue.
-  const empties = Array.from({ length: 20_000 }, () => h.filter.sendMessage(client, Buffer.alloc(0)));
-  const firstEmpty = await withTimeout(Promise.race(empties), { what: 'an empty message refused', timeoutMs: 30_000 });
-  assert.deepEqual(firstEmpty, { status: NtStatus.STATUS_INSUFFICIENT_RESOURCES });
-  // What was accepted is delivered, in order.
-  const accepted = refused.i;
-  for (let i = 0; i < accepted; i++) {
-    const g = await wire.get(MiB);
-    assert.equal(g.data.length, 64 * KiB);
-    assert.equal(g.data[0], i);
-    assert.deepEqual(await results[i], { status: 0 });
-  }
-  for (let i = accepted; i < results.length; i++) assert.deepEqual(await results[i], { status: NtStatus.STATUS_INSUFFICIENT_RESOURCES });
-  // Drain the empty ones that were accepted, then a message larger than the bound is accepted on an empty queue.
-  while (statsOf(h, client).queuedMessageBytes > 0) await wire.get(64);
-  const big = h.filter.sendMessage(client, Buffer.alloc(2 * MiB, 7));
-  const g = await wire.get(4 * MiB);
-  assert.equal(g.data.length, 2 * MiB);
-  assert.deepEqual(await big, { status: 0 });
-  await Promise.all(empties);
-});
+test(
+  'exhaustion: FltSendMessage beyond maxQueuedMessageBytes returns NtStatus.STATUS_INSUFFICIENT_RESOURCES',
+  GUARD,
+  async (t) => {
+    const h = await startSimulator({ options: { limits: { maxQueuedMessageBytes: MiB } } });
+    t.after(() => h.close());
+    const { wire, client } = await h.connectPair();
+    // A fire-and-forget producer and a connection that takes nothing.
+    const results = Array.from({ length: 20 }, (_, i) => h.filter.sendMessage(client, Buffer.alloc(64 * KiB, i)));
+    const refused = await withTimeout(Promise.race(results.map((p, i) => p.then((r) => ({ i, r })))), {
+      what: 'a refused message',
+      timeoutMs: 30_000,
+    });
+    assert.deepEqual(refused.r, { status: NtStatus.STATUS_INSUFFICIENT_RESOURCES });
+    assert.ok(refused.i > 0 && refused.i < 16, `message ${refused.i} was the first refused`);
+    assert.ok(statsOf(h, client).queuedMessageBytes <= MiB);
+    // Messages are small or empty: the per-message charge still bounds how many queue.
+    const empties = Array.from({ length: 20_000 }, () => h.filter.sendMessage(client, Buffer.alloc(0)));
+    const firstEmpty = await withTimeout(Promise.race(empties), {
+      what: 'an empty message refused',
+      timeoutMs: 30_000,
+    });
+    assert.deepEqual(firstEmpty, { status: NtStatus.STATUS_INSUFFICIENT_RESOURCES });
+    // What was accepted is delivered, in order.
+    const accepted = refused.i;
+    for (let i = 0; i < accepted; i++) {
+      const g = await wire.get(MiB);
+      assert.equal(g.data.length, 64 * KiB);
+      assert.equal(g.data[0], i);
+      assert.deepEqual(await results[i], { status: 0 });
+    }
+    for (let i = accepted; i < results.length; i++)
+      assert.deepEqual(await results[i], { status: NtStatus.STATUS_INSUFFICIENT_RESOURCES });
+    // Drain the empty ones that were accepted, then a message larger than the bound is accepted on an empty queue.
+    while (statsOf(h, client).queuedMessageBytes > 0) await wire.get(64);
+    const big = h.filter.sendMessage(client, Buffer.alloc(2 * MiB, 7));
+    const g = await wire.get(4 * MiB);
+    assert.equal(g.data.length, 2 * MiB);
+    assert.deepEqual(await big, { status: 0 });
+    await Promise.all(empties);
+  },
+);
 
-test('exhaustion: while ConnectNotify runs, the frames behind CONNECT are held one read at a time, not without bound', GUARD, async (t) => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const h = await startSimulator({ port: { connect: () => gate, message: (_c, input) => Buffer.from(String(input.length)) } });
-  t.after(async () => {
+test(
+  'exhaustion: while ConnectNotify runs, the frames behind CONNECT are held one read at a time, not without bound',
+  GUARD,
+  async (t) => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const h = await startSimulator({
+      port: { connect: () => gate, message: (_c, input) => Buffer.from(String(input.length)) },
+    });
+    t.after(async () => {
+      release();
+      await h.close();
+    });
+    const w = await h.open();
+    const sends = Array.from({ length: 32 }, (_, i) => sendFrame(i + 1, 16, Buffer.alloc(MiB, i)));
+    w.writeRaw(Buffer.concat([frameBytes(T.CONNECT, 0, connect()), ...sends]));
+    const connecting = (): StreamStats | undefined => h.sim.streamStats().find((x) => x.state === 'connecting');
+    await until(() => (connecting()?.readPaused ?? false) || (connecting()?.backlogBytes ?? 0) > 4 * MiB, {
+      what: 'the backlog to stop growing',
+      timeoutMs: 30_000,
+    });
+    const s = connecting();
+    assert.ok(s);
+    assert.equal(s.readPaused, true, `backlog of ${s.backlogFrames} frames, ${s.backlogBytes} bytes, still reading`);
+    assert.ok(s.backlogBytes <= MiB + 128 * KiB, `backlog ${s.backlogBytes}`);
     release();
-    await h.close();
-  });
-  const w = await h.open();
-  const sends = Array.from({ length: 32 }, (_, i) => sendFrame(i + 1, 16, Buffer.alloc(MiB, i)));
-  w.writeRaw(Buffer.concat([frameBytes(T.CONNECT, 0, connect()), ...sends]));
-  const connecting = (): StreamStats | undefined => h.sim.streamStats().find((x) => x.state === 'connecting');
-  await until(() => (connecting()?.readPaused ?? false) || (connecting()?.backlogBytes ?? 0) > 4 * MiB, { what: 'the backlog to stop growing', timeoutMs: 30_000 });
-  const s = connecting();
-  assert.ok(s);
-  assert.equal(s.readPaused, true, `backlog of ${s.backlogFrames} frames, ${s.backlogBytes} bytes, still reading`);
-  assert.ok(s.backlogBytes <= MiB + 128 * KiB, `backlog ${s.backlogBytes}`);
-  release();
-  await until(() => w.unexpected.filter((f) => f.type === T.SEND_RESULT).length === 32, { what: 'the 32 SEND_RESULTs', timeoutMs: 30_000 });
-  assert.deepEqual(w.unexpected[0] && [w.unexpected[0].type, w.unexpected[0].payload.readUInt32LE(0)], [T.CONNECT_RESULT, 0]);
-  const results = w.unexpected.filter((f) => f.type === T.SEND_RESULT);
-  assert.deepEqual(results.map((f) => f.id), Array.from({ length: 32 }, (_, i) => i + 1));
-  assert.ok(results.every((f) => f.payload.readUInt32LE(0) === 0 && f.payload.subarray(4).toString() === String(MiB)));
-  assert.deepEqual(h.protocolErrors, []);
-});
+    await until(() => w.unexpected.filter((f) => f.type === T.SEND_RESULT).length === 32, {
+      what: 'the 32 SEND_RESULTs',
+      timeoutMs: 30_000,
+    });
+    assert.deepEqual(w.unexpected[0] && [w.unexpected[0].type, w.unexpected[0].payload.readUInt32LE(0)], [
+      T.CONNECT_RESULT,
+      0,
+    ]);
+    const results = w.unexpected.filter((f) => f.type === T.SEND_RESULT);
+    assert.deepEqual(
+      results.map((f) => f.id),
+      Array.from({ length: 32 }, (_, i) => i + 1),
+    );
+    assert.ok(
+      results.every((f) => f.payload.readUInt32LE(0) === 0 && f.payload.subarray(4).toString() === String(MiB)),
+    );
+    assert.deepEqual(h.protocolErrors, []);
+  },
+);
 
 test('a peer trickling a 16 MiB SEND does not hold up the other connections', GUARD, async (t) => {
   const order: string[] = [];
@@ -370,13 +469,21 @@ test('a peer trickling a 16 MiB SEND does not hold up the other connections', GU
       assert.deepEqual(await bystander.send(Buffer.from([chunks & 0xff]), 8), { hresult: 0, output: Buffer.from('1') });
       continue;
     }
-    await until(() => statsOf(h, client).partialFrameBytes === o, { what: 'the simulator to have read all but the last piece', timeoutMs: 30_000 });
-    const done = new Promise<Buffer>((resolve) => wire.socket.on('data', () => {
-      const f = wire.unexpected.find((x) => x.type === T.SEND_RESULT);
-      if (f) resolve(f.payload);
-    }));
+    await until(() => statsOf(h, client).partialFrameBytes === o, {
+      what: 'the simulator to have read all but the last piece',
+      timeoutMs: 30_000,
+    });
+    const done = new Promise<Buffer>((resolve) =>
+      wire.socket.on('data', () => {
+        const f = wire.unexpected.find((x) => x.type === T.SEND_RESULT);
+        if (f) resolve(f.payload);
+      }),
+    );
     wire.writeRaw(frame.subarray(o));
-    assert.equal((await withTimeout(done, { what: 'the big SEND_RESULT', timeoutMs: 30_000 })).subarray(4).toString(), String(16 * MiB - 4));
+    assert.equal(
+      (await withTimeout(done, { what: 'the big SEND_RESULT', timeoutMs: 30_000 })).subarray(4).toString(),
+      String(16 * MiB - 4),
+    );
   }
   assert.equal(order.length, chunks + 1);
   assert.ok(order.slice(0, chunks).every((x) => x === 'bystander'));
@@ -403,7 +510,10 @@ test('limits: documented defaults, and bad values are refused when the simulator
     { maxQueuedMessageBytes: Number.NaN },
     { writeHighWaterMark: 2 * MiB, maxUnsentBytes: MiB },
   ];
-  for (const limits of bad) assert.throws(() => new FilterManagerSimulator({ limits }), RangeError, JSON.stringify(limits));
+  for (const limits of bad)
+    assert.throws(() => new FilterManagerSimulator({ limits }), RangeError, JSON.stringify(limits));
   assert.throws(() => new FilterManagerSimulator({ limits: null as unknown as SimulatorLimits }), TypeError);
-  new FilterManagerSimulator({ limits: { handshakeTimeoutMs: Infinity, maxSendBytes: 0, maxQueuedMessageBytes: 0, writeHighWaterMark: 0 } });
+  new FilterManagerSimulator({
+    limits: { handshakeTimeoutMs: Infinity, maxSendBytes: 0, maxQueuedMessageBytes: 0, writeHighWaterMark: 0 },
+  });
 });

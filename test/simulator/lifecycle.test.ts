@@ -14,72 +14,80 @@ import { HR } from '../helpers/status';
 const OPTS = { timeout: TEST_TIMEOUT_MS };
 const ROOT = path.resolve(__dirname, '..', '..');
 
-test('unload ends every connection: DISCONNECT, stream closed, DisconnectNotify once; the port is gone', OPTS, async (t) => {
-  const disconnected: ClientPort[] = [];
-  let finished = false;
-  const h = await startSimulator({
-    port: {
-      disconnect: async (c) => {
-        disconnected.push(c);
-        c.close(); // what a real DisconnectNotify does (FltCloseClientPort): must be harmless here
-        await new Promise((r) => setTimeout(r, 20));
-        finished = true;
+test(
+  'unload ends every connection: DISCONNECT, stream closed, DisconnectNotify once; the port is gone',
+  OPTS,
+  async (t) => {
+    const disconnected: ClientPort[] = [];
+    let finished = false;
+    const h = await startSimulator({
+      port: {
+        disconnect: async (c) => {
+          disconnected.push(c);
+          c.close(); // what a real DisconnectNotify does (FltCloseClientPort): must be harmless here
+          await new Promise((r) => setTimeout(r, 20));
+          finished = true;
+        },
       },
-    },
-  });
-  t.after(() => h.close());
-  const a = await h.connectPair();
-  const c = await h.connectPair();
-  const second = h.filter.createCommunicationPort('\\Second', { maxConnections: 1 });
-  const s = await h.connectPair({ portName: '\\Second' });
-  const pending = h.filter.sendMessage(a.client, Buffer.from('never read'), { replyLength: 4 });
-  await h.filter.unload();
-  assert.equal(finished, true, 'unload waits for DisconnectNotify');
-  for (const w of [a.wire, c.wire, s.wire]) {
-    assert.equal(await withTimeout(w.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
-    await withTimeout(w.closed, { what: 'stream closed' });
-  }
-  assert.deepEqual(await pending, { status: NtStatus.STATUS_PORT_DISCONNECTED });
-  // \Second has no DisconnectNotify; the two on the first port ran once each.
-  assert.equal(disconnected.length, 2);
-  assert.deepEqual(new Set(disconnected), new Set([a.client, c.client]));
-  assert.ok([a.client, c.client, s.client].every((x) => !x.connected));
-  assert.equal(h.port.closed && second.closed, true);
-  assert.equal(h.port.connections.size, 0);
-  const late = await h.open();
-  assert.equal(await late.connect({ portName: PORT_NAME }), HR.ERROR_FILE_NOT_FOUND);
-  assert.throws(
-    () => h.filter.createCommunicationPort('\\Third', { maxConnections: 1 }),
-    (e: unknown) => e instanceof NtStatusError && e.status === NtStatus.STATUS_FLT_DELETING_OBJECT,
-  );
-  assert.equal(h.filter.unloaded, true);
-  await h.filter.unload(); // idempotent
-  // The filter name is free again.
-  assert.equal(h.sim.registerFilter(FILTER_NAME).name, FILTER_NAME);
-});
+    });
+    t.after(() => h.close());
+    const a = await h.connectPair();
+    const c = await h.connectPair();
+    const second = h.filter.createCommunicationPort('\\Second', { maxConnections: 1 });
+    const s = await h.connectPair({ portName: '\\Second' });
+    const pending = h.filter.sendMessage(a.client, Buffer.from('never read'), { replyLength: 4 });
+    await h.filter.unload();
+    assert.equal(finished, true, 'unload waits for DisconnectNotify');
+    for (const w of [a.wire, c.wire, s.wire]) {
+      assert.equal(await withTimeout(w.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+      await withTimeout(w.closed, { what: 'stream closed' });
+    }
+    assert.deepEqual(await pending, { status: NtStatus.STATUS_PORT_DISCONNECTED });
+    // \Second has no DisconnectNotify; the two on the first port ran once each.
+    assert.equal(disconnected.length, 2);
+    assert.deepEqual(new Set(disconnected), new Set([a.client, c.client]));
+    assert.ok([a.client, c.client, s.client].every((x) => !x.connected));
+    assert.equal(h.port.closed && second.closed, true);
+    assert.equal(h.port.connections.size, 0);
+    const late = await h.open();
+    assert.equal(await late.connect({ portName: PORT_NAME }), HR.ERROR_FILE_NOT_FOUND);
+    assert.throws(
+      () => h.filter.createCommunicationPort('\\Third', { maxConnections: 1 }),
+      (e: unknown) => e instanceof NtStatusError && e.status === NtStatus.STATUS_FLT_DELETING_OBJECT,
+    );
+    assert.equal(h.filter.unloaded, true);
+    await h.filter.unload(); // idempotent
+    // The filter name is free again.
+    assert.equal(h.sim.registerFilter(FILTER_NAME).name, FILTER_NAME);
+  },
+);
 
-test('ClientPort.close (FltCloseClientPort): DISCONNECT, stream closed, DisconnectNotify; idempotent', OPTS, async (t) => {
-  let disconnects = 0;
-  const h = await startSimulator({ port: { disconnect: () => void disconnects++ } });
-  t.after(() => h.close());
-  const { wire, client } = await h.connectPair();
-  const other = await h.connectPair();
-  const get = wire.postGet(64);
-  const ev = h.nextEvent('disconnect');
-  client.close();
-  client.close();
-  assert.equal(await ev, client);
-  assert.equal(await withTimeout(wire.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
-  await withTimeout(wire.closed, { what: 'closed' });
-  await assert.rejects(get.done, /stream closed/, 'no GET_COMPLETE follows DISCONNECT');
-  assert.equal(disconnects, 1);
-  assert.equal(client.connected, false);
-  assert.deepEqual([...h.port.connections], [other.client]);
-  // The other connection is untouched.
-  const g = other.wire.postGet(64);
-  await h.filter.sendMessage(other.client, Buffer.from('still here'));
-  assert.equal((await g.done).data.toString(), 'still here');
-});
+test(
+  'ClientPort.close (FltCloseClientPort): DISCONNECT, stream closed, DisconnectNotify; idempotent',
+  OPTS,
+  async (t) => {
+    let disconnects = 0;
+    const h = await startSimulator({ port: { disconnect: () => void disconnects++ } });
+    t.after(() => h.close());
+    const { wire, client } = await h.connectPair();
+    const other = await h.connectPair();
+    const get = wire.postGet(64);
+    const ev = h.nextEvent('disconnect');
+    client.close();
+    client.close();
+    assert.equal(await ev, client);
+    assert.equal(await withTimeout(wire.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+    await withTimeout(wire.closed, { what: 'closed' });
+    await assert.rejects(get.done, /stream closed/, 'no GET_COMPLETE follows DISCONNECT');
+    assert.equal(disconnects, 1);
+    assert.equal(client.connected, false);
+    assert.deepEqual([...h.port.connections], [other.client]);
+    // The other connection is untouched.
+    const g = other.wire.postGet(64);
+    await h.filter.sendMessage(other.client, Buffer.from('still here'));
+    assert.equal((await g.done).data.toString(), 'still here');
+  },
+);
 
 test('closing the handle runs DisconnectNotify once; a throwing DisconnectNotify is only logged', OPTS, async (t) => {
   const seen: number[] = [];
@@ -103,23 +111,27 @@ test('closing the handle runs DisconnectNotify once; a throwing DisconnectNotify
   assert.deepEqual(seen, [client.id]);
 });
 
-test('a client closed by the kernel during ConnectNotify gets S_OK and then DISCONNECT; unload waits for it', OPTS, async (t) => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  let disconnects = 0;
-  const h = await startSimulator({ port: { connect: () => gate, disconnect: () => void disconnects++ } });
-  t.after(() => h.close());
-  const w = await h.open();
-  const result = w.connect({ portName: PORT_NAME });
-  await until(() => connectNotifyRuns(h), { what: 'ConnectNotify to run' });
-  const unloaded = h.filter.unload();
-  assert.equal(await stillPending(unloaded, 30), true, 'unload waits for ConnectNotify');
-  release();
-  assert.equal(await result, 0);
-  assert.equal(await withTimeout(w.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
-  await withTimeout(unloaded, { what: 'unload' });
-  assert.equal(disconnects, 1);
-});
+test(
+  'a client closed by the kernel during ConnectNotify gets S_OK and then DISCONNECT; unload waits for it',
+  OPTS,
+  async (t) => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let disconnects = 0;
+    const h = await startSimulator({ port: { connect: () => gate, disconnect: () => void disconnects++ } });
+    t.after(() => h.close());
+    const w = await h.open();
+    const result = w.connect({ portName: PORT_NAME });
+    await until(() => connectNotifyRuns(h), { what: 'ConnectNotify to run' });
+    const unloaded = h.filter.unload();
+    assert.equal(await stillPending(unloaded, 30), true, 'unload waits for ConnectNotify');
+    release();
+    assert.equal(await result, 0);
+    assert.equal(await withTimeout(w.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+    await withTimeout(unloaded, { what: 'unload' });
+    assert.equal(disconnects, 1);
+  },
+);
 
 test('listener exceptions in connect/disconnect events do not break the simulator', OPTS, async (t) => {
   const h = await startSimulator({ port: { message: () => Buffer.from('ok') } });
@@ -173,7 +185,8 @@ test('a closed simulator does not keep the process alive', OPTS, async () => {
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
       child.on('close', (c) => resolve(c));
     }),
-    { what: 'child exit' },).catch((e: unknown) => {
+    { what: 'child exit' },
+  ).catch((e: unknown) => {
     child.kill('SIGKILL');
     throw e;
   });
@@ -183,10 +196,15 @@ test('a closed simulator does not keep the process alive', OPTS, async () => {
 
 test('a process that exits without close() does not leave its socket behind', OPTS, async () => {
   const script = path.join(__dirname, 'fixtures', 'exit-without-close.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c))), { what: 'child exit' });
+  const code = await withTimeout(new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c))), {
+    what: 'child exit',
+  });
   assert.equal(code, 0);
   const socketPath = out.trim().slice('unix:'.length);
   assert.match(socketPath, /sim\.sock$/);

@@ -21,19 +21,23 @@ async function connectOnce(options: { verbose?: boolean }): Promise<string[]> {
   return lines;
 }
 
-test('simulator log: quiet by default; verbose logs each connect and disconnect; FLTMGR_SIM_LOG=1 is the default for verbose', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const saved = process.env['FLTMGR_SIM_LOG'];
-  t.after(() => {
-    if (saved === undefined) delete process.env['FLTMGR_SIM_LOG'];
-    else process.env['FLTMGR_SIM_LOG'] = saved;
-  });
-  delete process.env['FLTMGR_SIM_LOG'];
-  assert.deepEqual(await connectOnce({}), []);
-  const verbose = await connectOnce({ verbose: true });
-  assert.equal(verbose.length, 2, verbose.join('\n'));
-  assert.match(verbose[0] ?? '', /^connect: port \\LogPort, client 1, pid \d+$/);
-  assert.match(verbose[1] ?? '', /^disconnect: port \\LogPort, client 1$/);
-  process.env['FLTMGR_SIM_LOG'] = '1';
-  assert.equal((await connectOnce({})).length, 2);
-  assert.deepEqual(await connectOnce({ verbose: false }), []);
-});
+test(
+  'simulator log: quiet by default; verbose logs each connect and disconnect; FLTMGR_SIM_LOG=1 is the default for verbose',
+  { timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    const saved = process.env['FLTMGR_SIM_LOG'];
+    t.after(() => {
+      if (saved === undefined) delete process.env['FLTMGR_SIM_LOG'];
+      else process.env['FLTMGR_SIM_LOG'] = saved;
+    });
+    delete process.env['FLTMGR_SIM_LOG'];
+    assert.deepEqual(await connectOnce({}), []);
+    const verbose = await connectOnce({ verbose: true });
+    assert.equal(verbose.length, 2, verbose.join('\n'));
+    assert.match(verbose[0] ?? '', /^connect: port \\LogPort, client 1, pid \d+$/);
+    assert.match(verbose[1] ?? '', /^disconnect: port \\LogPort, client 1$/);
+    process.env['FLTMGR_SIM_LOG'] = '1';
+    assert.equal((await connectOnce({})).length, 2);
+    assert.deepEqual(await connectOnce({ verbose: false }), []);
+  },
+);

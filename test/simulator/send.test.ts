@@ -60,9 +60,21 @@ test('MessageNotify failures map to HRESULTs; bad output is refused', OPTS, asyn
   for (let i = 0; i < 8; i++) results.push(await w.send(Buffer.from('x'), 10));
   assert.deepEqual(
     results.map((r) => r.hresult),
-    [HR.ERROR_INSUFFICIENT_BUFFER, HR.ERROR_INVALID_PARAMETER, HR.ERROR_NOT_SUPPORTED, HR.ERROR_GEN_FAILURE, HR.ERROR_GEN_FAILURE, HR.ERROR_GEN_FAILURE, 0, 0],
+    [
+      HR.ERROR_INSUFFICIENT_BUFFER,
+      HR.ERROR_INVALID_PARAMETER,
+      HR.ERROR_NOT_SUPPORTED,
+      HR.ERROR_GEN_FAILURE,
+      HR.ERROR_GEN_FAILURE,
+      HR.ERROR_GEN_FAILURE,
+      0,
+      0,
+    ],
   );
-  assert.deepEqual(results.map((r) => r.output.length), [0, 0, 0, 0, 0, 0, 0, 3]);
+  assert.deepEqual(
+    results.map((r) => r.output.length),
+    [0, 0, 0, 0, 0, 0, 0, 3],
+  );
   assert.ok(h.logs.some((l) => /TypeError: bug in the filter/.test(l)));
   assert.ok(h.logs.some((l) => /non-Uint8Array/.test(l)));
   assert.equal(w.isOpen, true, 'callback failures do not touch the connection');
@@ -99,7 +111,10 @@ test('concurrent sends are answered by id, in completion order', OPTS, async (t)
     assert.equal((await withTimeout(all[i]!, { what: `the answer to send ${i}` })).output[0], i);
   }
   const results = await Promise.all(all);
-  assert.deepEqual(results.map((r) => r.output[0]), [0, 1, 2]);
+  assert.deepEqual(
+    results.map((r) => r.output[0]),
+    [0, 1, 2],
+  );
   assert.deepEqual(order, [2, 1, 0]);
 });
 

@@ -47,24 +47,35 @@ test('spot values match the Windows headers', () => {
 });
 
 // Every entry against the mingw-w64 headers (mingw-w64-common); skipped where they are not installed.
-test('every table entry matches winerror.h / fltwinerror.h / ntstatus.h', { skip: !fs.existsSync(`${MINGW}/ntstatus.h`) }, () => {
-  const headers = ['winerror.h', 'fltwinerror.h', 'ntstatus.h'].map((f) => fs.readFileSync(`${MINGW}/${f}`, 'utf8')).join('\n');
-  const defined = new Map<string, number>();
-  const re = /^#define\s+(\w+)\s+(?:__MSABI_LONG\((\d+)\)|\(\((?:HRESULT|NTSTATUS)\)\s*(0x[0-9a-fA-F]+)\)|_HRESULT_TYPEDEF_\((0x[0-9a-fA-F]+)\)|\(\(HRESULT\)(0x[0-9a-fA-F]+)\))/gm;
-  for (const m of headers.matchAll(re)) {
-    const text = m[2] ?? m[3] ?? m[4] ?? m[5];
-    if (text !== undefined && !defined.has(m[1] as string)) defined.set(m[1] as string, Number(text) >>> 0);
-  }
-  let checked = 0;
-  for (const table of [Win32, NtStatus, HResult] as Record<string, number>[]) {
-    for (const [name, value] of Object.entries(table)) {
-      assert.ok(defined.has(name), `${name} is not defined in the headers`);
-      assert.equal(value, defined.get(name), `${name}: ours ${hex32(value)}, header ${hex32(defined.get(name) as number)}`);
-      checked++;
+test(
+  'every table entry matches winerror.h / fltwinerror.h / ntstatus.h',
+  { skip: !fs.existsSync(`${MINGW}/ntstatus.h`) },
+  () => {
+    const headers = ['winerror.h', 'fltwinerror.h', 'ntstatus.h']
+      .map((f) => fs.readFileSync(`${MINGW}/${f}`, 'utf8'))
+      .join('\n');
+    const defined = new Map<string, number>();
+    const re =
+      /^#define\s+(\w+)\s+(?:__MSABI_LONG\((\d+)\)|\(\((?:HRESULT|NTSTATUS)\)\s*(0x[0-9a-fA-F]+)\)|_HRESULT_TYPEDEF_\((0x[0-9a-fA-F]+)\)|\(\(HRESULT\)(0x[0-9a-fA-F]+)\))/gm;
+    for (const m of headers.matchAll(re)) {
+      const text = m[2] ?? m[3] ?? m[4] ?? m[5];
+      if (text !== undefined && !defined.has(m[1] as string)) defined.set(m[1] as string, Number(text) >>> 0);
     }
-  }
-  assert.ok(checked > 100);
-});
+    let checked = 0;
+    for (const table of [Win32, NtStatus, HResult] as Record<string, number>[]) {
+      for (const [name, value] of Object.entries(table)) {
+        assert.ok(defined.has(name), `${name} is not defined in the headers`);
+        assert.equal(
+          value,
+          defined.get(name),
+          `${name}: ours ${hex32(value)}, header ${hex32(defined.get(name) as number)}`,
+        );
+        checked++;
+      }
+    }
+    assert.ok(checked > 100);
+  },
+);
 
 test('the tables have no duplicate values, so reverse lookups are unambiguous', () => {
   for (const table of [Win32, NtStatus, HResult] as Record<string, number>[]) {
@@ -131,7 +142,10 @@ test('hresultFromNtStatus is what a user-mode caller sees', () => {
   assert.equal(hresultFromNtStatus(0xc1234567), 0x8007013d); // unknown -> MR_MID_NOT_FOUND
   // Filter Manager's own statuses keep their code in facility 0x1F, as fltlib reports them.
   assert.equal(hresultFromNtStatus(NtStatus.STATUS_FLT_NO_WAITER_FOR_REPLY), Win32.ERROR_FLT_NO_WAITER_FOR_REPLY);
-  assert.equal(hresultFromNtStatus(NtStatus.STATUS_FLT_INSTANCE_NAME_COLLISION), Win32.ERROR_FLT_INSTANCE_NAME_COLLISION);
+  assert.equal(
+    hresultFromNtStatus(NtStatus.STATUS_FLT_INSTANCE_NAME_COLLISION),
+    Win32.ERROR_FLT_INSTANCE_NAME_COLLISION,
+  );
   // Signed input.
   assert.equal(hresultFromNtStatus(-1073741772), 0x80070002);
 });

@@ -54,27 +54,33 @@ interface Case {
 }
 
 const clientFrame: fc.Arbitrary<Case> = fc.oneof(
-  fc
-    .record({ options: u32, clientPid: u32, portName: utf16(40), context: bytes(64), secret: latin1(40) })
-    .map((p) => ({
-      type: FrameType.CONNECT,
-      id: 0,
-      payload: connectPayload({ options: p.options, pid: p.clientPid, portName: p.portName, context: p.context, secret: p.secret }),
-      check: (b: Buffer) => assert.deepEqual(parseConnect(b), { ...p }),
-    })),
+  fc.record({ options: u32, clientPid: u32, portName: utf16(40), context: bytes(64), secret: latin1(40) }).map((p) => ({
+    type: FrameType.CONNECT,
+    id: 0,
+    payload: connectPayload({
+      options: p.options,
+      pid: p.clientPid,
+      portName: p.portName,
+      context: p.context,
+      secret: p.secret,
+    }),
+    check: (b: Buffer) => assert.deepEqual(parseConnect(b), { ...p }),
+  })),
   fc.record({ id: u32, capacity: u32 }).map(({ id, capacity }) => {
     const payload = Buffer.alloc(4);
     payload.writeUInt32LE(capacity, 0);
     return { type: FrameType.GET, id, payload, check: (b: Buffer) => assert.deepEqual(parseGet(b), { capacity }) };
   }),
   u32.map((id) => ({ type: FrameType.CANCEL, id, payload: Buffer.alloc(0), check: (b: Buffer) => parseCancel(b) })),
-  fc.record({ id: u32, status: fc.oneof(u32, i32), messageId: u64, data: bytes(64) }).map(({ id, status, messageId, data }) => ({
-    type: FrameType.REPLY,
-    id,
-    payload: replyPayload(messageId, data, status),
-    // Statuses come back unsigned whichever way they went in.
-    check: (b: Buffer) => assert.deepEqual(parseReply(b), { status: status >>> 0, messageId, data }),
-  })),
+  fc
+    .record({ id: u32, status: fc.oneof(u32, i32), messageId: u64, data: bytes(64) })
+    .map(({ id, status, messageId, data }) => ({
+      type: FrameType.REPLY,
+      id,
+      payload: replyPayload(messageId, data, status),
+      // Statuses come back unsigned whichever way they went in.
+      check: (b: Buffer) => assert.deepEqual(parseReply(b), { status: status >>> 0, messageId, data }),
+    })),
   fc.record({ id: u32, outputCapacity: u32, input: bytes(64) }).map(({ id, outputCapacity, input }) => ({
     type: FrameType.SEND,
     id,
@@ -84,7 +90,12 @@ const clientFrame: fc.Arbitrary<Case> = fc.oneof(
 );
 
 const serverFrame: fc.Arbitrary<Case> = fc.oneof(
-  fc.record({ type: fc.constantFrom(FrameType.CONNECT_RESULT, FrameType.REPLY_RESULT, FrameType.DISCONNECT), id: u32, value: i32 })
+  fc
+    .record({
+      type: fc.constantFrom(FrameType.CONNECT_RESULT, FrameType.REPLY_RESULT, FrameType.DISCONNECT),
+      id: u32,
+      value: i32,
+    })
     .map(({ type, id, value }) => ({
       type,
       id,
@@ -96,7 +107,12 @@ const serverFrame: fc.Arbitrary<Case> = fc.oneof(
     id: p.id,
     payload: encodeGetComplete({ status: p.status, replyLength: p.replyLength, messageId: p.messageId, data: p.data }),
     check: (b: Buffer) =>
-      assert.deepEqual(parseGetComplete(b), { status: p.status, replyLength: p.replyLength, messageId: p.messageId, data: p.data }),
+      assert.deepEqual(parseGetComplete(b), {
+        status: p.status,
+        replyLength: p.replyLength,
+        messageId: p.messageId,
+        data: p.data,
+      }),
   })),
   fc.record({ id: u32, hresult: fc.oneof(u32, i32), output: bytes(64) }).map(({ id, hresult, output }) => ({
     type: FrameType.SEND_RESULT,
@@ -188,7 +204,11 @@ for (const direction of ['client-to-server', 'server-to-client'] as const) {
   test(`${direction}: arbitrary bytes throw nothing but ProtocolError, the same way for every chunking`, () => {
     // Valid frames with a few bytes overwritten, so errors show up after good frames and deep in headers.
     const mutated = fc
-      .tuple(frames(direction), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), bytes(40))
+      .tuple(
+        frames(direction),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+        bytes(40),
+      )
       .map(([cases, edits, tail]) => {
         const stream = Buffer.concat([...cases.map((c) => encodeFrame(c.type, c.id, c.payload)), tail]);
         for (const [at, value] of edits) if (stream.length > 0) stream[at % stream.length] = value;
@@ -198,7 +218,10 @@ for (const direction of ['client-to-server', 'server-to-client'] as const) {
       fc.property(fc.oneof(mutated, bytes(64)), fc.array(fc.nat(), { maxLength: 16 }), (stream, cuts) => {
         const whole = feed(direction, [stream]);
         const chunked = feed(direction, chunksOf(stream, cuts));
-        const bytewise = feed(direction, [...stream].map((b) => Buffer.from([b])));
+        const bytewise = feed(
+          direction,
+          [...stream].map((b) => Buffer.from([b])),
+        );
         for (const run of [chunked, bytewise]) {
           assert.equal(run.error?.message, whole.error?.message);
           assert.deepEqual(summary(run.frames), summary(whole.frames));
@@ -221,7 +244,11 @@ test('what the properties found, pinned: frames before a bad header are on the e
     () => new FrameDecoder('server-to-client').push(Buffer.concat([good, good, bad])),
     (e: unknown) => e instanceof ProtocolError && /below 8/.test(e.message) && e.frames.length === 2,
   );
-  assert.deepEqual(parseEndpoint('pipe:\\\\.\\pipe\\fltmgr#x#abc'), { kind: 'pipe', path: '\\\\.\\pipe\\fltmgr#x', secret: 'abc' });
+  assert.deepEqual(parseEndpoint('pipe:\\\\.\\pipe\\fltmgr#x#abc'), {
+    kind: 'pipe',
+    path: '\\\\.\\pipe\\fltmgr#x',
+    secret: 'abc',
+  });
 });
 
 test('payload parsers throw nothing but ProtocolError on arbitrary payloads', () => {
@@ -261,13 +288,21 @@ test('payload parsers throw nothing but ProtocolError on arbitrary payloads', ()
 
 test('encodeFrame writes the header the decoder reads back; payloads over MAX_PAYLOAD are refused', () => {
   fc.assert(
-    fc.property(fc.constantFrom(...Object.values(FrameType)), fc.oneof(u32, fc.integer()), bytes(32), (type, id, payload) => {
-      const f = encodeFrame(type, id, payload);
-      assert.equal(f.length, HEADER_BYTES + payload.length);
-      assert.deepEqual([f.readUInt32LE(0), f[4], f[5], f.readUInt16LE(6), f.readUInt32LE(8)], [8 + payload.length, 1, type, 0, id >>> 0]);
-      const d = new FrameDecoder(type >= 0x80 ? 'server-to-client' : 'client-to-server');
-      assert.deepEqual(summary(d.push(f)), [[type, id >>> 0, payload.toString('hex')]]);
-    }),
+    fc.property(
+      fc.constantFrom(...Object.values(FrameType)),
+      fc.oneof(u32, fc.integer()),
+      bytes(32),
+      (type, id, payload) => {
+        const f = encodeFrame(type, id, payload);
+        assert.equal(f.length, HEADER_BYTES + payload.length);
+        assert.deepEqual(
+          [f.readUInt32LE(0), f[4], f[5], f.readUInt16LE(6), f.readUInt32LE(8)],
+          [8 + payload.length, 1, type, 0, id >>> 0],
+        );
+        const d = new FrameDecoder(type >= 0x80 ? 'server-to-client' : 'client-to-server');
+        assert.deepEqual(summary(d.push(f)), [[type, id >>> 0, payload.toString('hex')]]);
+      },
+    ),
     { numRuns: 300 },
   );
   assert.throws(() => encodeFrame(FrameType.SEND, 1, Buffer.alloc(MAX_PAYLOAD + 1)), RangeError);
@@ -275,11 +310,16 @@ test('encodeFrame writes the header the decoder reads back; payloads over MAX_PA
 
 test('endpoints: formatEndpoint -> parseEndpoint round-trips', () => {
   // The separators the syntax uses, often; anything else too.
-  const unit = fc.oneof(fc.constantFrom('#', ':', '/', '\\', '.'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
+  const unit = fc.oneof(
+    fc.constantFrom('#', ':', '/', '\\', '.'),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+  );
   const text = (maxLength: number) => fc.string({ unit, maxLength });
   const endpoint: fc.Arbitrary<Endpoint> = fc.oneof(
     text(40).map((p) => ({ kind: 'unix' as const, path: `/${p}` })),
-    text(40).filter((p) => p.length > 0).map((p) => ({ kind: 'unix' as const, path: p })),
+    text(40)
+      .filter((p) => p.length > 0)
+      .map((p) => ({ kind: 'unix' as const, path: p })),
     fc
       .record({
         host: text(20).filter((h) => h.length > 0 && !h.includes('#')),

@@ -55,7 +55,10 @@ test('the decoder refuses bad headers as soon as it sees them', () => {
     [frameBytes(FrameType.GET, 1, Buffer.alloc(4), { flags: 1 }).subarray(0, 8), /nonzero flags/],
   ];
   for (const [bytes, reason] of cases) {
-    assert.throws(() => new FrameDecoder('client-to-server').push(bytes), (e: unknown) => e instanceof ProtocolError && reason.test(e.message));
+    assert.throws(
+      () => new FrameDecoder('client-to-server').push(bytes),
+      (e: unknown) => e instanceof ProtocolError && reason.test(e.message),
+    );
   }
   // The largest legal frame header is accepted (the payload is simply not there yet).
   const big = Buffer.alloc(12);
@@ -64,12 +67,24 @@ test('the decoder refuses bad headers as soon as it sees them', () => {
   big[5] = FrameType.SEND;
   assert.deepEqual(new FrameDecoder('client-to-server').push(big), []);
   // The other direction accepts server frames and refuses client frames.
-  assert.equal(new FrameDecoder('server-to-client').push(frameBytes(FrameType.DISCONNECT, 0, Buffer.alloc(4))).length, 1);
-  assert.throws(() => new FrameDecoder('server-to-client').push(frameBytes(FrameType.GET, 0, Buffer.alloc(4))), ProtocolError);
+  assert.equal(
+    new FrameDecoder('server-to-client').push(frameBytes(FrameType.DISCONNECT, 0, Buffer.alloc(4))).length,
+    1,
+  );
+  assert.throws(
+    () => new FrameDecoder('server-to-client').push(frameBytes(FrameType.GET, 0, Buffer.alloc(4))),
+    ProtocolError,
+  );
 });
 
 test('a CONNECT payload of the independently written client encoder parses back', () => {
-  const p = { options: 1, clientPid: 4242, portName: '\\Scanner\u00e9Port', context: Buffer.from([9, 8, 7]), secret: 'abc' };
+  const p = {
+    options: 1,
+    clientPid: 4242,
+    portName: '\\Scanner\u00e9Port',
+    context: Buffer.from([9, 8, 7]),
+    secret: 'abc',
+  };
   const bytes = connectPayload({ portName: p.portName, options: 1, pid: 4242, context: p.context, secret: 'abc' });
   assert.deepEqual(parseConnect(bytes), p);
   assert.throws(() => parseConnect(bytes.subarray(0, bytes.length - 1)), /truncated/);
@@ -101,10 +116,25 @@ test('GET, REPLY and SEND payloads are checked for length', () => {
 test('endpoint strings parse and format', () => {
   assert.deepEqual(parseEndpoint('unix:/tmp/x.sock'), { kind: 'unix', path: '/tmp/x.sock' });
   assert.deepEqual(parseEndpoint('/tmp/x.sock'), { kind: 'unix', path: '/tmp/x.sock' });
-  assert.deepEqual(parseEndpoint('tcp:127.0.0.1:5000#s3cret'), { kind: 'tcp', host: '127.0.0.1', port: 5000, secret: 's3cret' });
+  assert.deepEqual(parseEndpoint('tcp:127.0.0.1:5000#s3cret'), {
+    kind: 'tcp',
+    host: '127.0.0.1',
+    port: 5000,
+    secret: 's3cret',
+  });
   assert.deepEqual(parseEndpoint('pipe:\\\\.\\pipe\\sim#k'), { kind: 'pipe', path: '\\\\.\\pipe\\sim', secret: 'k' });
-  for (const e of ['unix:/a', 'tcp:127.0.0.1:1#x', 'pipe:\\\\.\\pipe\\p#y']) assert.equal(formatEndpoint(parseEndpoint(e)), e);
-  for (const bad of ['', 'unix:', 'tcp:127.0.0.1#x', 'tcp:127.0.0.1:0#x', 'tcp:127.0.0.1:70000#x', 'tcp::5#x', 'relative/path', 'http://x']) {
+  for (const e of ['unix:/a', 'tcp:127.0.0.1:1#x', 'pipe:\\\\.\\pipe\\p#y'])
+    assert.equal(formatEndpoint(parseEndpoint(e)), e);
+  for (const bad of [
+    '',
+    'unix:',
+    'tcp:127.0.0.1#x',
+    'tcp:127.0.0.1:0#x',
+    'tcp:127.0.0.1:70000#x',
+    'tcp::5#x',
+    'relative/path',
+    'http://x',
+  ]) {
     assert.throws(() => parseEndpoint(bad), TypeError, bad);
   }
 });
@@ -119,7 +149,10 @@ test('the decoder copies each byte once, as it arrives, however a 16 MiB frame i
       const before = d.bytesCopied;
       const out = d.push(chunk);
       // Work per push is bounded by the push, not by the frame: no reassembly of everything received at the end.
-      assert.ok(d.bytesCopied - before <= chunk.length, `a push of ${chunk.length} bytes copied ${d.bytesCopied - before}`);
+      assert.ok(
+        d.bytesCopied - before <= chunk.length,
+        `a push of ${chunk.length} bytes copied ${d.bytesCopied - before}`,
+      );
       for (const f of out) {
         frames++;
         assert.equal(f.payload.length, MAX_PAYLOAD);

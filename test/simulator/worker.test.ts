@@ -35,8 +35,13 @@ test('a worker hosts the filter module: both directions work, terminate() ends c
     bad.writeRaw(Buffer.from([8, 0, 0, 0, 9, 1, 0, 0, 0, 0, 0, 0]));
     await withTimeout(bad.closed, { what: 'bad stream closed' });
     // The log line comes from the worker thread through a message: wait for it.
-    await until(() => logs.some((l) => /version 9/.test(l)), { what: 'the worker to log the protocol error' }).catch(() => undefined);
-    assert.ok(logs.some((l) => /protocol error .*version 9/.test(l)), logs.join('\n'));
+    await until(() => logs.some((l) => /version 9/.test(l)), { what: 'the worker to log the protocol error' }).catch(
+      () => undefined,
+    );
+    assert.ok(
+      logs.some((l) => /protocol error .*version 9/.test(l)),
+      logs.join('\n'),
+    );
   } finally {
     await withTimeout(w.terminate(), { what: 'terminate' });
   }
@@ -72,9 +77,17 @@ test('limits reach the worker\u2019s simulator', OPTS, async (t) => {
   const first = await WireClient.connect(w.endpoint, { portName: PORT_NAME });
   const second = await WireClient.open(w.endpoint);
   await withTimeout(second.closed, { what: 'the stream over maxStreams to close' });
-  assert.deepEqual(second.unexpected.map((f) => f.payload.readUInt32LE(0)), [HR.ERROR_NO_SYSTEM_RESOURCES]);
+  assert.deepEqual(
+    second.unexpected.map((f) => f.payload.readUInt32LE(0)),
+    [HR.ERROR_NO_SYSTEM_RESOURCES],
+  );
   // The log line travels from the worker thread by message: it may come after the close is seen here.
-  await until(() => logs.some((l) => /too many streams/.test(l)), { what: 'the worker to log it' }).catch(() => undefined);
-  assert.ok(logs.some((l) => /too many streams: more than 1 open/.test(l)), logs.join('\n'));
+  await until(() => logs.some((l) => /too many streams/.test(l)), { what: 'the worker to log it' }).catch(
+    () => undefined,
+  );
+  assert.ok(
+    logs.some((l) => /too many streams: more than 1 open/.test(l)),
+    logs.join('\n'),
+  );
   first.destroy();
 });

@@ -21,7 +21,10 @@ const skip =
       : false;
 
 function runClient(args: string[], endpoint: string): Promise<{ code: number | null; out: string }> {
-  const child = spawn(exe!, args, { env: { ...process.env, FLTMGR_SIMULATOR: endpoint }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(exe!, args, {
+    env: { ...process.env, FLTMGR_SIMULATOR: endpoint },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -35,22 +38,34 @@ function runClient(args: string[], endpoint: string): Promise<{ code: number | n
   });
 }
 
-test('the C client runs against the substitute fltlib.dll in system32 (no fltlib.dll next to the exe)', { skip }, () => {
-  assert.equal(fs.existsSync(path.join(path.dirname(exe!), 'fltlib.dll')), false);
-  const system32 = path.join(process.env['SystemRoot'] ?? 'C:\\windows', 'system32', 'fltlib.dll');
-  assert.ok(fs.existsSync(system32), `${system32} missing`);
-});
+test(
+  'the C client runs against the substitute fltlib.dll in system32 (no fltlib.dll next to the exe)',
+  { skip },
+  () => {
+    assert.equal(fs.existsSync(path.join(path.dirname(exe!), 'fltlib.dll')), false);
+    const system32 = path.join(process.env['SystemRoot'] ?? 'C:\\windows', 'system32', 'fltlib.dll');
+    assert.ok(fs.existsSync(system32), `${system32} missing`);
+  },
+);
 
 for (const transport of ['pipe', 'tcp'] as const) {
-  test(`the C client (scanner pattern) against the sample twin over ${transport}: echo, 200 messages answered, clean shutdown`, { skip }, async (t) => {
-    const h = await startSample(transport === 'tcp' ? { listen: { tcp: {} } } : {});
-    t.after(() => h.close());
-    assert.ok(h.endpoint.startsWith(`${transport}:`), h.endpoint);
-    for (const args of [['--count', '200'], ['--scanner', '--count', '200'], ['--no-reply', '--count', '50']]) {
-      const r = await runClient(args, h.endpoint);
-      assert.equal(r.code, 0, `scanner_client ${args.join(' ')} exited ${r.code}:\n${r.out}`);
-      assert.match(r.out, /echo ok/);
-      assert.match(r.out, /^PASS\s*$/m);
-    }
-  });
+  test(
+    `the C client (scanner pattern) against the sample twin over ${transport}: echo, 200 messages answered, clean shutdown`,
+    { skip },
+    async (t) => {
+      const h = await startSample(transport === 'tcp' ? { listen: { tcp: {} } } : {});
+      t.after(() => h.close());
+      assert.ok(h.endpoint.startsWith(`${transport}:`), h.endpoint);
+      for (const args of [
+        ['--count', '200'],
+        ['--scanner', '--count', '200'],
+        ['--no-reply', '--count', '50'],
+      ]) {
+        const r = await runClient(args, h.endpoint);
+        assert.equal(r.code, 0, `scanner_client ${args.join(' ')} exited ${r.code}:\n${r.out}`);
+        assert.match(r.out, /echo ok/);
+        assert.match(r.out, /^PASS\s*$/m);
+      }
+    },
+  );
 }

@@ -8,21 +8,32 @@ import { loadBinding } from '../../lib/binding';
 
 const wine = process.env['FLTMGR_TEST_TARGET'] === 'wine';
 
-test('the Wine lane runs Windows node with the cross-built win32-x64 addon', { skip: wine ? false : 'not the Wine lane' }, () => {
-  assert.equal(process.platform, 'win32');
-  assert.equal(process.arch, 'x64');
-  const file = process.env['FLTMGR_BINDING'];
-  assert.ok(file, 'FLTMGR_BINDING is not set');
-  const binding = loadBinding();
-  assert.equal(binding.info().platform, 'win32');
-  const loaded = Object.keys(require.cache).filter((k) => k.toLowerCase().endsWith('.node'));
-  assert.deepEqual(loaded.map((k) => k.toLowerCase()), [path.resolve(file).toLowerCase()]);
-});
+test(
+  'the Wine lane runs Windows node with the cross-built win32-x64 addon',
+  { skip: wine ? false : 'not the Wine lane' },
+  () => {
+    assert.equal(process.platform, 'win32');
+    assert.equal(process.arch, 'x64');
+    const file = process.env['FLTMGR_BINDING'];
+    assert.ok(file, 'FLTMGR_BINDING is not set');
+    const binding = loadBinding();
+    assert.equal(binding.info().platform, 'win32');
+    const loaded = Object.keys(require.cache).filter((k) => k.toLowerCase().endsWith('.node'));
+    assert.deepEqual(
+      loaded.map((k) => k.toLowerCase()),
+      [path.resolve(file).toLowerCase()],
+    );
+  },
+);
 
-test('the host executable is the one the lane asked for (renamed host = not node.exe)', { skip: wine ? false : 'not the Wine lane' }, () => {
-  const expected = process.env['FLTMGR_WINE_HOST'];
-  assert.ok(expected, 'FLTMGR_WINE_HOST is not set');
-  assert.equal(path.win32.basename(process.execPath).toLowerCase(), expected.toLowerCase());
-  // The addon is loaded and callable in this host (a host not named node.exe needs the delay-load hook).
-  assert.equal(typeof loadBinding().connect, 'function');
-});
+test(
+  'the host executable is the one the lane asked for (renamed host = not node.exe)',
+  { skip: wine ? false : 'not the Wine lane' },
+  () => {
+    const expected = process.env['FLTMGR_WINE_HOST'];
+    assert.ok(expected, 'FLTMGR_WINE_HOST is not set');
+    assert.equal(path.win32.basename(process.execPath).toLowerCase(), expected.toLowerCase());
+    // The addon is loaded and callable in this host (a host not named node.exe needs the delay-load hook).
+    assert.equal(typeof loadBinding().connect, 'function');
+  },
+);

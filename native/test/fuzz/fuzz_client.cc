@@ -176,7 +176,7 @@ struct Session {
   bool aborted = false;  // FltSimAbortPort was called: waiting calls may return kAborted
   uint64_t msgCounter = 0;
   uint32_t nextSerial = 1;
-  int bigGets = 0;   // gets over 4 KiB so far, and over 1 MiB: bounded, each costs page faults
+  int bigGets = 0;  // gets over 4 KiB so far, and over 1 MiB: bounded, each costs page faults
   int hugeGets = 0;
   int bigCalls = 0;  // SEND/REPLY with kBigCallData bytes
 
@@ -218,10 +218,10 @@ void OnClientFrame(Session& s, const wire::FrameHeader& h, const uint8_t* p) {
                    static_cast<unsigned long long>(messageId));
       FUZZ_REQUIRE(wire::GetU32(p) == helper->replyStatus && wire::GetU32(p + 4) == 0, "REPLY status/reserved");
       const uint32_t dataSize = h.payloadSize - static_cast<uint32_t>(wire::kReplyPrefixSize);
-      FUZZ_REQUIRE(dataSize == helper->replySize - sizeof(FILTER_REPLY_HEADER) &&
-                       std::memcmp(p + wire::kReplyPrefixSize, helper->reply.get() + sizeof(FILTER_REPLY_HEADER),
-                                   dataSize) == 0,
-                   "REPLY data differs from the caller's buffer");
+      FUZZ_REQUIRE(
+          dataSize == helper->replySize - sizeof(FILTER_REPLY_HEADER) &&
+              std::memcmp(p + wire::kReplyPrefixSize, helper->reply.get() + sizeof(FILTER_REPLY_HEADER), dataSize) == 0,
+          "REPLY data differs from the caller's buffer");
       FUZZ_REQUIRE(h.id != 0, "REPLY with id 0");
       for (const SrvCall& c : s.srvCalls) FUZZ_REQUIRE(c.id != h.id, "call id 0x%x reused while pending", h.id);
       helper->frameSeen = true;
@@ -400,9 +400,10 @@ void CheckMessage(Session& s, const uint8_t* buf, uint32_t cap, DWORD bytes, con
       return;
     }
   }
-  FUZZ_REQUIRE(s.raw, "%s: delivered message (replyLength %u, id %llx, %zu data bytes) was not sent by the server, "
-               "or was delivered twice", what, header.ReplyLength,
-               static_cast<unsigned long long>(header.MessageId), dataSize);
+  FUZZ_REQUIRE(s.raw,
+               "%s: delivered message (replyLength %u, id %llx, %zu data bytes) was not sent by the server, "
+               "or was delivered twice",
+               what, header.ReplyLength, static_cast<unsigned long long>(header.MessageId), dataSize);
 }
 
 void CheckFailureStatus(Session& s, NTSTATUS status, const char* what) {
@@ -482,8 +483,8 @@ void CheckHelper(Session& s, Helper& h) {
         if (SUCCEEDED(h.hr)) {
           FUZZ_REQUIRE(AllPattern(h.out.get() + h.bytes, h.outSize - h.bytes), "%s wrote past bytesReturned", what);
         } else {
-          FUZZ_REQUIRE(h.bytes == 0 && AllPattern(h.out.get(), h.outSize), "%s failed (0x%08x) but wrote output",
-                       what, static_cast<uint32_t>(h.hr));
+          FUZZ_REQUIRE(h.bytes == 0 && AllPattern(h.out.get(), h.outSize), "%s failed (0x%08x) but wrote output", what,
+                       static_cast<uint32_t>(h.hr));
         }
       }
       if (s.raw) return;  // any answer may have come from a raw frame
@@ -493,17 +494,16 @@ void CheckHelper(Session& s, Helper& h) {
         return;
       }
       if (a->binding) {
-        FUZZ_REQUIRE(h.hr == a->hr, "%s returned 0x%08x, the server answered 0x%08x", what,
-                     static_cast<uint32_t>(h.hr), static_cast<uint32_t>(a->hr));
+        FUZZ_REQUIRE(h.hr == a->hr, "%s returned 0x%08x, the server answered 0x%08x", what, static_cast<uint32_t>(h.hr),
+                     static_cast<uint32_t>(a->hr));
       } else {
         FUZZ_REQUIRE(h.hr == a->hr || lost, "%s returned 0x%08x, the server answered 0x%08x", what,
                      static_cast<uint32_t>(h.hr), static_cast<uint32_t>(a->hr));
       }
       if (h.kind == Helper::kSend && h.hr == a->hr && SUCCEEDED(h.hr)) {
-        FUZZ_REQUIRE(h.bytes == a->data.size() &&
-                         (h.bytes == 0 || std::memcmp(h.out.get(), a->data.data(), h.bytes) == 0),
-                     "FilterSendMessage output differs from SEND_RESULT (%u bytes, sent %zu)", h.bytes,
-                     a->data.size());
+        FUZZ_REQUIRE(
+            h.bytes == a->data.size() && (h.bytes == 0 || std::memcmp(h.out.get(), a->data.data(), h.bytes) == 0),
+            "FilterSendMessage output differs from SEND_RESULT (%u bytes, sent %zu)", h.bytes, a->data.size());
       }
       return;
     }
@@ -517,7 +517,8 @@ void CheckHelper(Session& s, Helper& h) {
         for (Msg& m : s.msgs) {
           const size_t end = sizeof(header) + m.data.size();
           if (!m.delivered && m.replyLength == header.ReplyLength && m.messageId == header.MessageId &&
-              end <= h.getCap && (m.data.empty() || std::memcmp(h.getBuf.get() + 16, m.data.data(), m.data.size()) == 0) &&
+              end <= h.getCap &&
+              (m.data.empty() || std::memcmp(h.getBuf.get() + 16, m.data.data(), m.data.size()) == 0) &&
               AllPattern(h.getBuf.get() + end, h.getCap - end)) {
             m.delivered = true;
             return;
@@ -747,7 +748,7 @@ void OpGetStatus(Session& s, Input& in) {
   const uint32_t rawStatus = in.U32();
   const uint32_t replyLength = in.U32();
   Pump(s);
-  const uint32_t status = (sel & 3) == 0 ? wire::kStatusCancelled
+  const uint32_t status = (sel & 3) == 0   ? wire::kStatusCancelled
                           : (sel & 3) == 1 ? wire::kStatusBufferTooSmall
                                            : rawStatus;
   const bool withData = (sel & 4) != 0;
@@ -1001,30 +1002,60 @@ void RunSession(Input& in) {
 
   for (size_t ops = 0; ops < kMaxOps && !in.empty(); ++ops) {
     switch (in.U8() % fuzz::kOpCount) {
-      case fuzz::kOpGet: OpGet(s, in); break;
-      case fuzz::kOpCancel: OpCancel(s, in); break;
-      case fuzz::kOpSend: OpSend(s, in); break;
-      case fuzz::kOpReply: OpReply(s, in); break;
-      case fuzz::kOpSyncGet: OpSyncGet(s, in); break;
+      case fuzz::kOpGet:
+        OpGet(s, in);
+        break;
+      case fuzz::kOpCancel:
+        OpCancel(s, in);
+        break;
+      case fuzz::kOpSend:
+        OpSend(s, in);
+        break;
+      case fuzz::kOpReply:
+        OpReply(s, in);
+        break;
+      case fuzz::kOpSyncGet:
+        OpSyncGet(s, in);
+        break;
       case fuzz::kOpDrain:
         Settle();
         Drain(s);
         ReapHelpers(s, false);
         break;
-      case fuzz::kOpGetComplete: OpGetComplete(s, in); break;
-      case fuzz::kOpGetStatus: OpGetStatus(s, in); break;
-      case fuzz::kOpReplyResult: OpCallResult(s, in, false); break;
-      case fuzz::kOpSendResult: OpCallResult(s, in, true); break;
-      case fuzz::kOpRawFrame: OpRawFrame(s, in); break;
-      case fuzz::kOpRawBytes: OpRawBytes(s, in); break;
+      case fuzz::kOpGetComplete:
+        OpGetComplete(s, in);
+        break;
+      case fuzz::kOpGetStatus:
+        OpGetStatus(s, in);
+        break;
+      case fuzz::kOpReplyResult:
+        OpCallResult(s, in, false);
+        break;
+      case fuzz::kOpSendResult:
+        OpCallResult(s, in, true);
+        break;
+      case fuzz::kOpRawFrame:
+        OpRawFrame(s, in);
+        break;
+      case fuzz::kOpRawBytes:
+        OpRawBytes(s, in);
+        break;
       case fuzz::kOpDisconnect:
         SrvWrite(s, Frame(wire::Type::kDisconnect, 0, U32Bytes(in.U32())));
         ServerHangUp(s);
         break;
-      case fuzz::kOpServerHangUp: ServerHangUp(s); break;
-      case fuzz::kOpClientClose: ClientClose(s); break;
-      case fuzz::kOpServerClose: ServerClose(s); break;
-      case fuzz::kOpAbort: Abort(s); break;
+      case fuzz::kOpServerHangUp:
+        ServerHangUp(s);
+        break;
+      case fuzz::kOpClientClose:
+        ClientClose(s);
+        break;
+      case fuzz::kOpServerClose:
+        ServerClose(s);
+        break;
+      case fuzz::kOpAbort:
+        Abort(s);
+        break;
     }
   }
 
@@ -1067,9 +1098,9 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   std::memset(&un, 0, sizeof(un));
   un.sun_family = AF_UNIX;
   std::snprintf(un.sun_path, sizeof(un.sun_path), "%s", gPath.c_str());
-  FUZZ_REQUIRE(gListen >= 0 && bind(gListen, reinterpret_cast<sockaddr*>(&un), sizeof(un)) == 0 &&
-                   listen(gListen, 16) == 0,
-               "listen on %s: %s", gPath.c_str(), std::strerror(errno));
+  FUZZ_REQUIRE(
+      gListen >= 0 && bind(gListen, reinterpret_cast<sockaddr*>(&un), sizeof(un)) == 0 && listen(gListen, 16) == 0,
+      "listen on %s: %s", gPath.c_str(), std::strerror(errno));
   std::atexit(Cleanup);
   return 0;
 }

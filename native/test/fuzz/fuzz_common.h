@@ -23,8 +23,8 @@ namespace fuzz {
   std::abort();
 }
 
-#define FUZZ_REQUIRE(cond, ...)                                   \
-  do {                                                            \
+#define FUZZ_REQUIRE(cond, ...)                                      \
+  do {                                                               \
     if (!(cond)) ::fuzz::Violation(__FILE__, __LINE__, __VA_ARGS__); \
   } while (0)
 
@@ -108,23 +108,25 @@ enum Handshake : uint8_t { kHandshakeOk = 0, kHandshakeHresult = 2, kHandshakeRa
 
 // Then ops, one byte each (value % kOpCount) followed by its arguments.
 enum Op : uint8_t {
-  kOpGet = 0,             // u8 capacity selector: FilterGetMessage with an OVERLAPPED
-  kOpCancel = 1,          // u8 which: 255 = CancelIoEx(h, NULL), else one pending get (or a foreign OVERLAPPED)
-  kOpSend = 2,            // u8 input bytes (255: 300000), u8 output capacity selector: FilterSendMessage (own thread)
-  kOpReply = 3,           // u32 status, u8 data bytes (255: 300000): FilterReplyMessage (own thread)
-  kOpSyncGet = 4,         // u8 capacity selector: FilterGetMessage without an OVERLAPPED (own thread)
-  kOpDrain = 5,           // wait until the client is idle, then take every completion and check it
-  kOpGetComplete = 6,     // u8 which get, u8 flags (1: clamp data to fit, 2: fill the buffer, 2+4: half of it), u32 replyLength, u32 id tag, u8 len, data
-  kOpGetStatus = 7,       // u8 which get, u8 sel (0 CANCELLED, 1 BUFFER_TOO_SMALL, 2 u32 from input; +4: with a data byte), u32 status, u32 replyLength
-  kOpReplyResult = 8,     // u8 which reply, u32 hresult
-  kOpSendResult = 9,      // u8 which send, u8 flags (1: make it valid, 2: fill the output), u32 hresult, u8 len, data
-  kOpRawFrame = 10,       // u8 type, u8 id selector, u32 id, u8 len, payload: a frame with a valid length field
-  kOpRawBytes = 11,       // u8 len, bytes
-  kOpDisconnect = 12,     // u32 status: DISCONNECT, then the server stops writing
-  kOpServerHangUp = 13,   // the server stops writing (shutdown SHUT_WR): the client sees EOF
-  kOpClientClose = 14,    // CloseHandle(port) now; later client ops are skipped
-  kOpServerClose = 15,    // the server closes its socket altogether: the client's next writes fail
-  kOpAbort = 16,          // FltSimAbortPort(port): the connection ends, the handle stays open
+  kOpGet = 0,          // u8 capacity selector: FilterGetMessage with an OVERLAPPED
+  kOpCancel = 1,       // u8 which: 255 = CancelIoEx(h, NULL), else one pending get (or a foreign OVERLAPPED)
+  kOpSend = 2,         // u8 input bytes (255: 300000), u8 output capacity selector: FilterSendMessage (own thread)
+  kOpReply = 3,        // u32 status, u8 data bytes (255: 300000): FilterReplyMessage (own thread)
+  kOpSyncGet = 4,      // u8 capacity selector: FilterGetMessage without an OVERLAPPED (own thread)
+  kOpDrain = 5,        // wait until the client is idle, then take every completion and check it
+  kOpGetComplete = 6,  // u8 which get, u8 flags (1: clamp data to fit, 2: fill the buffer, 2+4: half of it), u32
+                       // replyLength, u32 id tag, u8 len, data
+  kOpGetStatus = 7,  // u8 which get, u8 sel (0 CANCELLED, 1 BUFFER_TOO_SMALL, 2 u32 from input; +4: with a data byte),
+                     // u32 status, u32 replyLength
+  kOpReplyResult = 8,    // u8 which reply, u32 hresult
+  kOpSendResult = 9,     // u8 which send, u8 flags (1: make it valid, 2: fill the output), u32 hresult, u8 len, data
+  kOpRawFrame = 10,      // u8 type, u8 id selector, u32 id, u8 len, payload: a frame with a valid length field
+  kOpRawBytes = 11,      // u8 len, bytes
+  kOpDisconnect = 12,    // u32 status: DISCONNECT, then the server stops writing
+  kOpServerHangUp = 13,  // the server stops writing (shutdown SHUT_WR): the client sees EOF
+  kOpClientClose = 14,   // CloseHandle(port) now; later client ops are skipped
+  kOpServerClose = 15,   // the server closes its socket altogether: the client's next writes fail
+  kOpAbort = 16,         // FltSimAbortPort(port): the connection ends, the handle stays open
   kOpCount = 17,
 };
 

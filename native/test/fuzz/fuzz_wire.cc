@@ -71,9 +71,9 @@ void CheckPayloadDecoders(const std::vector<uint8_t>& bytes) {
     const bool expect = status == kStatusSuccess || (status >= 0x80000000u && size == 16);
     FUZZ_REQUIRE(gcOk == expect, "GET_COMPLETE status 0x%08x size %u: accepted=%d", status, size, gcOk);
     if (gcOk) {
-      FUZZ_REQUIRE(gc.status == status && gc.replyLength == GetU32(bytes.data() + 4) &&
-                       gc.messageId == GetU64(bytes.data() + 8),
-                   "GET_COMPLETE fields");
+      FUZZ_REQUIRE(
+          gc.status == status && gc.replyLength == GetU32(bytes.data() + 4) && gc.messageId == GetU64(bytes.data() + 8),
+          "GET_COMPLETE fields");
       FUZZ_REQUIRE(gc.data == p + 16 && gc.dataSize == size - 16, "GET_COMPLETE data view");
     }
   }
@@ -117,8 +117,8 @@ void FrameStream(Input& in, bool server) {
     at += kHeaderSize;
     const size_t avail = stream.size() - at;
     const size_t take = h.payloadSize < avail ? h.payloadSize : avail;
-    CheckPayloadDecoders(std::vector<uint8_t>(stream.begin() + static_cast<long>(at),
-                                              stream.begin() + static_cast<long>(at + take)));
+    CheckPayloadDecoders(
+        std::vector<uint8_t>(stream.begin() + static_cast<long>(at), stream.begin() + static_cast<long>(at + take)));
     if (take < h.payloadSize) return;  // the stream ends inside the frame
     at += take;
   }
@@ -168,17 +168,16 @@ void CheckEndpointResult(const char* text, bool ok, const Endpoint& ep, const st
       Endpoint again;
       std::string why2;
       FUZZ_REQUIRE(ParseEndpoint(canon.c_str(), &again, &why2), "canonical form refused: %s", canon.c_str());
-      FUZZ_REQUIRE(again.kind == ep.kind && std::memcmp(again.address, ep.address, 4) == 0 &&
-                       again.port == ep.port && again.secret == ep.secret,
+      FUZZ_REQUIRE(again.kind == ep.kind && std::memcmp(again.address, ep.address, 4) == 0 && again.port == ep.port &&
+                       again.secret == ep.secret,
                    "canonical form differs: %s", canon.c_str());
-      FUZZ_REQUIRE(s.size() >= ep.secret.size() + 1 && s.compare(s.size() - ep.secret.size() - 1, std::string::npos,
-                                                                    "#" + ep.secret) == 0,
+      FUZZ_REQUIRE(s.size() >= ep.secret.size() + 1 &&
+                       s.compare(s.size() - ep.secret.size() - 1, std::string::npos, "#" + ep.secret) == 0,
                    "secret is not the text after '#': %s", text);
       break;
     }
     case Endpoint::Kind::kPipe:
-      FUZZ_REQUIRE(ep.path.size() > 9 && ep.path.compare(0, 9, "\\\\.\\pipe\\") == 0, "pipe path %s",
-                   ep.path.c_str());
+      FUZZ_REQUIRE(ep.path.size() > 9 && ep.path.compare(0, 9, "\\\\.\\pipe\\") == 0, "pipe path %s", ep.path.c_str());
       FUZZ_REQUIRE(PrintableSecret(ep.secret), "bad pipe secret accepted: %s", text);
       FUZZ_REQUIRE(s == "pipe:" + ep.path + "#" + ep.secret, "pipe endpoint does not re-form: %s", text);
       break;

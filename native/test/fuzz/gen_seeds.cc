@@ -77,8 +77,9 @@ void WireSeeds() {
   const Bytes sendResult = FrameBytes(Type::kSendResult, 0x1004, Cat({U32(0), {1, 2, 3, 4}}));
   const Bytes sendFailed = FrameBytes(Type::kSendResult, 0x1005, U32(0x80070032u));
   const Bytes disconnect = FrameBytes(Type::kDisconnect, 0, U32(kStatusPortDisconnected));
-  Write(t, "server-session", Mode(fuzz::kWireServerStream, Cat({connectResult, message, tooSmall, cancelled,
-                                                                 replyResult, sendResult, sendFailed, disconnect})));
+  Write(t, "server-session",
+        Mode(fuzz::kWireServerStream,
+             Cat({connectResult, message, tooSmall, cancelled, replyResult, sendResult, sendFailed, disconnect})));
   Write(t, "server-message", Mode(fuzz::kWireServerStream, message));
   Write(t, "server-truncated", Mode(fuzz::kWireServerStream, Bytes(message.begin(), message.end() - 2)));
   Bytes badVersion = replyResult;
@@ -103,27 +104,40 @@ void WireSeeds() {
   PutU32(send.data() + 8, 0x1004);
   send.push_back(9);
   send.push_back(9);
-  Write(t, "client-session", Mode(fuzz::kWireClientStream, Cat({FrameBytes(Type::kConnect, 0, connect), get,
-                                                                 FrameBytes(Type::kCancel, 0x1001, {}), reply, send})));
+  Write(t, "client-session",
+        Mode(fuzz::kWireClientStream,
+             Cat({FrameBytes(Type::kConnect, 0, connect), get, FrameBytes(Type::kCancel, 0x1001, {}), reply, send})));
 
-  const char* endpoints[] = {"unix:/tmp/sim.sock", "/tmp/fltmgr-sim/sim.sock", "tcp:127.0.0.1:4567#s3cret",
-                             "tcp:127.1.2.3:65535#~!", "pipe:\\\\.\\pipe\\fltmgr#x#abc", "tcp:10.0.0.1:80#s",
-                             "tcp:127.0.0.1:0#s", "pipe:foo#s"};
+  const char* endpoints[] = {"unix:/tmp/sim.sock",
+                             "/tmp/fltmgr-sim/sim.sock",
+                             "tcp:127.0.0.1:4567#s3cret",
+                             "tcp:127.1.2.3:65535#~!",
+                             "pipe:\\\\.\\pipe\\fltmgr#x#abc",
+                             "tcp:10.0.0.1:80#s",
+                             "tcp:127.0.0.1:0#s",
+                             "pipe:foo#s"};
   int i = 0;
   for (const char* e : endpoints) Write(t, "endpoint-" + std::to_string(i++), Mode(fuzz::kWireEndpoint, Str(e)));
 
-  Write(t, "connect-small", Mode(fuzz::kWireConnect, Script().U32(1).U32(4242).U32(12).U32(8).U32(16).U8(0)
-                                                        .Bytes(Str("\\ScannerPort agent-v1")).bytes()));
-  Write(t, "connect-big", Mode(fuzz::kWireConnect, Script().U32(0).U32(1).U32(0x7FFF).U32(0xFFFF).U32(0x10000).U8(1)
-                                                      .bytes()));
-  Write(t, "encoders", Mode(fuzz::kWireEncoders, Script().U32(0x1001).U32(4096).U32(0xC0000022u).U64(7).U32(3)
-                                                    .U32(5).U8(0x85).U32(20).bytes()));
+  Write(t, "connect-small",
+        Mode(fuzz::kWireConnect,
+             Script().U32(1).U32(4242).U32(12).U32(8).U32(16).U8(0).Bytes(Str("\\ScannerPort agent-v1")).bytes()));
+  Write(t, "connect-big",
+        Mode(fuzz::kWireConnect, Script().U32(0).U32(1).U32(0x7FFF).U32(0xFFFF).U32(0x10000).U8(1).bytes()));
+  Write(t, "encoders",
+        Mode(fuzz::kWireEncoders,
+             Script().U32(0x1001).U32(4096).U32(0xC0000022u).U64(7).U32(3).U32(5).U8(0x85).U32(20).bytes()));
 }
 
 // ---- client scripts ---------------------------------------------------------------------------------
 Script& Get(Script& s, uint8_t capSel) { return s.U8(fuzz::kOpGet).U8(capSel); }
 Script& Message(Script& s, uint8_t which, const Bytes& data, uint32_t replyLength = 0) {
-  return s.U8(fuzz::kOpGetComplete).U8(which).U8(1).U32(replyLength).U32(0xABCD).U8(static_cast<uint8_t>(data.size()))
+  return s.U8(fuzz::kOpGetComplete)
+      .U8(which)
+      .U8(1)
+      .U32(replyLength)
+      .U32(0xABCD)
+      .U8(static_cast<uint8_t>(data.size()))
       .Bytes(data);
 }
 
