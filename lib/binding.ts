@@ -77,6 +77,11 @@ export interface NativeLimits {
   simulatorMaxPendingGets: number;
 }
 
+/** sizeof(FILTER_MESSAGE_HEADER): ReplyLength (u32), padding, MessageId (u64). Checked against the addon at load. */
+export const MESSAGE_HEADER_SIZE = 16;
+/** sizeof(FILTER_REPLY_HEADER): Status (NTSTATUS), padding, MessageId (u64). Checked against the addon at load. */
+export const REPLY_HEADER_SIZE = 16;
+
 /** What the addon exports; checkContract verifies the parts the JS side depends on when it loads. */
 export interface Binding {
   connect(name: string, options: NativeConnectOptions): Promise<{ hresult: number; port?: NativePort }>;
@@ -86,6 +91,8 @@ export interface Binding {
   checkEndpoint(endpoint: string): string | undefined;
   limits: NativeLimits;
   eventKinds: Record<'message' | 'replyDone' | 'error' | 'disconnected' | 'stopped', EventKind>;
+  /** sizeof(FILTER_MESSAGE_HEADER) and sizeof(FILTER_REPLY_HEADER) as the addon was compiled. */
+  headerSizes: { message: number; reply: number };
   peerCredentials(fd: number): PeerCredentials | undefined;
 }
 
@@ -143,7 +150,14 @@ function checkContract(binding: Binding): void {
   const agrees =
     kinds !== undefined &&
     Object.entries(expected).every(([name, value]) => kinds[name as keyof typeof expected] === value);
-  if (!agrees || typeof binding.limits?.maxConcurrency !== 'number' || typeof binding.info?.().fltlib !== 'boolean') {
+  const headers = binding.headerSizes as Binding['headerSizes'] | undefined;
+  const headersAgree = headers?.message === MESSAGE_HEADER_SIZE && headers.reply === REPLY_HEADER_SIZE;
+  if (
+    !agrees ||
+    !headersAgree ||
+    typeof binding.limits?.maxConcurrency !== 'number' ||
+    typeof binding.info?.().fltlib !== 'boolean'
+  ) {
     throw new Error(
       'the fltmgr native binding does not match this version of the JavaScript library (a stale build or a ' +
         'prebuild of another version): rebuild it with `npm rebuild fltmgr`',

@@ -5,7 +5,16 @@
 // I/O completion port, completions handed to JS in batches). Each message holds one of the N slots until it
 // is replied to or released, so a slow consumer means fewer outstanding gets, never unbounded memory.
 import { EventEmitter } from 'node:events';
-import { EventKind, loadBinding, type Backend, type Binding, type NativeMessage, type NativePort } from './binding';
+import {
+  EventKind,
+  MESSAGE_HEADER_SIZE,
+  REPLY_HEADER_SIZE,
+  loadBinding,
+  type Backend,
+  type Binding,
+  type NativeMessage,
+  type NativePort,
+} from './binding';
 import {
   FilterError,
   FltmgrError,
@@ -25,7 +34,6 @@ export const MAX_PORT_NAME_LENGTH = 32767;
 export const MAX_CONTEXT_SIZE = 0xffe8;
 /** Largest receive concurrency (outstanding FilterGetMessage calls) per port. */
 export const MAX_CONCURRENCY = 4096;
-const HEADER_SIZE = 16;
 const MAX_BUFFER = 0x7fffffff;
 
 /** Options of {@link FilterPort.connect}. */
@@ -125,7 +133,7 @@ export class FilterMessage {
 
   /** Most data bytes reply() accepts: replyLength minus FILTER_REPLY_HEADER. */
   get maxReplySize(): number {
-    return Math.max(0, this.replyLength - HEADER_SIZE);
+    return Math.max(0, this.replyLength - REPLY_HEADER_SIZE);
   }
 
   /** True once replied to or released. */
@@ -152,12 +160,12 @@ export class FilterMessage {
       }
       if (this.#settled)
         throw new FltmgrError('ERR_MESSAGE_SETTLED', `message ${this.id} was already replied to or released`);
-      if (this.replyLength < HEADER_SIZE) {
+      if (this.replyLength < REPLY_HEADER_SIZE) {
         // No reply can ever fit: give the slot back so receiving goes on.
         this.release();
         throw new FltmgrError(
           'ERR_REPLY_TOO_LARGE',
-          `message ${this.id} has ReplyLength ${this.replyLength}, less than the 16-byte FILTER_REPLY_HEADER, so no ` +
+          `message ${this.id} has ReplyLength ${this.replyLength}, less than the ${REPLY_HEADER_SIZE}-byte FILTER_REPLY_HEADER, so no ` +
             'reply fits; the message was released (a minifilter never sends this: the peer is misbehaving)',
         );
       }
@@ -166,7 +174,7 @@ export class FilterMessage {
         throw new FltmgrError(
           'ERR_REPLY_TOO_LARGE',
           `reply of ${size} bytes is larger than the ${this.maxReplySize} bytes the minifilter waits for ` +
-            `(ReplyLength ${this.replyLength} includes the 16-byte FILTER_REPLY_HEADER)`,
+            `(ReplyLength ${this.replyLength} includes the ${REPLY_HEADER_SIZE}-byte FILTER_REPLY_HEADER)`,
         );
       }
       // Settled once the native layer took the reply; if it refused, the slot was given back (released).
@@ -369,9 +377,9 @@ export class FilterPort extends EventEmitter<PortEvents> {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
       throw outOfRange('options.concurrency', `an integer from 1 to ${MAX_CONCURRENCY}`, concurrency);
     }
-    const bufferSize = options.bufferSize ?? 4096 + HEADER_SIZE;
-    if (!Number.isInteger(bufferSize) || bufferSize < HEADER_SIZE || bufferSize > MAX_BUFFER) {
-      throw outOfRange('options.bufferSize', `an integer from ${HEADER_SIZE} to ${MAX_BUFFER}`, bufferSize);
+    const bufferSize = options.bufferSize ?? 4096 + MESSAGE_HEADER_SIZE;
+    if (!Number.isInteger(bufferSize) || bufferSize < MESSAGE_HEADER_SIZE || bufferSize > MAX_BUFFER) {
+      throw outOfRange('options.bufferSize', `an integer from ${MESSAGE_HEADER_SIZE} to ${MAX_BUFFER}`, bufferSize);
     }
     const maxBufferSize = options.maxBufferSize ?? Math.max(bufferSize, 1024 * 1024);
     if (!Number.isInteger(maxBufferSize) || maxBufferSize < bufferSize || maxBufferSize > MAX_BUFFER) {

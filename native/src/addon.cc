@@ -108,6 +108,11 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   eventKinds.Set("disconnected", Napi::Number::New(env, ReceiveEvent::kDisconnected));
   eventKinds.Set("stopped", Napi::Number::New(env, ReceiveEvent::kStopped));
   exports.Set("eventKinds", eventKinds);
+  // The fltuser.h header sizes the library's buffer and reply arithmetic uses (checked when it loads).
+  Napi::Object headerSizes = Napi::Object::New(env);
+  headerSizes.Set("message", Napi::Number::New(env, static_cast<double>(sizeof(FILTER_MESSAGE_HEADER))));
+  headerSizes.Set("reply", Napi::Number::New(env, static_cast<double>(sizeof(FILTER_REPLY_HEADER))));
+  exports.Set("headerSizes", headerSizes);
 }
 
 // checkEndpoint(endpoint: string) -> undefined, or why the simulator endpoint cannot be used on this host.

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_CONCURRENCY } from '../../lib';
-import { EventKind, loadBinding } from '../../lib/binding';
+import { EventKind, MESSAGE_HEADER_SIZE, REPLY_HEADER_SIZE, loadBinding } from '../../lib/binding';
 import { MAX_PAYLOAD } from '../../lib/simulator';
 import { MAX_PENDING_GETS } from '../../lib/simulator/wire';
 
@@ -27,4 +27,8 @@ test('receive batch event kinds agree with the addon', () => {
     disconnected: EventKind.Disconnected,
     stopped: EventKind.Stopped,
   });
+});
+
+test('the header sizes the library computes with are the ones the addon was compiled with', () => {
+  assert.deepEqual(loadBinding().headerSizes, { message: MESSAGE_HEADER_SIZE, reply: REPLY_HEADER_SIZE });
 });
