@@ -14,13 +14,11 @@ const root = path.resolve(__dirname, '..');
 // devDependencies sit at the top of node_modules (some do not export their package.json to require.resolve).
 const bin = (pkg, rel) => path.join(root, 'node_modules', pkg, rel);
 
-// C/C++ under clang-format: the style files are .clang-format (C++), driver-sample/.clang-format and
+// C/C++ under clang-format: the style files are .clang-format (C++), driver-sample/.clang-format,
+// native/kernel/.clang-format (the harness's kernel headers) and
 // test/fixtures/c-client/.clang-format (C).
 const cRoots = ['native', 'driver-sample/driver', 'driver-sample/include', 'bench/native', 'test/fixtures/c-client'];
-const cSkip = [
-  'driver-sample/driver/check', // a transcription of the WDK's fltKernel.h for compile checks: not ours to restyle
-  'native/test/fuzz/corpus',
-];
+const cSkip = ['native/test/fuzz/corpus'];
 const cExt = /\.(c|cc|cpp|h|hpp)$/;
 
 function walk(dir, out) {

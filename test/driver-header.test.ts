@@ -6,10 +6,10 @@
  * - the header coexists with <windows.h> + <fltuser.h> (what a C agent includes);
  * - the SID string parser of the driver, built and run on the host;
  * - driver.c's DriverEntry, built and run on the host against fakes of the KMDF routines it calls
- *   (check/wdf.h; a stand-in fltsample.h with Windows' type sizes): non-PnP WdfDriverCreate first, the
+ *   (native/kernel/include/wdf.h; a stand-in fltsample.h with Windows' type sizes): non-PnP WdfDriverCreate first, the
  *   PortGroupSid value's type, size and NUL rules, the key closed on every path, EvtDriverUnload -> FsTeardown;
  * - every C file of the driver compiles with mingw-w64 against mingw's ntifs.h/wdm.h plus
- *   driver-sample/driver/check/fltKernel.h and check/wdf.h (transcriptions of the Filter Manager and KMDF
+ *   native/kernel/include/fltKernel.h and wdf.h (transcriptions of the Filter Manager and KMDF
  *   declarations and the WDM pieces mingw lacks: see those files for what this does and does not prove).
  * A missing compiler skips its cases (CI installs gcc-mingw-w64 and gcc-multilib).
  */
@@ -284,7 +284,7 @@ test('driver: DriverEntry (KMDF) reads PortGroupSid (driver.c built and run on t
   await withTempDir(async (dir) => {
     // driver.c's `#include "fltsample.h"` finds this stand-in next to the copy: only the kernel types and
     // routines driver.c uses, with Windows' LLP64 sizes (ULONG is 32-bit) and 16-bit WCHAR (-fshort-wchar).
-    // Its `#include <wdf.h>` finds check/wdf.h (the KMDF calls as plain functions), copied next to it.
+    // Its `#include <wdf.h>` finds native/kernel/include/wdf.h (the KMDF calls as plain functions), copied next to it.
     await writeFile(
       join(dir, 'fltsample.h'),
       `#pragma once
@@ -332,7 +332,7 @@ NTSTATUS FsInitialize(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING PortGroupSid
 VOID FsTeardown(VOID);
 `,
     );
-    await writeFile(join(dir, 'wdf.h'), await readFile(join(driverDir, 'check', 'wdf.h')));
+    await writeFile(join(dir, 'wdf.h'), await readFile(join(root, 'native', 'kernel', 'include', 'wdf.h')));
     // The fakes check every argument driver.c passes and follow the framework's documented behaviour and
     // source: WdfRegistryQueryValue sets the length and type and returns STATUS_BUFFER_OVERFLOW, copying
     // nothing, when the data does not fit (FxRegKey::_QueryValue). The bytes after the data are garbage.
@@ -497,7 +497,7 @@ int main(int argc, char **argv) {
   });
 });
 
-test('driver: C files compile with mingw-w64 (NTIFS/WDM from mingw, Filter Manager and KMDF from check/)', async (t) => {
+test('driver: C files compile with mingw-w64 (NTIFS/WDM from mingw, Filter Manager and KMDF from native/kernel/include)', async (t) => {
   const cc = 'x86_64-w64-mingw32-gcc';
   if (!(await available(cc))) {
     t.skip(`${cc} not installed`);
@@ -538,7 +538,7 @@ test('driver: C files compile with mingw-w64 (NTIFS/WDM from mingw, Filter Manag
       '-Wno-unknown-pragmas',
       '-isystem',
       ddkDir,
-      `-I${join(driverDir, 'check')}`,
+      `-I${join(root, 'native', 'kernel', 'include')}`,
       `-I${includeDir}`,
       `-I${driverDir}`,
       '-D_AMD64_',
