@@ -45,6 +45,7 @@ const NOT_UNDER_WINE = new Map([
   ['test/sample/protocol-abi.test.ts', 'compiles layout probes with gcc/mingw on the host'],
   ['test/pack.test.ts', 'npm pack + npm install on the host'],
   ['test/lint.test.ts', "lints the repository sources with the host's devDependencies"],
+  ['test/kernel-imports.test.ts', 'compiles the sample driver with gcc and the kernel harness headers on the host'],
   ['test/build-files.test.ts', 'parses binding.gyp and CMakeLists.txt of the repository (not in the compiled tree)'],
   ['test/simulator/', "the simulator's unit tests: POSIX endpoints, covered on Linux"],
   [
