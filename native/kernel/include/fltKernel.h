@@ -54,6 +54,7 @@ NTKERNELAPI PVOID NTAPI ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, 
  * (under ASan with a report) instead of being turned into a status. What this cannot show: the
  * driver's behaviour when a user buffer really faults (README: what the harness cannot prove).
  */
+#ifndef __cplusplus /* the harness's own C++ (native/kernel/src) never uses SEH; libstdc++ has its own __try */
 #ifndef EXCEPTION_EXECUTE_HANDLER
 #define EXCEPTION_EXECUTE_HANDLER 1
 #endif
@@ -61,6 +62,7 @@ NTKERNELAPI PVOID NTAPI ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, 
 #define __except(filter) else if (((void)(filter), 0))
 #undef GetExceptionCode
 #define GetExceptionCode() ((NTSTATUS)STATUS_UNSUCCESSFUL)
+#endif
 
 /* ---- Filter Manager (transcribed from the fltkernel.h reference pages) ---------------------- */
 
