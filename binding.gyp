@@ -29,10 +29,11 @@
           "sources": [
             "native/compat/compat_kernel32.cc",
             "native/compat/compat_fltlib.cc",
+            "native/src/kernel_bridge.cc",
             "native/sim/session.cc",
             "native/sim/wire.cc"
           ],
-          "libraries": ["-lpthread"]
+          "libraries": ["-lpthread", "-ldl"]
         }],
         ["OS=='mac'", {
           "xcode_settings": {

@@ -18,6 +18,7 @@ import {
   type ClientPortStats,
   type CommunicationPortOptions,
   type PeerIdentity,
+  type PortCaller,
   type PortSecurity,
   type SendMessageOptions,
   type SendMessageResult,
@@ -74,6 +75,13 @@ function validateSecurity(security: unknown): PortSecurity {
   if (security === undefined || security === 'admins') return 'admins';
   if (typeof security !== 'object' || security === null) {
     throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, "security must be 'admins' or an object");
+  }
+  if ('check' in security) {
+    const check = (security as { check: unknown }).check;
+    if (typeof check !== 'function') {
+      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, 'security.check must be a function');
+    }
+    return { check: check as (caller: PortCaller) => boolean };
   }
   const s = security as { allowUids?: unknown; allowGids?: unknown; includeAdmins?: unknown };
   const ids = (v: unknown, what: string): number[] | undefined => {

@@ -8,6 +8,7 @@ export type {
   ClientPortStats,
   CommunicationPortOptions,
   PeerIdentity,
+  PortCaller,
   PortSecurity,
   SendMessageOptions,
   SendMessageResult,

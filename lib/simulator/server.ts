@@ -756,6 +756,14 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     if (!c) return false;
     const s = port.security;
     if (s === 'admins') return this.isAdmin(c);
+    if ('check' in s) {
+      try {
+        return s.check({ uid: c.uid, gid: c.gid, administrator: this.isAdmin(c) }) === true;
+      } catch (err) {
+        this.logLine(`security check of port ${port.name} threw (${String(err)}); the connect is refused`);
+        return false;
+      }
+    }
     if ((s.includeAdmins ?? true) && this.isAdmin(c)) return true;
     if (c.uid !== undefined && s.allowUids?.includes(c.uid)) return true;
     return c.gid !== undefined && (s.allowGids?.includes(c.gid) ?? false);

@@ -38,6 +38,13 @@ export interface PeerIdentity {
 export type PortSecurity =
   | 'admins'
   | {
+      /**
+       * Decides each connect itself (before ConnectNotify). The kernel harness evaluates the port's real
+       * security descriptor here (lib/simulator/kernel-driver.ts).
+       */
+      check: (caller: PortCaller) => boolean;
+    }
+  | {
       /** User ids allowed to connect. */
       allowUids?: number[];
       /** Primary group ids allowed to connect. */
@@ -45,6 +52,16 @@ export type PortSecurity =
       /** Whether administrators may connect too. Default true. */
       includeAdmins?: boolean;
     };
+
+/** Who asks to connect, as PortSecurity's `check` sees it. */
+export interface PortCaller {
+  /** The peer's user id, when known (the simulator's owner for a peer identified by the secret). */
+  readonly uid: number | undefined;
+  /** The peer's primary group id, when known. */
+  readonly gid: number | undefined;
+  /** Whether the simulator counts the peer as an administrator (SimulatorOptions.admins). */
+  readonly administrator: boolean;
+}
 
 /**
  * Bounds on what one peer can make the simulator hold (docs/wire-protocol.md, "Limits"). A peer that exceeds a

@@ -10,6 +10,7 @@
 #include "blocking_calls.h"
 #include "fltapi.h"
 #include "hresult.h"
+#include "kernel_bridge.h"
 #include "port.h"
 #include "receive_loop.h"
 #include "send_pool.h"
@@ -92,6 +93,10 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::CheckEndpoint>("checkEndpoint"),
                        });
   exports.Set("peerCredentials", Napi::Function::New<PeerCredentials>(env, "peerCredentials"));
+#if !defined(_WIN32)
+  // The kernel harness's bridge (driver images run in this process against the simulator): POSIX hosts only.
+  exports.Set("KernelImage", DefineKernelImage(env));
+#endif
   // The limits the native layer enforces, for lib/ to check (and explain) before calling in.
   Napi::Object limits = Napi::Object::New(env);
   limits.Set("maxConcurrency", Napi::Number::New(env, kMaxReceiveConcurrency));

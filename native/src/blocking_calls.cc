@@ -248,17 +248,18 @@ void BlockingCalls::Stop() {
   }
 }
 
-void BlockingCalls::Join() {
+bool BlockingCalls::Join() {
   std::vector<std::thread> threads;
   bool exited = false;
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (released_) return;  // joined already: a thread let go of then is not waited for twice
+    if (released_) return joinedAll_;  // joined already: a thread let go of then is not waited for twice
     exited = exited_.wait_for(lock, kJoinBound, [this] { return live_ == 0; });
-    if (released_) return;  // another caller joined meanwhile
+    if (released_) return joinedAll_;  // another caller joined meanwhile
     threads.swap(threads_);
     ReapRetiredLocked(&threads);
     released_ = true;  // a thread let go of below never calls the thread-safe function again
+    joinedAll_ = exited;
   }
   if (!exited) PinAddonModule();
   const std::thread::id me = std::this_thread::get_id();
@@ -270,6 +271,7 @@ void BlockingCalls::Join() {
     }
   }
   tsfn_.Release();
+  return exited;
 }
 
 void BlockingCalls::Settle(Napi::Env env, uint64_t id, BlockingCall* call, bool ran,

@@ -84,8 +84,8 @@ class BlockingCalls : public std::enable_shared_from_this<BlockingCalls> {
   void Stop();
   // Any thread but one of this executor's, after Stop(). Waits at most kJoinBound for the threads to leave,
   // joins them (or lets go of those still in a call), releases the thread-safe function. Callers cancel what
-  // the threads wait on first.
-  void Join();
+  // the threads wait on first. True when every thread was joined (none was let go of in a call).
+  bool Join();
 
  private:
   struct Entry {
@@ -129,6 +129,7 @@ class BlockingCalls : public std::enable_shared_from_this<BlockingCalls> {
   bool envAlive_ = true;
   bool callPending_ = false;
   bool released_ = false;
+  bool joinedAll_ = false;  // what Join() found
 };
 
 }  // namespace fltmgr
