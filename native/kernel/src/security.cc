@@ -184,6 +184,12 @@ const uint8_t* DescriptorSid(const uint8_t* descriptor, int which) {
   return static_cast<const uint8_t*>(sid);
 }
 
+// Whether a copy's bytes cover the ACL header and AclSize (checked before walking the ACEs).
+bool CopyHoldsAcl(const kh::SecurityCopy& security) {
+  const auto* acl = reinterpret_cast<const uint8_t*>(security.dacl.data());
+  return security.dacl.size() >= kAclHeader && Load16(acl + 2) <= security.dacl.size();
+}
+
 // ---- Tokens and subject contexts ---------------------------------------------------------------------------
 
 // What PrimaryToken points at: the caller as it was at capture time. One per captured context, freed by
@@ -473,8 +479,7 @@ NTSTATUS CaptureSecurity(PSECURITY_DESCRIPTOR descriptor, SecurityCopy* out) {
 bool AccessCheck(const SecurityCopy& security, const Caller& caller, ACCESS_MASK desired) {
   if (!security.daclPresent || security.dacl.empty()) return true;  // no DACL, or a NULL DACL: all access
   const auto* acl = reinterpret_cast<const uint8_t*>(security.dacl.data());
-  if (security.dacl.size() < kAclHeader || !NT_SUCCESS(CheckAcl(acl, nullptr)) ||
-      Load16(acl + 2) > security.dacl.size()) {
+  if (!CopyHoldsAcl(security) || !NT_SUCCESS(CheckAcl(acl, nullptr))) {
     return false;  // CaptureSecurity never makes one; refuse rather than guess
   }
   const std::vector<std::string> sids = TokenSids(caller);
@@ -520,7 +525,7 @@ std::string DescribeDacl(const SecurityCopy& security) {
   if (!security.daclPresent) return "<no DACL: all access>";
   if (security.dacl.empty()) return "<NULL DACL: all access>";
   const auto* acl = reinterpret_cast<const uint8_t*>(security.dacl.data());
-  if (security.dacl.size() < kAclHeader || !NT_SUCCESS(CheckAcl(acl, nullptr))) return "<invalid DACL>";
+  if (!CopyHoldsAcl(security) || !NT_SUCCESS(CheckAcl(acl, nullptr))) return "<invalid DACL>";
   const size_t count = Load16(acl + 4);
   if (count == 0) return "<empty DACL: no access>";
   std::string out;

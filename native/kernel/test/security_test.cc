@@ -267,6 +267,9 @@ void AccessRules() {
   copy = Capture({Ace(1, 0x08, 1, kEveryone), Ace(2, 0, 1, kEveryone), Ace(0, 0, 1, kEveryone)});
   assert(kh::AccessCheck(copy, user, 1));
   assert(kh::DescribeDacl(copy) == "(D;IO;0x1;;;S-1-1-0)(type 0x02;)(A;;0x1;;;S-1-1-0)");
+  kh::SecurityCopy torn = copy;  // a copy shorter than its AclSize is refused, not over-read
+  torn.dacl.resize(torn.dacl.size() - 4);
+  assert(!kh::AccessCheck(torn, user, 1) && kh::DescribeDacl(torn) == "<invalid DACL>");
   // SYSTEM has no Everyone in the harness's token (harness.h, Caller), but does hold Administrators.
   assert(!kh::AccessCheck(copy, kh::Caller{}, 1));
   copy = Capture({Ace(0, 0, 1, kAdmins)});
