@@ -113,7 +113,8 @@ struct SecurityCopy {
 };
 
 // Validates and copies an absolute or self-relative descriptor. STATUS_INVALID_SECURITY_DESCR (or
-// STATUS_INVALID_ACL / STATUS_INVALID_SID) on a malformed one.
+// STATUS_INVALID_ACL / STATUS_INVALID_SID) on a malformed one; nullptr is STATUS_INVALID_SECURITY_DESCR too
+// (what an object created without a descriptor gets is the caller's decision, not this copy's).
 NTSTATUS CaptureSecurity(PSECURITY_DESCRIPTOR descriptor, SecurityCopy* out);
 
 // Whether the DACL grants `caller` every bit of `desired` (AccessCheck's rules: no or NULL DACL grants
@@ -126,5 +127,10 @@ std::string SidToString(const void* sid);
 
 // The DACL in SDDL-like form for logs: "(A;;0x1f0001;;;S-1-5-18)(A;;0x1f0001;;;S-1-5-32-544)".
 std::string DescribeDacl(const SecurityCopy& security);
+
+// The unload check for SeCaptureSubjectContext: contexts captured and never given to SeReleaseSubjectContext
+// are reported as one violation of `routine` ("2 subject context(s) ... never released") and freed. Returns
+// how many there were.
+size_t SubjectContextsReport(const char* routine);
 
 }  // namespace kh
