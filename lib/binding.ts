@@ -94,6 +94,72 @@ export interface Binding {
   /** sizeof(FILTER_MESSAGE_HEADER) and sizeof(FILTER_REPLY_HEADER) as the addon was compiled. */
   headerSizes: { message: number; reply: number };
   peerCredentials(fd: number): PeerCredentials | undefined;
+  /** The kernel harness's bridge (native/src/kernel_bridge.cc); POSIX hosts only. */
+  KernelImage?: new (
+    path: string,
+    registry: Array<[name: string, type: number, data: Buffer]>,
+    onEvent: (event: KernelImageEvent) => void,
+  ) => NativeKernelImage;
+}
+
+/** Who a call into a driver image runs as (image_abi.h fltmgr_kh_caller). */
+export interface NativeKernelCaller {
+  processId: number;
+  admin: boolean;
+  system: boolean;
+  uid?: number;
+  gid?: number;
+}
+
+/** What a driver image asks of the JS side (kernel_bridge.cc HostRequest) or reports. */
+export type KernelImageEvent =
+  | { kind: 'log'; level: number; text: string }
+  | { kind: 'violation'; level: number; text: string; reason: string }
+  | { kind: 'createPort'; id: number; target: number; name: string; maxConnections: number }
+  | { kind: 'closePort' | 'closeClient' | 'unregisterFilter'; id: number; target: number }
+  | { kind: 'send'; id: number; target: number; data: Buffer; replyLength?: number; timeoutMs?: number };
+
+/** A simulated open's outcome as the image reports it (image_abi.h fltmgr_kh_open_result). */
+export interface NativeOpenResult {
+  status: number;
+  preStatus: number;
+  postCalled: boolean;
+  cancelled: boolean;
+  sends: number;
+  sendStatus: number;
+  sendData: Buffer;
+  replyData: Buffer;
+  trace: string;
+}
+
+/** A loaded driver image (kernel_bridge.cc KernelImage). Promises resolve with null once the image is closed. */
+export interface NativeKernelImage {
+  driverEntry(registryPath: string): Promise<number | null>;
+  unload(): Promise<number | null>;
+  connect(port: number, client: number, caller: NativeKernelCaller, context: Buffer): Promise<number | null>;
+  disconnect(client: number): Promise<true | null>;
+  message(
+    client: number,
+    caller: NativeKernelCaller,
+    input: Buffer,
+    outputLength: number,
+  ): Promise<{ status: number; output: Buffer } | null>;
+  openFile(request: {
+    path: string;
+    processId: number;
+    content: Buffer;
+    fileId: bigint;
+    desiredAccess: number;
+    createOptions: number;
+    kernelMode: boolean;
+    isDirectory: boolean;
+    readFails: boolean;
+  }): Promise<NativeOpenResult | null>;
+  portAccess(port: number, caller: NativeKernelCaller, desired: number): boolean;
+  query(code: number, length: number): Promise<{ status: number; data: Buffer } | null>;
+  violationCount(): number;
+  answer(id: number, status: number, reply?: Buffer): void;
+  close(): boolean;
 }
 
 let explicitPath: string | undefined;
@@ -110,7 +176,7 @@ export function configureBinding(options: { path: string }): void {
 }
 
 /** The package root whether running from dist/lib (published) or lib/ (tests run the sources). */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = __dirname;
   for (let i = 0; i < 4; i++) {
     if (fs.existsSync(path.join(dir, 'binding.gyp')) || fs.existsSync(path.join(dir, 'prebuilds'))) return dir;

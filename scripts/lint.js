@@ -15,7 +15,7 @@ const root = path.resolve(__dirname, '..');
 const bin = (pkg, rel) => path.join(root, 'node_modules', pkg, rel);
 
 // C/C++ under clang-format: the style files are .clang-format (C++), driver-sample/.clang-format,
-// native/kernel/.clang-format (the harness's kernel headers) and
+// native/kernel/include/.clang-format (the harness's kernel headers) and
 // test/fixtures/c-client/.clang-format (C).
 const cRoots = ['native', 'driver-sample/driver', 'driver-sample/include', 'bench/native', 'test/fixtures/c-client'];
 const cSkip = ['native/test/fuzz/corpus'];
