@@ -6,13 +6,13 @@
  * glibc's exported one. */
 #include <fltKernel.h>
 
-__attribute__((visibility("hidden"))) size_t wcslen(const wchar_t *s) {
-    /* volatile: an optimiser that recognises the idiom (LLVM does for strlen-like loops) must not turn the
-     * loop back into a call to wcslen, which is this function. */
-    const volatile wchar_t *p = s;
-    size_t n = 0;
-    while (p[n] != 0) {
-        ++n;
-    }
-    return n;
+__attribute__((visibility("hidden"))) size_t wcslen(const wchar_t* s) {
+  /* volatile: an optimiser that recognises the idiom (LLVM does for strlen-like loops) must not turn the
+   * loop back into a call to wcslen, which is this function. */
+  const volatile wchar_t* p = s;
+  size_t n = 0;
+  while (p[n] != 0) {
+    ++n;
+  }
+  return n;
 }

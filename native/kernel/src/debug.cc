@@ -201,8 +201,8 @@ std::string FormatKernelV(const char* format, va_list args) {
       }
       case 'c':
       case 'C': {
-        const bool wide = conversion == 'C' ? length != Length::kShort
-                                            : (length == Length::kLong || length == Length::kWide);
+        const bool wide =
+            conversion == 'C' ? length != Length::kShort : (length == Length::kLong || length == Length::kWide);
         const int value = va_arg(args, int);
         std::string text;
         if (wide) {
@@ -216,8 +216,8 @@ std::string FormatKernelV(const char* format, va_list args) {
       }
       case 's':
       case 'S': {
-        const bool wide = conversion == 'S' ? length != Length::kShort
-                                            : (length == Length::kLong || length == Length::kWide);
+        const bool wide =
+            conversion == 'S' ? length != Length::kShort : (length == Length::kLong || length == Length::kWide);
         std::string text;
         if (wide) {
           const WCHAR* value = va_arg(args, const WCHAR*);
@@ -225,8 +225,8 @@ std::string FormatKernelV(const char* format, va_list args) {
         } else {
           const char* value = va_arg(args, const char*);
           text = value == nullptr ? "(null)"
-                                  : precision < 0 ? std::string(value)
-                                                  : std::string(value, strnlen(value, static_cast<size_t>(precision)));
+                 : precision < 0  ? std::string(value)
+                                  : std::string(value, strnlen(value, static_cast<size_t>(precision)));
         }
         AppendPadded(&out, text, width, left);
         break;
@@ -235,7 +235,8 @@ std::string FormatKernelV(const char* format, va_list args) {
         std::string text = "(null)";
         if (length == Length::kWide) {
           const UNICODE_STRING* value = va_arg(args, const UNICODE_STRING*);
-          if (value != nullptr && value->Buffer != nullptr) text = Utf16ToUtf8(value->Buffer, value->Length / sizeof(WCHAR));
+          if (value != nullptr && value->Buffer != nullptr)
+            text = Utf16ToUtf8(value->Buffer, value->Length / sizeof(WCHAR));
         } else {
           const AnsiString* value = va_arg(args, const AnsiString*);
           if (value != nullptr && value->Buffer != nullptr) text = std::string(value->Buffer, value->Length);

@@ -87,15 +87,10 @@ void* PoolAllocate(size_t size, uint32_t tag, size_t alignment, bool zero, const
   std::memset(block, zero ? 0 : kUninitialisedByte, size);
   std::lock_guard<std::mutex> lock(g_mutex);
   g_blocks[block] = Block{size, tag, family, routine};
-  // The address is live again: a later free of it is a first free.
-  if (g_freed.erase(block) != 0) {
-    for (auto it = g_freed_order.begin(); it != g_freed_order.end(); ++it) {
-      if (*it == block) {
-        g_freed_order.erase(it);
-        break;
-      }
-    }
-  }
+  // The address is live again: a later free of it is a first free. (Its entry in g_freed_order goes stale;
+  // dropping it later at worst forgets that an address was freed, and a second free is then still reported,
+  // as "not a pool block".)
+  g_freed.erase(block);
   return block;
 }
 
@@ -177,7 +172,7 @@ namespace {
 // POOL_FLAGS (the POOL_FLAGS reference page): the low 32 bits are required (an unknown one fails the
 // allocation), the high 32 bits optional (ignored when unknown).
 constexpr POOL_FLAGS kRequiredMask = 0xFFFFFFFFull;
-constexpr POOL_FLAGS kFlagUseQuota = 0x1;     // accepted: the harness charges no quota
+constexpr POOL_FLAGS kFlagUseQuota = 0x1;      // accepted: the harness charges no quota
 constexpr POOL_FLAGS kFlagCacheAligned = 0x8;  // cache-line (64-byte) alignment
 // What the harness implements; any other required flag (session pool, executable pool, raise on failure:
 // the harness has no SEH to raise into) is refused with a violation rather than half-honoured.
@@ -199,7 +194,8 @@ PVOID ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, ULONG Tag) {
   if (kh::AfterUnload(kRoutine)) return nullptr;
   const POOL_FLAGS required = Flags & kRequiredMask;
   if ((required & ~kSupported) != 0) {
-    kh::Violation(kRoutine, "unsupported required pool flags 0x%llx", static_cast<unsigned long long>(required & ~kSupported));
+    kh::Violation(kRoutine, "unsupported required pool flags 0x%llx",
+                  static_cast<unsigned long long>(required & ~kSupported));
     return nullptr;
   }
   const POOL_FLAGS kind = required & (POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED);
@@ -227,7 +223,8 @@ VOID ExFreePoolWithTag(PVOID P, ULONG Tag) {
   kh::PoolFree(P, Tag, kRoutine, kh::PoolFamily::kPool);
 }
 
-PVOID FLTAPI FltAllocatePoolAlignedWithTag(PFLT_INSTANCE Instance, POOL_TYPE PoolType, SIZE_T NumberOfBytes, ULONG Tag) {
+PVOID FLTAPI FltAllocatePoolAlignedWithTag(PFLT_INSTANCE Instance, POOL_TYPE PoolType, SIZE_T NumberOfBytes,
+                                           ULONG Tag) {
   static const char kRoutine[] = "FltAllocatePoolAlignedWithTag";
   if (kh::AfterUnload(kRoutine)) return nullptr;
   const int type = static_cast<int>(PoolType);

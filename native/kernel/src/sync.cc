@@ -10,6 +10,7 @@
 // hanging; Violation never aborts (harness.h).
 #include <time.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -38,7 +39,7 @@ struct Holding {
 
 struct LockRecord {
   std::shared_mutex lock;
-  std::mutex state;                          // guards holders
+  std::mutex state;  // guards holders
   std::map<std::thread::id, Holding> holders;
 };
 
@@ -59,14 +60,14 @@ std::shared_ptr<LockRecord> Lookup(PEX_PUSH_LOCK address, const char* routine) {
   std::unique_lock<std::mutex> guard(g_locks_mutex);
   const auto it = g_locks.find(address);
   if (it != g_locks.end()) {
+    std::shared_ptr<LockRecord> record = it->second;
     if (*address != CookieFor(address)) {
       *address = CookieFor(address);
       guard.unlock();
       Violation(routine, "push lock %p was overwritten since FltInitializePushLock (or is a copy)",
                 static_cast<void*>(address));
-      guard.lock();
     }
-    return it->second;
+    return record;
   }
   const bool deleted = g_deleted.count(address) != 0;
   auto record = std::make_shared<LockRecord>();
@@ -93,8 +94,10 @@ void Acquire(PEX_PUSH_LOCK address, Mode mode, const char* routine) {
       const Mode held = it->second.mode;
       ++it->second.depth;
       state.unlock();
-      Violation(routine, "push lock %p is already held %s by this thread: push locks are not recursive (this "
-                "deadlocks on Windows)", static_cast<void*>(address), held == Mode::kExclusive ? "exclusive" : "shared");
+      Violation(routine,
+                "push lock %p is already held %s by this thread: push locks are not recursive (this "
+                "deadlocks on Windows)",
+                static_cast<void*>(address), held == Mode::kExclusive ? "exclusive" : "shared");
       return;
     }
   }
@@ -110,13 +113,15 @@ void Acquire(PEX_PUSH_LOCK address, Mode mode, const char* routine) {
 // ---- Rundown protection ----
 // EX_RUNDOWN_REF.Count holds the state (the driver owns the memory): bit 0 is "rundown started", the rest
 // counts references (in steps of 2). The harness keeps, per initialised address, a condition variable for
-// ExWaitForRundownProtectionRelease.
+// ExWaitForRundownProtectionRelease and a copy of the reference count for the unload report, which must not
+// read the driver's memory (the EX_RUNDOWN_REF may sit in a pool block freed long ago).
 
 constexpr ULONG_PTR kRundownActive = 1;
 constexpr ULONG_PTR kRundownOne = 2;
 
 struct RundownRecord {
   std::condition_variable released;  // waited on with g_rundown_mutex
+  std::atomic<size_t> references{0};
 };
 
 std::mutex g_rundown_mutex;
@@ -164,10 +169,10 @@ size_t PushLocksReport(const char* routine) {
     rundowns = g_rundowns;
   }
   for (const auto& entry : rundowns) {
-    const ULONG_PTR count = __atomic_load_n(&entry.first->Count, __ATOMIC_SEQ_CST);
-    if (count / kRundownOne != 0) {
+    const size_t references = entry.second->references.load();
+    if (references != 0) {
       Violation(routine, "EX_RUNDOWN_REF %p still has %zu acquired reference(s)", static_cast<void*>(entry.first),
-                static_cast<size_t>(count / kRundownOne));
+                references);
       ++reported;
     }
   }
@@ -264,6 +269,7 @@ VOID ExInitializeRundownProtection(PEX_RUNDOWN_REF RunRef) {
   std::lock_guard<std::mutex> guard(kh::g_rundown_mutex);
   auto& record = kh::g_rundowns[RunRef];
   if (!record) record = std::make_shared<kh::RundownRecord>();
+  record->references = 0;
   __atomic_store_n(&RunRef->Count, ULONG_PTR{0}, __ATOMIC_SEQ_CST);
 }
 
@@ -273,12 +279,13 @@ BOOLEAN ExAcquireRundownProtection(PEX_RUNDOWN_REF RunRef) {
     kh::Violation(kRoutine, "RunRef is NULL");
     return FALSE;
   }
-  kh::RundownLookup(RunRef, kRoutine);
+  const std::shared_ptr<kh::RundownRecord> record = kh::RundownLookup(RunRef, kRoutine);
   ULONG_PTR count = __atomic_load_n(&RunRef->Count, __ATOMIC_SEQ_CST);
   do {
     if ((count & kh::kRundownActive) != 0) return FALSE;  // rundown has started: the object is going away
   } while (!__atomic_compare_exchange_n(&RunRef->Count, &count, count + kh::kRundownOne, false, __ATOMIC_SEQ_CST,
                                         __ATOMIC_SEQ_CST));
+  ++record->references;
   return TRUE;
 }
 
@@ -298,6 +305,7 @@ VOID ExReleaseRundownProtection(PEX_RUNDOWN_REF RunRef) {
     }
   } while (!__atomic_compare_exchange_n(&RunRef->Count, &count, count - kh::kRundownOne, false, __ATOMIC_SEQ_CST,
                                         __ATOMIC_SEQ_CST));
+  --record->references;
   if (count - kh::kRundownOne == kh::kRundownActive) {
     // The last reference of a rundown: wake the waiter. Notifying under the mutex the waiter checks its
     // condition under means the wake-up cannot fall between its check and its wait.
@@ -316,7 +324,8 @@ VOID ExWaitForRundownProtectionRelease(PEX_RUNDOWN_REF RunRef) {
   // From here on ExAcquireRundownProtection fails; a second wait on a run-down object returns at once.
   __atomic_fetch_or(&RunRef->Count, kh::kRundownActive, __ATOMIC_SEQ_CST);
   std::unique_lock<std::mutex> guard(kh::g_rundown_mutex);
-  record->released.wait(guard, [RunRef] { return __atomic_load_n(&RunRef->Count, __ATOMIC_SEQ_CST) < kh::kRundownOne; });
+  record->released.wait(guard,
+                        [RunRef] { return __atomic_load_n(&RunRef->Count, __ATOMIC_SEQ_CST) < kh::kRundownOne; });
 }
 
 LARGE_INTEGER KeQueryPerformanceCounter(PLARGE_INTEGER PerformanceFrequency) {

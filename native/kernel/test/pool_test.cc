@@ -59,7 +59,8 @@ int main() {
   assert(a != nullptr && reinterpret_cast<uintptr_t>(a) % 16 == 0 && AllBytes(a, 100, 0));
   void* b = ExAllocatePool2(POOL_FLAG_PAGED | POOL_FLAG_UNINITIALIZED, 40, Tag("cSlF"));
   assert(b != nullptr && !AllBytes(b, 40, 0));  // the uninitialised pattern, not zeros
-  void* c = ExAllocatePool2(POOL_FLAG_NON_PAGED | 0x8 /* CACHE_ALIGNED */ | (1ull << 40) /* optional */, 8, Tag("xTlF"));
+  void* c =
+      ExAllocatePool2(POOL_FLAG_NON_PAGED | 0x8 /* CACHE_ALIGNED */ | (1ull << 40) /* optional */, 8, Tag("xTlF"));
   assert(c != nullptr && reinterpret_cast<uintptr_t>(c) % 64 == 0);
   size_t blocks = 0, bytes = 0;
   kh::PoolOutstanding(&blocks, &bytes);
@@ -74,9 +75,8 @@ int main() {
     assert(ExAllocatePool2(POOL_FLAG_NON_PAGED | 0x20 /* RAISE_ON_FAILURE */, 8, Tag("tseT")) == nullptr);
   });
   ExpectViolation("exactly one", [] { assert(ExAllocatePool2(POOL_FLAG_UNINITIALIZED, 8, Tag("tseT")) == nullptr); });
-  ExpectViolation("exactly one", [] {
-    assert(ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED, 8, Tag("tseT")) == nullptr);
-  });
+  ExpectViolation("exactly one",
+                  [] { assert(ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED, 8, Tag("tseT")) == nullptr); });
   ExpectViolation("tag 0", [] { assert(ExAllocatePool2(POOL_FLAG_NON_PAGED, 8, 0) == nullptr); });
   ExpectViolation("must not be 0", [] { assert(ExAllocatePool2(POOL_FLAG_NON_PAGED, 0, Tag("tseT")) == nullptr); });
   // Too big is "insufficient resources": NULL, no violation.
@@ -113,9 +113,8 @@ int main() {
   ExpectViolation("not an instance", [] {
     assert(FltAllocatePoolAlignedWithTag(kDeadInstance, NonPagedPool, 8, Tag("rSlF")) == nullptr);
   });
-  ExpectViolation("not an instance", [] {
-    assert(FltAllocatePoolAlignedWithTag(nullptr, NonPagedPool, 8, Tag("rSlF")) == nullptr);
-  });
+  ExpectViolation("not an instance",
+                  [] { assert(FltAllocatePoolAlignedWithTag(nullptr, NonPagedPool, 8, Tag("rSlF")) == nullptr); });
   ExpectViolation("PoolType 7", [] {
     assert(FltAllocatePoolAlignedWithTag(kInstance, static_cast<POOL_TYPE>(7), 8, Tag("rSlF")) == nullptr);
   });
@@ -153,9 +152,8 @@ int main() {
 
   // After unload no driver code may run.
   kh::SetPhase(kh::Phase::kUnloaded);
-  ExpectViolation("after the driver was unloaded", [] {
-    assert(ExAllocatePool2(POOL_FLAG_NON_PAGED, 8, Tag("tseT")) == nullptr);
-  });
+  ExpectViolation("after the driver was unloaded",
+                  [] { assert(ExAllocatePool2(POOL_FLAG_NON_PAGED, 8, Tag("tseT")) == nullptr); });
   std::puts("pool_test: ok");
   return 0;
 }
