@@ -79,14 +79,22 @@ void SetPhase(Phase phase);
 // The ledger behind ExAllocatePool2 / FltAllocatePoolAlignedWithTag and every allocation the harness makes
 // on a driver's behalf that the driver must give back (so leaks are reported by tag at unload).
 
+// Which free routine a block belongs to: freeing it with another family's routine is a violation.
+enum class PoolFamily {
+  kPool,     // ExAllocatePool2 -> ExFreePoolWithTag
+  kAligned,  // FltAllocatePoolAlignedWithTag -> FltFreePoolAlignedWithTag
+  kObject,   // a harness object the driver gives back through its own routine (e.g. a context)
+};
+
 // Allocates `size` bytes tagged `tag`, aligned to `alignment` (a power of two, at least 16), zeroed unless
 // `zero` is false (then filled with a pattern, as POOL_FLAG_UNINITIALIZED may leave garbage). `routine`
 // names the allocating routine in reports. Returns nullptr when size is 0 or too big.
-void* PoolAllocate(size_t size, uint32_t tag, size_t alignment, bool zero, const char* routine);
+void* PoolAllocate(size_t size, uint32_t tag, size_t alignment, bool zero, const char* routine,
+                   PoolFamily family = PoolFamily::kPool);
 // Frees a block from PoolAllocate. Violations: unknown pointer (never allocated / double free), a tag that
 // differs from the allocation's (when `tag` is not 0), freed by the other family (ExFreePoolWithTag on an
 // aligned block or the reverse). Returns false (and does not free) on a violation.
-bool PoolFree(void* block, uint32_t tag, const char* routine);
+bool PoolFree(void* block, uint32_t tag, const char* routine, PoolFamily family = PoolFamily::kPool);
 // Outstanding allocations, for the unload check: reports each leaked tag ("3 allocations, 144 bytes")
 // as a violation of `routine` and returns how many blocks leaked.
 size_t PoolReportLeaks(const char* routine);
@@ -96,9 +104,18 @@ void PoolOutstanding(size_t* blocks, size_t* bytes);
 std::string TagName(uint32_t tag);
 
 // ---- Synchronisation (sync.cc) ------------------------------------------------------------------------
-// Push locks still held or rundown references still out at unload are violations; PushLocksReport
-// returns how many locks were still initialised (not deleted) or held.
+// Push locks still held or never deleted, and rundown references (EX_RUNDOWN_REF) still acquired, at unload
+// are violations of `routine`; returns how many such locks and references it reported.
 size_t PushLocksReport(const char* routine);
+
+// ---- Debug output (debug.cc) ----------------------------------------------------------------------------
+// UTF-16 (`units` 16-bit WCHARs, no NUL needed) to UTF-8; an unpaired surrogate becomes U+FFFD.
+std::string Utf16ToUtf8(const WCHAR* text, size_t units);
+
+// ---- Filter Manager (filter.cc) -------------------------------------------------------------------------
+// The alignment FltAllocatePoolAlignedWithTag gives for `instance`: its volume's sector size (a power of
+// two), or 0 when `instance` is not a live instance of this image (the caller reports that).
+size_t InstanceAlignment(PFLT_INSTANCE instance);
 
 }  // namespace kh
 
