@@ -156,7 +156,7 @@ export interface NativeKernelImage {
     readFails: boolean;
   }): Promise<NativeOpenResult | null>;
   portAccess(port: number, caller: NativeKernelCaller, desired: number): boolean;
-  query(code: number, length: number): Promise<{ status: number; data: Buffer } | null>;
+  query(code: number, length: number, input?: Buffer): Promise<{ status: number; data: Buffer } | null>;
   violationCount(): number;
   answer(id: number, status: number, reply?: Buffer): void;
   close(): boolean;

@@ -90,7 +90,10 @@ function run(compiler: string, args: string[], what: string): void {
  */
 export function buildKernelImage(options: KernelImageBuildOptions): string {
   if (process.platform !== 'linux') throw new Error('driver images are built and run on Linux');
-  if (!Array.isArray(options.sources) || options.sources.length === 0) throw new TypeError('sources: at least one');
+  const sources: readonly string[] = options.sources;
+  if (sources.length === 0 || sources.some((f) => typeof f !== 'string')) {
+    throw new TypeError('sources: one or more file names');
+  }
   const sanitize = options.sanitize ?? process.env['FLTMGR_SANITIZED'] === '1';
   const cc = process.env['CC'] ?? 'gcc';
   const cxx = process.env['CXX'] ?? 'g++';
@@ -126,8 +129,10 @@ export function buildKernelImage(options: KernelImageBuildOptions): string {
   // The harness.
   for (const name of fs.readdirSync(src).sort()) {
     const file = path.join(src, name);
-    if (name.endsWith('.cc')) objects.push(compile(cxx, [...CXX_FLAGS, ...COMMON, ...flavour, `-I${include}`, `-I${src}`], file, ''));
-    else if (name.endsWith('.c')) objects.push(compile(cc, [...C_FLAGS, '-Werror', ...COMMON, ...flavour, `-I${include}`, `-I${src}`], file, ''));
+    if (name.endsWith('.cc'))
+      objects.push(compile(cxx, [...CXX_FLAGS, ...COMMON, ...flavour, `-I${include}`, `-I${src}`], file, ''));
+    else if (name.endsWith('.c'))
+      objects.push(compile(cc, [...C_FLAGS, '-Werror', ...COMMON, ...flavour, `-I${include}`, `-I${src}`], file, ''));
   }
   // The driver: its headers can change too, so they join the key.
   const includeDirs = (options.includeDirs ?? []).map((d) => path.resolve(d));
@@ -137,7 +142,7 @@ export function buildKernelImage(options: KernelImageBuildOptions): string {
       if (/\.(h|inc)$/.test(name)) driverHeaders.update(name).update(fs.readFileSync(path.join(dir, name)));
     }
   }
-  for (const file of options.sources) {
+  for (const file of sources) {
     const abs = path.resolve(file);
     const dir = path.dirname(abs);
     for (const name of fs.readdirSync(dir).sort()) {
@@ -154,7 +159,7 @@ export function buildKernelImage(options: KernelImageBuildOptions): string {
     ...includeDirs.map((d) => `-I${d}`),
     ...(options.defines ?? []).map((d) => `-D${d}`),
   ];
-  for (const file of options.sources) objects.push(compile(cc, driverFlags, path.resolve(file), driverKey));
+  for (const file of sources) objects.push(compile(cc, driverFlags, path.resolve(file), driverKey));
 
   const out = path.resolve(options.out);
   fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -31,6 +31,8 @@ const MAX_TIMEOUT_MS = 0x7fffffff;
 export interface KernelDriverOptions {
   /** The filter's name in the simulator (and the service name in the registry path). Default: the image's base name. */
   name?: string;
+  /** The filter's altitude (the INF's Instance1.Altitude), as the simulator lists it. */
+  altitude?: string;
   /**
    * The service's Parameters key, which WdfDriverOpenParametersRegistryKey opens: strings are REG_SZ (stored
    * with their terminating NUL, as regedit writes them), numbers REG_DWORD, byte arrays REG_BINARY.
@@ -132,7 +134,13 @@ export class KernelDriver {
   #unloading: Promise<void> | undefined;
   #closed = false;
 
-  private constructor(sim: FilterManagerSimulator, image: NativeKernelImage, name: string, filter: SimulatedFilter, log: (line: string) => void) {
+  private constructor(
+    sim: FilterManagerSimulator,
+    image: NativeKernelImage,
+    name: string,
+    filter: SimulatedFilter,
+    log: (line: string) => void,
+  ) {
     this.#sim = sim;
     this.#image = image;
     this.name = name;
@@ -144,33 +152,41 @@ export class KernelDriver {
    * Maps a fresh copy of `imagePath` (each load starts with zeroed globals, as a driver's image does) and
    * runs DriverEntry. Rejects with NtStatusError when DriverEntry fails (the image is then closed).
    */
-  static async load(sim: FilterManagerSimulator, imagePath: string, options: KernelDriverOptions = {}): Promise<KernelDriver> {
+  static async load(
+    sim: FilterManagerSimulator,
+    imagePath: string,
+    options: KernelDriverOptions = {},
+  ): Promise<KernelDriver> {
     const binding = loadBinding();
     if (binding.KernelImage === undefined) throw new Error('the kernel harness runs on Linux only');
     const name = options.name ?? path.basename(imagePath).replace(/\.[^.]*$/, '');
     const log = options.log ?? (() => undefined);
     const registry = registryOf(options.parameters);
-    const filter = sim.registerFilter(name);
+    const filter = sim.registerFilter(name, options.altitude === undefined ? {} : { altitude: options.altitude });
     // A private copy: dlopen of the same path twice would share one image (and its globals).
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-kernel-'));
     const copy = path.join(dir, `${name}-${randomBytes(4).toString('hex')}.so`);
-    let driver: KernelDriver | undefined;
+    let onEvent: (event: KernelImageEvent) => void = () => undefined;
     let image: NativeKernelImage;
     try {
       fs.copyFileSync(imagePath, copy);
-      image = new binding.KernelImage(copy, registry, (event) => driver?.#onEvent(event));
+      image = new binding.KernelImage(copy, registry, (event) => onEvent(event));
     } catch (err) {
       await filter.unload();
       throw err;
     } finally {
       fs.rmSync(dir, { recursive: true, force: true }); // mapped already: the file is not needed any more
     }
-    driver = new KernelDriver(sim, image, name, filter, log);
+    const driver = new KernelDriver(sim, image, name, filter, log);
+    onEvent = (event) => driver.#onEvent(event);
     const status = await image.driverEntry(`\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\${name}`);
     if (status === null || status < 0) {
       await filter.unload();
       driver.#close();
-      throw new NtStatusError(status ?? NtStatus.STATUS_UNSUCCESSFUL, `DriverEntry of ${name} failed: ${hex32((status ?? 0) >>> 0)}`);
+      throw new NtStatusError(
+        status ?? NtStatus.STATUS_UNSUCCESSFUL,
+        `DriverEntry of ${name} failed: ${hex32((status ?? 0) >>> 0)}`,
+      );
     }
     return driver;
   }
@@ -182,7 +198,8 @@ export class KernelDriver {
 
   /** Sends a simulated IRP_MJ_CREATE through the filter's create callbacks (on a harness thread). */
   async openFile(options: KernelOpenOptions): Promise<KernelOpenResult> {
-    if (typeof options.path !== 'string' || options.path.length === 0) throw new TypeError('openFile: path must be a non-empty string');
+    if (typeof options.path !== 'string' || options.path.length === 0)
+      throw new TypeError('openFile: path must be a non-empty string');
     if (!(options.content instanceof Uint8Array)) throw new TypeError('openFile: content must be a Uint8Array');
     if (!Number.isInteger(options.processId) || options.processId < 0 || options.processId > 0xffffffff) {
       throw new TypeError('openFile: processId must be an integer 0..0xffffffff');
@@ -205,11 +222,12 @@ export class KernelDriver {
 
   /**
    * Calls the driver's FltmgrHarnessQuery test hook (native/kernel/include/fltmgr_harness.h) with a buffer of
-   * `length` bytes. Rejects with NtStatusError when it fails (STATUS_NOT_IMPLEMENTED: the driver has none).
+   * `length` bytes that starts with `input` (zeros after it). Resolves with the bytes the hook reported
+   * written; rejects with NtStatusError when it fails (STATUS_NOT_IMPLEMENTED: the driver has none).
    */
-  async query(code: number, length: number): Promise<Buffer> {
+  async query(code: number, length: number, input?: Uint8Array): Promise<Buffer> {
     if (this.#closed) throw new Error(`the driver ${this.name} is unloaded`);
-    const r = await this.#image.query(code, length);
+    const r = await this.#image.query(code, length, input === undefined ? undefined : Buffer.from(input));
     if (r === null) throw new Error(`the driver ${this.name} is unloaded`);
     if (r.status < 0) throw new NtStatusError(r.status);
     return r.data;
@@ -217,8 +235,9 @@ export class KernelDriver {
 
   /**
    * Unloads the driver as `fltmc unload` does (FilterUnloadCallback, then KMDF's EvtDriverUnload), runs the
-   * end-of-image checks and unmaps the image. Rejects with NtStatusError when the filter refuses (it stays
-   * loaded) and with KernelVerifierError when the verifier found violations during the driver's life.
+   * end-of-image checks. Rejects with NtStatusError when the filter refuses (it stays loaded) and with
+   * KernelVerifierError when the verifier found violations during the driver's life. The image stays mapped
+   * (openFile() then passes opens through unfiltered, query() reads what the driver left) until close().
    */
   unload(): Promise<void> {
     this.#unloading ??= (async () => {
@@ -228,10 +247,18 @@ export class KernelDriver {
         throw new NtStatusError(status, `the filter ${this.name} refused to unload: ${hex32(status >>> 0)}`);
       }
       await this.filter.unload(); // what the driver left: ports and connections (normally none by now)
-      this.#close();
       if (this.#violations.length > 0) throw new KernelVerifierError(this.#violations);
     })();
     return this.#unloading;
+  }
+
+  /**
+   * Unmaps the image. Calls into it settle first: a driver still waiting in FltSendMessage or for the
+   * simulator gets STATUS_PORT_DISCONNECTED at once. Idempotent; unload() first unless the point is to
+   * drop the driver without its unload (a crash-stop).
+   */
+  close(): void {
+    this.#close();
   }
 
   #close(): void {
@@ -341,7 +368,12 @@ export class KernelDriver {
         this.#clients.delete(client.id);
       },
       message: async (client, input, outputCapacity) => {
-        const r = await image.message(client.id, this.#caller(client.identity, client.processId), input, outputCapacity);
+        const r = await image.message(
+          client.id,
+          this.#caller(client.identity, client.processId),
+          input,
+          outputCapacity,
+        );
         if (r === null) throw new NtStatusError(NtStatus.STATUS_PORT_DISCONNECTED);
         if (r.status < 0) throw new NtStatusError(r.status);
         return r.output;

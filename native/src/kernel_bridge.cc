@@ -284,7 +284,8 @@ std::vector<uint8_t> BytesFrom(const Napi::Value& value, const char* what) {
 uint64_t IdFrom(const Napi::Value& value, const char* what) {
   if (!value.IsNumber()) throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a number");
   const double d = value.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 9007199254740991.0)) throw Napi::RangeError::New(value.Env(), std::string(what) + " out of range");
+  if (!(d >= 0 && d <= 9007199254740991.0))
+    throw Napi::RangeError::New(value.Env(), std::string(what) + " out of range");
   return static_cast<uint64_t>(d);
 }
 
@@ -334,11 +335,12 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
       dlclose(library_);
       library_ = nullptr;
       throw Napi::Error::New(env, path + " is not a kernel harness image of ABI version " +
-                                      std::to_string(FLTMGR_KH_ABI_VERSION) + " (rebuild it with scripts/kernel-image.js)");
+                                      std::to_string(FLTMGR_KH_ABI_VERSION) +
+                                      " (rebuild it with scripts/kernel-image.js)");
     }
     std::shared_ptr<KernelHost> host = host_;
-    calls_ = BlockingCalls::Create(env, "fltmgr.kernel-image", BlockingCalls::kNoThreadCap,
-                                   [host] { host->Shutdown(); });
+    calls_ =
+        BlockingCalls::Create(env, "fltmgr.kernel-image", BlockingCalls::kNoThreadCap, [host] { host->Shutdown(); });
     EventTsfn tsfn = EventTsfn::New(env, info[2].As<Napi::Function>(), "fltmgr.kernel-image.events", 0, 1, host.get());
     tsfn.Unref(env);  // the calls in flight keep the loop alive, not the image
     host_->Start(tsfn);
@@ -368,16 +370,18 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
     const fltmgr_kh_image* image = image_;
     return Submit(
         info.Env(),
-        [=] { *status = image->driver_entry(reinterpret_cast<const uint16_t*>(path->data()),
-                                             static_cast<uint32_t>(path->size())); },
+        [=] {
+          *status =
+              image->driver_entry(reinterpret_cast<const uint16_t*>(path->data()), static_cast<uint32_t>(path->size()));
+        },
         [=](Napi::Env env) { return Napi::Number::New(env, *status); });
   }
 
   Napi::Value Unload(const Napi::CallbackInfo& info) {
     auto status = std::make_shared<int32_t>(0);
     const fltmgr_kh_image* image = image_;
-    return Submit(info.Env(), [=] { *status = image->unload(); },
-                  [=](Napi::Env env) { return Napi::Number::New(env, *status); });
+    return Submit(
+        info.Env(), [=] { *status = image->unload(); }, [=](Napi::Env env) { return Napi::Number::New(env, *status); });
   }
 
   // connect(port, client, caller, context: Buffer) -> Promise<status | null>
@@ -399,8 +403,8 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
   Napi::Value Disconnect(const Napi::CallbackInfo& info) {
     const uint64_t client = IdFrom(info[0], "client");
     const fltmgr_kh_image* image = image_;
-    return Submit(info.Env(), [=] { image->disconnect(client); },
-                  [](Napi::Env env) { return Napi::Boolean::New(env, true); });
+    return Submit(
+        info.Env(), [=] { image->disconnect(client); }, [](Napi::Env env) { return Napi::Boolean::New(env, true); });
   }
 
   // message(client, caller, input: Buffer, outputLength) -> Promise<{ status, output } | null>
@@ -494,11 +498,20 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
     return Napi::Boolean::New(info.Env(), image_->port_access(port, &caller, desired) != 0);
   }
 
-  // query(code, length) -> Promise<{ status, data } | null>
+  // query(code, length, input?: Buffer) -> Promise<{ status, data } | null>. The hook's buffer holds `input`
+  // first, zeros after it.
   Napi::Value Query(const Napi::CallbackInfo& info) {
     const uint32_t code = info[0].As<Napi::Number>().Uint32Value();
     const uint32_t length = info[1].As<Napi::Number>().Uint32Value();
+    std::vector<uint8_t> input;
+    if (info.Length() > 2 && !info[2].IsUndefined()) input = BytesFrom(info[2], "input");
+    if (input.size() > length) throw Napi::RangeError::New(info.Env(), "input is longer than length");
     auto buffer = std::make_shared<AlignedBuffer>(length);
+    if (length != 0 && buffer->data == nullptr) throw Napi::Error::New(info.Env(), "out of memory");
+    if (length != 0) {
+      std::memset(buffer->data, 0, length);
+      if (!input.empty()) std::memcpy(buffer->data, input.data(), input.size());
+    }
     auto status = std::make_shared<int32_t>(0);
     auto returned = std::make_shared<uint32_t>(0);
     const fltmgr_kh_image* image = image_;

@@ -1,36 +1,56 @@
-// The sample driver's tests: an in-process simulator (./sim.ts's base) with the sample minifilter's twin, raw
-// FilterPort clients of \FltmgrSamplePort, and in-process scanner agents; everything is torn down with the harness.
+// The sample driver's tests: an in-process simulator (./sim.ts's base) with the sample minifilter (its C code in
+// the kernel harness, or its TypeScript twin: SAMPLE_TARGETS), raw FilterPort clients of \FltmgrSamplePort, and
+// in-process scanner agents; everything is torn down with the harness.
 import { FilterPort, type FilterMessage } from '../../lib';
 import type { ListenTarget, SimulatorOptions } from '../../lib/simulator';
-import { SampleMinifilter, type SampleMinifilterOptions } from '../../driver-sample/twin';
+import type { SampleMinifilterOptions } from '../../driver-sample/twin';
+import {
+  kernelHarnessAvailable,
+  loadSampleDriver,
+  type SampleDriver,
+  type SampleTargetKind,
+} from '../../driver-sample/target';
 import * as P from '../../driver-sample/protocol';
 import { ScannerAgent, type ScannerAgentOptions } from '../../examples/scanner-agent';
 import { startBase, type SimulatorBase } from './sim';
 import { nextEvent } from './timing';
 
-/** The simulator base without its wire clients: here connect() makes a FilterPort and logs are the twin's. */
+/**
+ * Which implementations of the sample driver the suite runs against: FLTMGR_SAMPLE_TARGET=c or twin picks one;
+ * by default both where the kernel harness runs (Linux), else the twin.
+ */
+export const SAMPLE_TARGETS: readonly SampleTargetKind[] = (() => {
+  const env = process.env['FLTMGR_SAMPLE_TARGET'];
+  if (env === 'c' || env === 'twin') return [env];
+  return kernelHarnessAvailable() ? ['c', 'twin'] : ['twin'];
+})();
+
+/** The simulator base without its wire clients: here connect() makes a FilterPort and logs are the driver's. */
 export interface SampleHarness extends Omit<SimulatorBase, 'connect' | 'open' | 'logs'> {
-  /** The loaded twin (replaced by reload()). */
-  twin: SampleMinifilter;
-  /** The twin's log lines (DbgPrintEx). */
+  /** The loaded driver (replaced by reload()). */
+  driver: SampleDriver;
+  /** The driver's log lines (DbgPrintEx). */
   logs: string[];
   /** The simulator's log lines. */
   simLogs: string[];
-  /** Unloads the twin (if loaded) and loads a new one: a driver restart. */
-  reload(options?: SampleMinifilterOptions): Promise<SampleMinifilter>;
+  /** Unloads the driver (if loaded) and loads a new one: a driver restart. */
+  reload(options?: SampleMinifilterOptions): Promise<SampleDriver>;
   /** A connection to \FltmgrSamplePort; `scanner` sends the SCANNER context with this process's id. */
   connect(options?: { scanner?: boolean; context?: Buffer }): Promise<FilterPort>;
   /** An in-process scanner agent (fast reconnects), started; resolves once connected. */
   startAgent(options?: ScannerAgentOptions): Promise<ScannerAgent>;
 }
 
-export async function startSample(
-  o: { twin?: SampleMinifilterOptions; sim?: SimulatorOptions; listen?: ListenTarget } = {},
-): Promise<SampleHarness> {
+export async function startSample(o: {
+  target: SampleTargetKind;
+  driver?: SampleMinifilterOptions;
+  sim?: SimulatorOptions;
+  listen?: ListenTarget;
+}): Promise<SampleHarness> {
   const logs: string[] = [];
-  const twinOptions = (extra?: SampleMinifilterOptions): SampleMinifilterOptions => ({
+  const driverOptions = (extra?: SampleMinifilterOptions): SampleMinifilterOptions => ({
     log: (line) => logs.push(line),
-    ...o.twin,
+    ...o.driver,
     ...extra,
   });
   const ports: FilterPort[] = [];
@@ -38,7 +58,12 @@ export async function startSample(
   const base = await startBase({ options: o.sim, listen: o.listen }, async () => {
     await Promise.all(agents.map((a) => a.stop()));
     await Promise.all(ports.map((p) => p.close()));
-    await h.twin.unload();
+    // The C driver's unload rejects with the verifier's findings: a test that leaks fails here.
+    try {
+      await h.driver.unload();
+    } finally {
+      h.driver.close();
+    }
   });
   // eslint-disable-next-line @typescript-eslint/unbound-method -- dropped from the spread, never called
   const { connect: _wire, open: _open, logs: simLogs, ...rest } = base;
@@ -46,11 +71,12 @@ export async function startSample(
     ...rest,
     logs,
     simLogs,
-    twin: new SampleMinifilter(base.sim, twinOptions()),
+    driver: undefined as unknown as SampleDriver, // set below, before anyone can see h
     async reload(options) {
-      await h.twin.unload();
-      h.twin = new SampleMinifilter(base.sim, twinOptions(options));
-      return h.twin;
+      await h.driver.unload();
+      h.driver.close();
+      h.driver = await loadSampleDriver(o.target, base.sim, driverOptions(options));
+      return h.driver;
     },
     async connect(options = {}) {
       const context =
@@ -73,6 +99,12 @@ export async function startSample(
       return agent;
     },
   };
+  try {
+    h.driver = await loadSampleDriver(o.target, base.sim, driverOptions());
+  } catch (err) {
+    await base.close().catch(() => undefined);
+    throw err;
+  }
   return h;
 }
 

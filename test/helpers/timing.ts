@@ -24,9 +24,9 @@ function timedOut(o: Wait): Error {
 }
 
 /** Polls until predicate() holds, for state that has no event; fails when the hang guard fires. */
-export async function until(predicate: () => boolean, o: Wait): Promise<void> {
+export async function until(predicate: () => boolean | Promise<boolean>, o: Wait): Promise<void> {
   const deadline = Date.now() + (o.timeoutMs ?? HANG_GUARD_MS);
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw timedOut(o);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

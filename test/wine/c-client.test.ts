@@ -53,7 +53,7 @@ for (const transport of ['pipe', 'tcp'] as const) {
     `the C client (scanner pattern) against the sample twin over ${transport}: echo, 200 messages answered, clean shutdown`,
     { skip },
     async (t) => {
-      const h = await startSample(transport === 'tcp' ? { listen: { tcp: {} } } : {});
+      const h = await startSample(transport === 'tcp' ? { target: 'twin', listen: { tcp: {} } } : { target: 'twin' });
       t.after(() => h.close());
       assert.ok(h.endpoint.startsWith(`${transport}:`), h.endpoint);
       for (const args of [

@@ -81,3 +81,10 @@ Phase CurrentPhase() { return g_phase.load(); }
 void SetPhase(Phase phase) { g_phase.store(phase); }
 
 }  // namespace kh
+
+// ---- Processes -----------------------------------------------------------------------------------------
+
+extern "C" HANDLE PsGetCurrentProcessId(void) {
+  // The caller this thread runs as (harness.h): a connecting client, an opener, or the System process (4).
+  return reinterpret_cast<HANDLE>(static_cast<uintptr_t>(kh::CurrentCaller().processId));
+}

@@ -38,9 +38,9 @@ struct OpenRecord {
 
 namespace {
 
-constexpr uint32_t kFilterMagic = 0x544c4946;  // "FILT"
+constexpr uint32_t kFilterMagic = 0x544c4946;   // "FILT"
 constexpr uint32_t kContextMagic = 0x5458434b;  // "KCXT"
-constexpr uint32_t kNameMagic = 0x454d414e;  // "NAME"
+constexpr uint32_t kNameMagic = 0x454d414e;     // "NAME"
 constexpr ULONG FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT_ = 0x1;
 constexpr SIZE_T FLT_VARIABLE_SIZED_CONTEXTS_ = static_cast<SIZE_T>(-1);
 constexpr ULONG FLT_FILE_NAME_FORMAT_MASK = 0xff;
@@ -70,7 +70,7 @@ struct ContextHeader {
 constexpr size_t kContextDataOffset = offsetof(ContextHeader, data);
 
 std::mutex g_objects_mutex;
-std::set<ContextHeader*> g_contexts;  // allocated, not yet freed
+std::set<ContextHeader*> g_contexts;         // allocated, not yet freed
 ContextHeader* g_instanceContext = nullptr;  // the instance's reference, under g_objects_mutex
 
 // FLT_FILE_NAME_INFORMATION with its reference count and the name's characters after it.
@@ -100,7 +100,7 @@ void FreeContext(ContextHeader* header) {
   }
   header->magic = 0;
   header->~ContextHeader();
-  PoolFree(header, header->tag, "FltReleaseContext");
+  PoolFree(header, header->tag, "FltReleaseContext", PoolFamily::kObject);
 }
 
 void Dereference(ContextHeader* header, const char* routine) {
@@ -137,7 +137,9 @@ PFLT_VOLUME VolumeHandle() { return &g_volume; }
 PDRIVER_OBJECT DriverObject() { return &g_driver; }
 
 size_t InstanceAlignment(PFLT_INSTANCE instance) {
-  return instance == &g_instance ? g_volumeInfo.sectorSize : 16;
+  if (instance != &g_instance) return 0;
+  std::lock_guard<std::mutex> lock(g_state.mutex);
+  return g_state.instanceAttached ? g_volumeInfo.sectorSize : 0;
 }
 
 bool CheckFilter(PFLT_FILTER filter, const char* routine) {
@@ -203,8 +205,10 @@ size_t FilterObjectsReport(const char* routine) {
               static_cast<unsigned>(c->type), TagName(c->tag).c_str(), c->references.load());
   }
   for (NameInfo* n : g_names) {
-    Violation(routine, "file name information for %s still has %d reference(s): FltReleaseFileNameInformation "
-              "not called", Utf8(n->text).c_str(), n->references.load());
+    Violation(routine,
+              "file name information for %s still has %d reference(s): FltReleaseFileNameInformation "
+              "not called",
+              Utf8(n->text).c_str(), n->references.load());
   }
   return g_contexts.size() + g_names.size();
 }
@@ -322,8 +326,10 @@ int32_t OpenFile(const fltmgr_kh_open_request* request, fltmgr_kh_open_result* r
     *out = nullptr;
     if (bytes.empty()) return;
     *out = static_cast<uint8_t*>(std::malloc(bytes.size()));
-    if (*out != nullptr) std::memcpy(*out, bytes.data(), bytes.size());
-    else *length = 0;
+    if (*out != nullptr)
+      std::memcpy(*out, bytes.data(), bytes.size());
+    else
+      *length = 0;
   };
   copy(record.sendData, &result->send_data, &result->send_length);
   copy(record.replyData, &result->reply_data, &result->reply_length);
@@ -376,7 +382,8 @@ extern "C" NTSTATUS FLTAPI FltRegisterFilter(PDRIVER_OBJECT Driver, const FLT_RE
       r.postCreate = op->PostOperation;
     } else {
       Log(DPFLTR_WARNING_LEVEL, Format("FltRegisterFilter: callbacks for major function 0x%02x are registered but "
-                                       "the harness only sends IRP_MJ_CREATE", op->MajorFunction));
+                                       "the harness only sends IRP_MJ_CREATE",
+                                       op->MajorFunction));
     }
   }
   for (const FLT_CONTEXT_REGISTRATION* c = Registration->ContextRegistration;
@@ -486,7 +493,8 @@ extern "C" NTSTATUS FLTAPI FltAllocateContext(PFLT_FILTER Filter, FLT_CONTEXT_TY
               static_cast<unsigned>(ContextType), static_cast<size_t>(ContextSize));
     return STATUS_FLT_CONTEXT_ALLOCATION_NOT_FOUND_;
   }
-  void* block = PoolAllocate(kContextDataOffset + ContextSize, type->tag, 16, true, "FltAllocateContext");
+  void* block =
+      PoolAllocate(kContextDataOffset + ContextSize, type->tag, 16, true, "FltAllocateContext", PoolFamily::kObject);
   if (block == nullptr) return STATUS_INSUFFICIENT_RESOURCES;
   auto* header = new (block) ContextHeader;
   header->magic = kContextMagic;
@@ -528,8 +536,10 @@ extern "C" NTSTATUS FLTAPI FltSetInstanceContext(PFLT_INSTANCE Instance, FLT_SET
   }
   if (previous != nullptr) {
     // The instance's reference on the replaced context moves to the caller, or goes.
-    if (OldContext != nullptr) *OldContext = previous->data;
-    else Dereference(previous, "FltSetInstanceContext");
+    if (OldContext != nullptr)
+      *OldContext = previous->data;
+    else
+      Dereference(previous, "FltSetInstanceContext");
   }
   return STATUS_SUCCESS;
 }
@@ -610,8 +620,8 @@ extern "C" NTSTATUS FLTAPI FltParseFileNameInformation(PFLT_FILE_NAME_INFORMATIO
     return STATUS_INVALID_PARAMETER;
   }
   const std::u16string& t = name->text;
-  const size_t volumeEnd = name->info.Volume.Length != 0 ? name->info.Volume.Length / sizeof(WCHAR)
-                                                         : std::min(t.find(u'\\'), t.size());
+  const size_t volumeEnd =
+      name->info.Volume.Length != 0 ? name->info.Volume.Length / sizeof(WCHAR) : std::min(t.find(u'\\'), t.size());
   const size_t lastSlash = t.rfind(u'\\');
   const size_t finalBegin = (lastSlash == std::u16string::npos || lastSlash < volumeEnd) ? volumeEnd : lastSlash + 1;
   FLT_FILE_NAME_INFORMATION& info = name->info;
@@ -698,8 +708,7 @@ extern "C" NTSTATUS FLTAPI FltReadFile(PFLT_INSTANCE InitiatingInstance, PFILE_O
 
 extern "C" NTSTATUS FLTAPI FltQueryInformationFile(PFLT_INSTANCE Instance, PFILE_OBJECT FileObject,
                                                    PVOID FileInformation, ULONG Length,
-                                                   FILE_INFORMATION_CLASS FileInformationClass,
-                                                   PULONG LengthReturned) {
+                                                   FILE_INFORMATION_CLASS FileInformationClass, PULONG LengthReturned) {
   if (LengthReturned != nullptr) *LengthReturned = 0;
   if (!CheckInstance(Instance, "FltQueryInformationFile")) return STATUS_INVALID_PARAMETER;
   OpenRecord* open = OpenOf(FileObject, "FltQueryInformationFile");
@@ -714,8 +723,8 @@ extern "C" NTSTATUS FLTAPI FltQueryInformationFile(PFLT_INSTANCE Instance, PFILE
       const bool directory = open->request->is_directory != 0;
       const uint64_t size = directory ? 0 : open->request->content_length;
       info.EndOfFile.QuadPart = static_cast<LONGLONG>(size);
-      info.AllocationSize.QuadPart =
-          static_cast<LONGLONG>((size + g_volumeInfo.sectorSize - 1) / g_volumeInfo.sectorSize * g_volumeInfo.sectorSize);
+      info.AllocationSize.QuadPart = static_cast<LONGLONG>((size + g_volumeInfo.sectorSize - 1) /
+                                                           g_volumeInfo.sectorSize * g_volumeInfo.sectorSize);
       info.NumberOfLinks = 1;
       info.Directory = directory ? TRUE : FALSE;
       std::memcpy(FileInformation, &info, sizeof info);

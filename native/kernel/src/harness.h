@@ -66,11 +66,11 @@ std::string FormatV(const char* format, va_list args);
 // Where the image is in its life; routines that are only valid in some phases check it (e.g.
 // FltSendMessage after FltUnregisterFilter returned is a violation).
 enum class Phase {
-  kLoaded,        // mapped, DriverEntry not called yet
-  kDriverEntry,   // DriverEntry runs
-  kRunning,       // DriverEntry returned success
-  kUnloading,     // the unload routine(s) run
-  kUnloaded,      // unload returned, or DriverEntry failed: no driver code may run
+  kLoaded,       // mapped, DriverEntry not called yet
+  kDriverEntry,  // DriverEntry runs
+  kRunning,      // DriverEntry returned success
+  kUnloading,    // the unload routine(s) run
+  kUnloaded,     // unload returned, or DriverEntry failed: no driver code may run
 };
 Phase CurrentPhase();
 void SetPhase(Phase phase);

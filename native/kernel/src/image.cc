@@ -130,9 +130,8 @@ int32_t QueryOp(uint32_t code, void* buffer, uint32_t length, uint32_t* returned
 uint32_t ViolationCountOp() { return static_cast<uint32_t>(Violations().size()); }
 
 const fltmgr_kh_image kImage = {
-    FLTMGR_KH_ABI_VERSION, DriverEntryOp, UnloadOp,      ConnectOp,    PortDisconnect,
-    MessageOp,             OpenFile,      ReleaseOpenResult, PortAccessOp, QueryOp,
-    ViolationCountOp,
+    FLTMGR_KH_ABI_VERSION, DriverEntryOp, UnloadOp, ConnectOp,        PortDisconnect, MessageOp, OpenFile,
+    ReleaseOpenResult,     PortAccessOp,  QueryOp,  ViolationCountOp,
 };
 
 }  // namespace

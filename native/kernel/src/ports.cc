@@ -144,8 +144,8 @@ int32_t PortMessage(uint64_t client, const Caller& caller, const void* input, ui
   NTSTATUS status;
   {
     ScopedCaller scope(caller);
-    status = message(connection->connectionCookie, inputLength != 0 ? const_cast<void*>(input) : nullptr,
-                     inputLength, outputLength != 0 ? output : nullptr, outputLength, &written);
+    status = message(connection->connectionCookie, inputLength != 0 ? const_cast<void*>(input) : nullptr, inputLength,
+                     outputLength != 0 ? output : nullptr, outputLength, &written);
   }
   if (written > outputLength) {
     Violation("MessageNotify", "reported %u bytes returned for an output buffer of %u", written, outputLength);
@@ -170,8 +170,10 @@ size_t PortsReportOpen(const char* routine) {
     if (entry.second->closed) continue;
     std::string name;
     for (char16_t c : entry.second->name) name += c < 0x80 ? static_cast<char>(c) : '?';
-    Violation(routine, "server port %s is still open (FltCloseCommunicationPort first: an open port keeps the "
-              "filter referenced)", name.c_str());
+    Violation(routine,
+              "server port %s is still open (FltCloseCommunicationPort first: an open port keeps the "
+              "filter referenced)",
+              name.c_str());
     n++;
   }
   return n;
@@ -217,7 +219,8 @@ extern "C" NTSTATUS FLTAPI FltCreateCommunicationPort(PFLT_FILTER Filter, PFLT_P
     return STATUS_INVALID_PARAMETER;
   }
   if ((ObjectAttributes->Attributes & OBJ_KERNEL_HANDLE) == 0) {
-    Violation("FltCreateCommunicationPort", "ObjectAttributes without OBJ_KERNEL_HANDLE: the port handle would be "
+    Violation("FltCreateCommunicationPort",
+              "ObjectAttributes without OBJ_KERNEL_HANDLE: the port handle would be "
               "usable from the user process that happens to run DriverEntry");
   }
   auto port = std::make_unique<_FLT_PORT>();
@@ -341,8 +344,9 @@ extern "C" NTSTATUS FLTAPI FltSendMessage(PFLT_FILTER Filter, PFLT_PORT* ClientP
   NTSTATUS status = STATUS_PORT_DISCONNECTED;
   const fltmgr_kh_host* host = Host();
   if (host != nullptr) {
-    status = host->send_message(host->context, connection->id, SenderBuffer, SenderBufferLength, ReplyBuffer,
-                                ReplyBuffer != nullptr ? &replyBytes : nullptr, Timeout != nullptr ? &timeoutMs : nullptr);
+    status =
+        host->send_message(host->context, connection->id, SenderBuffer, SenderBufferLength, ReplyBuffer,
+                           ReplyBuffer != nullptr ? &replyBytes : nullptr, Timeout != nullptr ? &timeoutMs : nullptr);
   }
   if (ReplyBuffer != nullptr) *ReplyLength = replyBytes;
   TraceSend(status, SenderBuffer, SenderBufferLength, ReplyBuffer, ReplyBuffer != nullptr ? replyBytes : 0);

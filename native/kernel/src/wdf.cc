@@ -30,8 +30,8 @@ size_t WdfReport(const char* routine) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!g_keys.empty()) {
     // Not a leak in KMDF (keys are children of the driver object and go with it), but worth a line.
-    Log(DPFLTR_WARNING_LEVEL, Format("%s: %zu registry key(s) never closed with WdfRegistryClose", routine,
-                                     g_keys.size()));
+    Log(DPFLTR_WARNING_LEVEL,
+        Format("%s: %zu registry key(s) never closed with WdfRegistryClose", routine, g_keys.size()));
   }
   for (WDFKEY__* key : g_keys) delete key;
   g_keys.clear();
