@@ -28,7 +28,7 @@ export interface SampleDriver {
   /** fltmc unload. */
   unload(): Promise<void>;
   /** Frees what the implementation holds once unloaded (the C driver's image). */
-  close(): void;
+  close(): Promise<void>;
 }
 
 class TwinDriver implements SampleDriver {
@@ -58,7 +58,9 @@ class TwinDriver implements SampleDriver {
   unload(): Promise<void> {
     return this.twin.unload();
   }
-  close(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 class CDriver implements SampleDriver {
@@ -88,8 +90,8 @@ class CDriver implements SampleDriver {
   unload(): Promise<void> {
     return this.c.unload();
   }
-  close(): void {
-    this.c.driver.close();
+  close(): Promise<void> {
+    return this.c.driver.close();
   }
 }
 

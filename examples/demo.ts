@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 /**
- * End-to-end demo (`npm run demo`): the Filter Manager simulator with the sample minifilter's twin, the scanner
- * agent as a separate process (as it is deployed next to the real driver), a generated set of clean and
- * "infected" files (the EICAR test string and toy signatures) opened through the twin, a verdict table, the
- * driver's statistics, and a clean shutdown. Exits 0 when every verdict is the expected one, 1 otherwise.
+ * End-to-end demo (`npm run demo`): the Filter Manager simulator with the sample minifilter's real C code
+ * (driver-sample/driver, run by the kernel harness: native/kernel), the scanner agent as a separate process (as
+ * it is deployed next to the real driver), a generated set of clean and "infected" files (the EICAR test string
+ * and toy signatures) opened through the driver's create callbacks, a verdict table, the driver's statistics,
+ * and a clean unload (the harness's verifier checks it). Exits 0 when every verdict is the expected one and the
+ * unload is clean, 1 otherwise.
+ *
+ * `npm run demo -- --twin` runs the driver's TypeScript twin instead (driver-sample/twin; also what runs where
+ * the kernel harness does not: it needs Linux and a C compiler).
  *
  * Why the agent is a child process: the driver excludes the scanner's own process from scanning and sees
  * the agent's real pid through the simulator's Unix socket credentials, exactly as on Windows; the agent is
  * the unchanged examples/scanner-agent, pointed at the simulator by FLTMGR_SIMULATOR only. The simulator and
- * the twin run in this process because only the in-process twin can simulate file opens.
+ * the driver run in this process because only the in-process driver can be sent simulated file opens.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -17,7 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FilterPort } from '../lib';
 import { FilterManagerSimulator } from '../lib/simulator';
-import { SampleMinifilter, type OpenFileResult } from '../driver-sample/twin';
+import type { OpenFileResult } from '../driver-sample/twin';
+import { kernelHarnessAvailable, loadSampleDriver, type SampleDriver } from '../driver-sample/target';
 import * as P from '../driver-sample/protocol';
 import { EICAR, formatStats } from './scanner-agent';
 
@@ -38,9 +44,9 @@ function agentCommand(): { command: string; args: string[] } {
   return { command: process.execPath, args: [...loader, agent] };
 }
 
-async function until(what: string, predicate: () => boolean, timeoutMs = 15_000): Promise<void> {
+async function until(what: string, predicate: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -145,19 +151,38 @@ function printTable(rows: Row[]): void {
   }
 }
 
+/** The name the driver gets from FltGetFileNameInformation: a normalized NT path on the harness's volume. */
+function ntPath(path: string): string {
+  return `\\Device\\HarddiskVolume1${path.replace(/\//g, '\\')}`;
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'fltmgr-demo-'));
   const sim = new FilterManagerSimulator();
   let agent: ChildProcess | undefined;
   let commands: FilterPort | undefined;
-  let twin: SampleMinifilter | undefined;
+  let driver: SampleDriver | undefined;
+  let unloadError: unknown;
   const rows: Row[] = [];
+  const wantTwin = process.argv.includes('--twin');
+  if (!wantTwin && !kernelHarnessAvailable()) {
+    console.log('the kernel harness runs on Linux only: running the TypeScript twin of the driver instead');
+  }
+  const kind = wantTwin || !kernelHarnessAvailable() ? 'twin' : 'c';
   try {
-    // 1. "Load the driver": the simulator plus the twin (same port name, security, protocol as the real driver).
+    // 1. "Load the driver": DriverEntry of the sample's C code in the harness (or its twin), in the simulator.
     const endpoint = await sim.listen();
-    twin = new SampleMinifilter(sim);
-    console.log(`simulator listening at ${endpoint}; sample minifilter ${P.FILTER_NAME} loaded, port ${P.PORT_NAME}`);
+    // The driver's DbgPrintEx lines; the harness's own trace lines ("harness: ...") are left out.
+    driver = await loadSampleDriver(kind, sim, {
+      log: (line) => {
+        if (!line.startsWith('harness:')) console.log(`  [driver] ${line}`);
+      },
+    });
+    console.log(
+      `simulator listening at ${endpoint}; sample minifilter ${P.FILTER_NAME} loaded ` +
+        `(${kind === 'c' ? 'its C code, in the kernel harness' : 'its TypeScript twin'}), port ${P.PORT_NAME}`,
+    );
 
     // 2. Start the agent as its own process. It asks for .com files to be scanned too (SET_CONFIG).
     const { command, args } = agentCommand();
@@ -181,17 +206,17 @@ async function main(): Promise<number> {
     agent.stdout?.setEncoding('utf8').on('data', (text: string) => agentOutput.push(text));
     agent.stderr?.setEncoding('utf8').on('data', (text: string) => agentOutput.push(text));
     const agentPid = agent.pid ?? 0;
-    const t = twin;
+    const d = driver;
     await until(
       'the scanner agent to connect and configure the driver',
-      () => t.stats().scannerConnections === 1 && t.configuration.extensions.includes('com'),
+      async () => (await d.stats()).scannerConnections === 1 && (await d.configuration()).extensions.includes('com'),
     );
     console.log(`scanner agent running as pid ${agentPid}\n`);
 
     // 3. Open every file as this process (not a scanner: its opens are scanned).
     for (const f of makeFiles(dir)) {
       const path = join(dir, f.name);
-      const result = await twin.openFile({ path, content: readFileSync(path), processId: process.pid });
+      const result = await driver.openFile({ path: ntPath(path), content: readFileSync(path), processId: process.pid });
       rows.push({ file: f.name, openedBy: `demo (${process.pid})`, expected: f.expected, result, note: f.note });
     }
     // The agent's own opens are never scanned, or it would wait for itself.
@@ -200,7 +225,7 @@ async function main(): Promise<number> {
       file: 'eicar.com',
       openedBy: `agent (${agentPid})`,
       expected: 'allowed',
-      result: await twin.openFile({ path: eicarPath, content: readFileSync(eicarPath), processId: agentPid }),
+      result: await driver.openFile({ path: ntPath(eicarPath), content: readFileSync(eicarPath), processId: agentPid }),
       note: "the scanner's own process is excluded",
     });
 
@@ -212,7 +237,11 @@ async function main(): Promise<number> {
       file: 'eicar.com',
       openedBy: `demo (${process.pid})`,
       expected: 'allowed',
-      result: await twin.openFile({ path: eicarPath, content: readFileSync(eicarPath), processId: process.pid }),
+      result: await driver.openFile({
+        path: ntPath(eicarPath),
+        content: readFileSync(eicarPath),
+        processId: process.pid,
+      }),
       note: 'no agent, fail-open (the default)',
     });
     commands = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint }); // a command-only connection
@@ -222,7 +251,11 @@ async function main(): Promise<number> {
       file: 'hello.txt',
       openedBy: `demo (${process.pid})`,
       expected: 'blocked',
-      result: await twin.openFile({ path: helloPath, content: readFileSync(helloPath), processId: process.pid }),
+      result: await driver.openFile({
+        path: ntPath(helloPath),
+        content: readFileSync(helloPath),
+        processId: process.pid,
+      }),
       note: 'no agent, fail-closed (SET_CONFIG)',
     });
 
@@ -235,17 +268,24 @@ async function main(): Promise<number> {
       agent.kill('SIGKILL');
       await once(agent, 'exit');
     }
-    await twin?.unload();
+    // The C driver's unload runs the harness's verifier: leaks and broken rules reject it.
+    await driver?.unload().catch((error: unknown) => {
+      unloadError = error;
+    });
     await sim.close();
     rmSync(dir, { recursive: true, force: true });
   }
   const wrong = rows.filter((r) => r.result.allowed !== (r.expected === 'allowed'));
-  const leaked = twin.stats();
+  const leaked = await driver.stats();
+  await driver.close();
   if (leaked.poolAllocations !== 0n) console.log(`driver leaked ${leaked.poolAllocations} pool allocations`);
+  if (unloadError !== undefined)
+    console.log(`unload: ${unloadError instanceof Error ? unloadError.message : JSON.stringify(unloadError)}`);
+  const clean = leaked.poolAllocations === 0n && unloadError === undefined;
   console.log(
-    `\n${rows.length - wrong.length}/${rows.length} verdicts as expected; unloaded cleanly: ${leaked.poolAllocations === 0n ? 'yes' : 'NO'} (${Date.now() - started} ms)`,
+    `\n${rows.length - wrong.length}/${rows.length} verdicts as expected; unloaded cleanly: ${clean ? 'yes' : 'NO'} (${Date.now() - started} ms)`,
   );
-  return wrong.length === 0 && leaked.poolAllocations === 0n ? 0 : 1;
+  return wrong.length === 0 && clean ? 0 : 1;
 }
 
 const watchdog = setTimeout(() => {

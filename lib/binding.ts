@@ -159,6 +159,9 @@ export interface NativeKernelImage {
   query(code: number, length: number, input?: Buffer): Promise<{ status: number; data: Buffer } | null>;
   violationCount(): number;
   answer(id: number, status: number, reply?: Buffer): void;
+  /** Fails every wait on the JS side now (FltSendMessage returns STATUS_PORT_DISCONNECTED); calls then settle. */
+  shutdown(): void;
+  /** Stops the image's threads (bounded) and unmaps it; false when a thread was still in driver code. */
   close(): boolean;
 }
 

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { NtStatus } from '../lib/status';
+import { buildKernelImage } from '../lib/simulator/kernel-build';
 
 const run = promisify(execFile);
 /** A hang guard for one tool run on a busy 2-core machine; a killed tool fails the test. */
@@ -46,7 +47,12 @@ const driverFlags: readonly string[] = [
 ];
 
 interface Inventory {
-  readonly imports: readonly { readonly name: string; readonly status: string; readonly reference: string }[];
+  readonly imports: readonly {
+    readonly name: string;
+    readonly status: string;
+    readonly implementedBy?: string;
+    readonly reference: string;
+  }[];
 }
 
 interface ToolResult {
@@ -156,5 +162,39 @@ test('kernel harness: its NTSTATUS values are the ones in lib/status.ts', () => 
     const expected = known[name as string];
     if (expected === undefined) continue; // a status only the driver side needs
     assert.equal(Number(value) >>> 0, expected >>> 0, `${name as string} differs from lib/status.ts`);
+  }
+});
+
+test('kernel harness: each routine IMPORTS.json marks implemented is defined in the image, in the file it names', async (t) => {
+  if (process.platform !== 'linux' || !(await installed('gcc')) || !(await installed('nm'))) {
+    t.skip('needs Linux with gcc and nm (binutils)');
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'fltmgr-kernel-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const sources = readdirSync(driverDir)
+    .filter((f) => f.endsWith('.c'))
+    .map((f) => join(driverDir, f));
+  // -z defs: the link itself fails, naming the routine, when one is missing (lib/simulator/kernel-build.ts).
+  const image = buildKernelImage({ sources, includeDirs: [protocolInclude], out: join(dir, 'fltsample.so') });
+  const all = await tool('nm', ['--defined-only', image]);
+  const undefinedNames = await tool('nm', ['-u', image]);
+  assert.ok(all.ok && undefinedNames.ok, all.output + undefinedNames.output);
+  const definedInImage = symbols(all.output);
+  const fromLibraries = new Set([...symbols(undefinedNames.output)].map((n) => n.replace(/@.*$/, '')));
+  const inventory = JSON.parse(readFileSync(join(kernelDir, 'IMPORTS.json'), 'utf8')) as Inventory;
+  for (const entry of inventory.imports) {
+    if (entry.status !== 'implemented') {
+      assert.ok(!definedInImage.has(entry.name), `${entry.name} is defined by the harness: mark it implemented`);
+      continue;
+    }
+    const by = entry.implementedBy ?? '';
+    if (by.startsWith('the C library')) {
+      assert.ok(fromLibraries.has(entry.name), `${entry.name}: expected from the C library, not in the image`);
+      continue;
+    }
+    assert.ok(definedInImage.has(entry.name), `${entry.name} is marked implemented but the image does not define it`);
+    const file = readFileSync(join(kernelDir, 'src', by), 'utf8');
+    assert.match(file, new RegExp(`\\b${entry.name}\\(`), `${entry.name}: not in native/kernel/src/${by}`);
   }
 });

@@ -23,3 +23,7 @@ export type { SimulatorWorker, SimulatorWorkerOptions } from './worker';
 export { loadFilterModule } from './load-module';
 export { parseEndpoint, formatEndpoint, WIRE_VERSION, MAX_PAYLOAD } from './wire';
 export type { Endpoint } from './wire';
+export { KernelDriver, KernelVerifierError } from './kernel-driver';
+export type { KernelDriverOptions, KernelOpenOptions, KernelOpenResult } from './kernel-driver';
+export { buildKernelImage, KernelImageBuildError } from './kernel-build';
+export type { KernelImageBuildOptions } from './kernel-build';

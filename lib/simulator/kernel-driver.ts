@@ -26,6 +26,8 @@ const REG_BINARY = 3;
 const REG_DWORD = 4;
 /** The largest timeout the simulator's sendMessage takes (setTimeout's limit). */
 const MAX_TIMEOUT_MS = 0x7fffffff;
+/** How long close() lets calls in flight settle once their waits were failed. */
+const CLOSE_BOUND_MS = 5000;
 
 /** Options of {@link KernelDriver.load}. */
 export interface KernelDriverOptions {
@@ -38,8 +40,12 @@ export interface KernelDriverOptions {
    * with their terminating NUL, as regedit writes them), numbers REG_DWORD, byte arrays REG_BINARY.
    */
   parameters?: Record<string, string | number | Uint8Array>;
-  /** DbgPrintEx output and the harness's own lines (violations start with "VERIFIER:"). Default: discarded. */
-  log?: (line: string) => void;
+  /**
+   * DbgPrintEx output and the harness's own lines (violations start with "VERIFIER:"), with their DPFLTR level
+   * (0 error, 1 warning, 2 trace, 3 info; Windows shows only errors unless the debug filter mask says
+   * otherwise). Default: discarded.
+   */
+  log?: (line: string, level: number) => void;
 }
 
 /** A simulated open (what the I/O manager would send as IRP_MJ_CREATE). */
@@ -127,19 +133,21 @@ export class KernelDriver {
 
   readonly #sim: FilterManagerSimulator;
   readonly #image: NativeKernelImage;
-  readonly #log: (line: string) => void;
+  readonly #log: (line: string, level: number) => void;
   readonly #violations: string[] = [];
   readonly #ports = new Map<number, ServerPort>();
   readonly #clients = new Map<number, ClientPort>();
   #unloading: Promise<void> | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   private constructor(
     sim: FilterManagerSimulator,
     image: NativeKernelImage,
     name: string,
     filter: SimulatedFilter,
-    log: (line: string) => void,
+    log: (line: string, level: number) => void,
   ) {
     this.#sim = sim;
     this.#image = image;
@@ -160,7 +168,7 @@ export class KernelDriver {
     const binding = loadBinding();
     if (binding.KernelImage === undefined) throw new Error('the kernel harness runs on Linux only');
     const name = options.name ?? path.basename(imagePath).replace(/\.[^.]*$/, '');
-    const log = options.log ?? (() => undefined);
+    const log: (line: string, level: number) => void = options.log ?? (() => undefined);
     const registry = registryOf(options.parameters);
     const filter = sim.registerFilter(name, options.altitude === undefined ? {} : { altitude: options.altitude });
     // A private copy: dlopen of the same path twice would share one image (and its globals).
@@ -182,7 +190,7 @@ export class KernelDriver {
     const status = await image.driverEntry(`\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\${name}`);
     if (status === null || status < 0) {
       await filter.unload();
-      driver.#close();
+      await driver.close();
       throw new NtStatusError(
         status ?? NtStatus.STATUS_UNSUCCESSFUL,
         `DriverEntry of ${name} failed: ${hex32((status ?? 0) >>> 0)}`,
@@ -205,17 +213,19 @@ export class KernelDriver {
       throw new TypeError('openFile: processId must be an integer 0..0xffffffff');
     }
     if (this.#closed) throw new Error(`the driver ${this.name} is unloaded`);
-    const r = await this.#image.openFile({
-      path: options.path,
-      processId: options.processId,
-      content: Buffer.from(options.content.buffer, options.content.byteOffset, options.content.byteLength),
-      fileId: options.fileId ?? 0n,
-      desiredAccess: options.desiredAccess ?? 1,
-      createOptions: options.createOptions ?? 0,
-      kernelMode: options.kernelMode ?? false,
-      isDirectory: options.isDirectory ?? false,
-      readFails: options.readFails ?? false,
-    });
+    const r = await this.#call(
+      this.#image.openFile({
+        path: options.path,
+        processId: options.processId,
+        content: Buffer.from(options.content.buffer, options.content.byteOffset, options.content.byteLength),
+        fileId: options.fileId ?? 0n,
+        desiredAccess: options.desiredAccess ?? 1,
+        createOptions: options.createOptions ?? 0,
+        kernelMode: options.kernelMode ?? false,
+        isDirectory: options.isDirectory ?? false,
+        readFails: options.readFails ?? false,
+      }),
+    );
     if (r === null) throw new Error(`the driver ${this.name} is unloaded`);
     return { ...r, status: r.status >>> 0, sendStatus: r.sendStatus >>> 0 };
   }
@@ -227,7 +237,7 @@ export class KernelDriver {
    */
   async query(code: number, length: number, input?: Uint8Array): Promise<Buffer> {
     if (this.#closed) throw new Error(`the driver ${this.name} is unloaded`);
-    const r = await this.#image.query(code, length, input === undefined ? undefined : Buffer.from(input));
+    const r = await this.#call(this.#image.query(code, length, input === undefined ? undefined : Buffer.from(input)));
     if (r === null) throw new Error(`the driver ${this.name} is unloaded`);
     if (r.status < 0) throw new NtStatusError(r.status);
     return r.data;
@@ -241,7 +251,7 @@ export class KernelDriver {
    */
   unload(): Promise<void> {
     this.#unloading ??= (async () => {
-      const status = await this.#image.unload();
+      const status = await this.#call(this.#image.unload());
       if (status !== null && status < 0) {
         this.#unloading = undefined;
         throw new NtStatusError(status, `the filter ${this.name} refused to unload: ${hex32(status >>> 0)}`);
@@ -253,18 +263,32 @@ export class KernelDriver {
   }
 
   /**
-   * Unmaps the image. Calls into it settle first: a driver still waiting in FltSendMessage or for the
-   * simulator gets STATUS_PORT_DISCONNECTED at once. Idempotent; unload() first unless the point is to
-   * drop the driver without its unload (a crash-stop).
+   * Unmaps the image. First every wait of the driver on the simulator ends (a FltSendMessage returns
+   * STATUS_PORT_DISCONNECTED), then the calls in flight settle (at most CLOSE_BOUND_MS), then the image's
+   * threads are joined and the image unmapped; one still in driver code after the bound keeps it mapped.
+   * Idempotent. unload() first, unless the point is to drop the driver without its unload (a crash-stop).
    */
-  close(): void {
-    this.#close();
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#image.shutdown();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#inFlight]),
+        new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_BOUND_MS))),
+      ]);
+      clearTimeout(timer);
+      this.#closed = true;
+      if (!this.#image.close()) this.#log('harness: a thread was still in the driver; the image stays mapped', 1);
+    })();
+    return this.#closing;
   }
 
-  #close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (!this.#image.close()) this.#log('harness: a thread was still in the driver; the image stays mapped');
+  /** Every call into the image goes through here, so that close() can wait for them. */
+  #call<T>(promise: Promise<T>): Promise<T> {
+    this.#inFlight.add(promise);
+    const forget = (): void => void this.#inFlight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
   }
 
   #caller(identity: PeerIdentity | undefined, processId: number | undefined): NativeKernelCaller {
@@ -281,7 +305,7 @@ export class KernelDriver {
   #onEvent(event: KernelImageEvent): void {
     switch (event.kind) {
       case 'log':
-        this.#log(event.text.replace(/\n$/, ''));
+        this.#log(event.text.replace(/\n$/, ''), event.level);
         return;
       case 'violation':
         this.#violations.push(`${event.text}: ${event.reason}`);
@@ -314,7 +338,7 @@ export class KernelDriver {
           .then(
             (r) => this.#image.answer(event.id, r.status | 0, r.reply),
             (err: unknown) => {
-              this.#log(`harness: FltSendMessage failed in the simulator: ${String(err)}`);
+              this.#log(`harness: FltSendMessage failed in the simulator: ${String(err)}`, 0);
               this.#image.answer(event.id, NtStatus.STATUS_UNSUCCESSFUL | 0);
             },
           );
@@ -329,7 +353,7 @@ export class KernelDriver {
       this.#image.answer(id, 0);
     } catch (err) {
       const status = err instanceof NtStatusError ? err.status : NtStatus.STATUS_UNSUCCESSFUL;
-      if (!(err instanceof NtStatusError)) this.#log(`harness: ${String(err)}`);
+      if (!(err instanceof NtStatusError)) this.#log(`harness: ${String(err)}`, 0);
       this.#image.answer(id, status | 0);
     }
   }
@@ -356,7 +380,9 @@ export class KernelDriver {
       },
       connect: async (client, context) => {
         this.#clients.set(client.id, client);
-        const status = await image.connect(portId, client.id, this.#caller(client.identity, client.processId), context);
+        const status = await this.#call(
+          image.connect(portId, client.id, this.#caller(client.identity, client.processId), context),
+        );
         if (status === null || status < 0) {
           this.#clients.delete(client.id);
           throw new NtStatusError(status ?? NtStatus.STATUS_PORT_DISCONNECTED);
@@ -364,7 +390,7 @@ export class KernelDriver {
         return client.id;
       },
       disconnect: async (client) => {
-        await image.disconnect(client.id);
+        await this.#call(image.disconnect(client.id));
         this.#clients.delete(client.id);
       },
       message: async (client, input, outputCapacity) => {

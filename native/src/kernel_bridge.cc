@@ -304,6 +304,7 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
                            InstanceMethod<&KernelImage::Query>("query"),
                            InstanceMethod<&KernelImage::ViolationCount>("violationCount"),
                            InstanceMethod<&KernelImage::Answer>("answer"),
+                           InstanceMethod<&KernelImage::Shutdown>("shutdown"),
                            InstanceMethod<&KernelImage::Close>("close"),
                        });
   }
@@ -443,16 +444,17 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "request must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
+    // The result is copied out and released on the image's thread, right after open_file: nothing here may
+    // call into the image later (it may be unmapped by then).
     struct State {
       std::u16string path;
       std::vector<uint8_t> content;
       fltmgr_kh_open_request request{};
-      fltmgr_kh_open_result result{};
-      int32_t status = 0;
-      const fltmgr_kh_image* image = nullptr;
-      ~State() {
-        if (image != nullptr) image->release_open_result(&result);
-      }
+      int32_t status = 0, preStatus = 0, sendStatus = 0;
+      bool postCalled = false, cancelled = false;
+      uint32_t sends = 0;
+      std::vector<uint8_t> sendData, replyData;
+      std::string trace;
     };
     auto state = std::make_shared<State>();
     state->path = o.Get("path").As<Napi::String>().Utf16Value();
@@ -470,21 +472,34 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
     r.kernel_mode = o.Get("kernelMode").ToBoolean().Value() ? 1 : 0;
     r.is_directory = o.Get("isDirectory").ToBoolean().Value() ? 1 : 0;
     r.read_fails = o.Get("readFails").ToBoolean().Value() ? 1 : 0;
-    state->image = image_;
+    const fltmgr_kh_image* image = image_;
     return Submit(
-        env, [state] { state->status = state->image->open_file(&state->request, &state->result); },
+        env,
+        [state, image] {
+          fltmgr_kh_open_result x{};
+          image->open_file(&state->request, &x);
+          state->status = x.status;
+          state->preStatus = x.pre_status;
+          state->postCalled = x.post_called != 0;
+          state->cancelled = x.cancelled != 0;
+          state->sends = x.sends;
+          state->sendStatus = x.send_status;
+          if (x.send_data != nullptr) state->sendData.assign(x.send_data, x.send_data + x.send_length);
+          if (x.reply_data != nullptr) state->replyData.assign(x.reply_data, x.reply_data + x.reply_length);
+          if (x.trace != nullptr) state->trace = x.trace;
+          image->release_open_result(&x);
+        },
         [state](Napi::Env e) {
-          const fltmgr_kh_open_result& x = state->result;
           Napi::Object out = Napi::Object::New(e);
-          out.Set("status", Napi::Number::New(e, x.status));
-          out.Set("preStatus", Napi::Number::New(e, x.pre_status));
-          out.Set("postCalled", Napi::Boolean::New(e, x.post_called != 0));
-          out.Set("cancelled", Napi::Boolean::New(e, x.cancelled != 0));
-          out.Set("sends", Napi::Number::New(e, x.sends));
-          out.Set("sendStatus", Napi::Number::New(e, x.send_status));
-          out.Set("sendData", Napi::Buffer<uint8_t>::Copy(e, x.send_data, x.send_length));
-          out.Set("replyData", Napi::Buffer<uint8_t>::Copy(e, x.reply_data, x.reply_length));
-          out.Set("trace", Napi::String::New(e, x.trace != nullptr ? x.trace : ""));
+          out.Set("status", Napi::Number::New(e, state->status));
+          out.Set("preStatus", Napi::Number::New(e, state->preStatus));
+          out.Set("postCalled", Napi::Boolean::New(e, state->postCalled));
+          out.Set("cancelled", Napi::Boolean::New(e, state->cancelled));
+          out.Set("sends", Napi::Number::New(e, state->sends));
+          out.Set("sendStatus", Napi::Number::New(e, state->sendStatus));
+          out.Set("sendData", Napi::Buffer<uint8_t>::Copy(e, state->sendData.data(), state->sendData.size()));
+          out.Set("replyData", Napi::Buffer<uint8_t>::Copy(e, state->replyData.data(), state->replyData.size()));
+          out.Set("trace", Napi::String::New(e, state->trace));
           return out;
         });
   }
@@ -540,6 +555,13 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
     } else {
       host_->Answer(id, status, nullptr, 0);
     }
+    return info.Env().Undefined();
+  }
+
+  // shutdown(): every request the image waits on fails now (FltSendMessage returns STATUS_PORT_DISCONNECTED),
+  // later ones at once; calls in flight then return and settle as usual. close() afterwards unmaps.
+  Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+    host_->Shutdown();
     return info.Env().Undefined();
   }
 

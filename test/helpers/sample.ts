@@ -62,7 +62,7 @@ export async function startSample(o: {
     try {
       await h.driver.unload();
     } finally {
-      h.driver.close();
+      await h.driver.close();
     }
   });
   // eslint-disable-next-line @typescript-eslint/unbound-method -- dropped from the spread, never called
@@ -74,7 +74,7 @@ export async function startSample(o: {
     driver: undefined as unknown as SampleDriver, // set below, before anyone can see h
     async reload(options) {
       await h.driver.unload();
-      h.driver.close();
+      await h.driver.close();
       h.driver = await loadSampleDriver(o.target, base.sim, driverOptions(options));
       return h.driver;
     },
