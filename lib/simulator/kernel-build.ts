@@ -77,9 +77,11 @@ function run(compiler: string, args: string[], what: string): void {
     let output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     // The link's "undefined reference to `FltFoo'" means the harness lacks that routine: say so by name.
     const missing = [...new Set([...output.matchAll(/undefined reference to `([A-Za-z_]\w*)'/g)].map((m) => m[1]))];
-    if (missing.length > 0) {
-      output = `not implemented by the kernel harness: ${missing.join(', ')} (native/kernel/IMPORTS.json lists what is)\n${output}`;
+    const routines = missing.filter((name) => name !== 'DriverEntry');
+    if (routines.length > 0) {
+      output = `not implemented by the kernel harness: ${routines.join(', ')} (native/kernel/IMPORTS.json lists what is)\n${output}`;
     }
+    if (missing.includes('DriverEntry')) output = `the driver defines no DriverEntry\n${output}`;
     throw new KernelImageBuildError(`${what} failed`, output);
   }
 }

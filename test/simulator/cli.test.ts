@@ -10,6 +10,10 @@ import { PORT_NAME } from '../helpers/sim';
 import { WireClient } from '../helpers/wire-client';
 import { TEST_TIMEOUT_MS, withTimeout } from '../helpers/timing';
 import { NtStatus } from '../../lib/status';
+import { FilterPort } from '../../lib';
+import * as P from '../../driver-sample/protocol';
+import { sampleImage } from '../../driver-sample/harness';
+import { kernelHarnessAvailable } from '../../driver-sample/target';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'lib', 'simulator', 'cli.ts');
@@ -114,13 +118,42 @@ test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async
 
 test('CLI argument parsing', () => {
   const cfg = (args: string[]): CliConfig => parseCli(args) as CliConfig;
-  assert.deepEqual(parseCli(['--filter', 'f.js']), { filter: 'f.js', listen: {}, options: {}, verbose: false });
+  const none = { driver: undefined, name: undefined, parameters: {} };
+  assert.deepEqual(parseCli(['--filter', 'f.js']), {
+    filter: 'f.js',
+    ...none,
+    listen: {},
+    options: {},
+    verbose: false,
+  });
   assert.deepEqual(parseCli(['--filter', 'f.js', '--tcp']), {
     filter: 'f.js',
+    ...none,
     listen: { tcp: { host: '127.0.0.1', port: 0 } },
     options: {},
     verbose: false,
   });
+  assert.deepEqual(
+    parseCli([
+      '--driver',
+      'd.so',
+      '--name',
+      'Flt',
+      '--parameter',
+      'PortGroupSid=S-1-5-32-545',
+      '--parameter',
+      'N=dword:7',
+    ]),
+    {
+      filter: undefined,
+      driver: 'd.so',
+      name: 'Flt',
+      parameters: { PortGroupSid: 'S-1-5-32-545', N: 7 },
+      listen: {},
+      options: {},
+      verbose: false,
+    },
+  );
   assert.equal(cfg(['--filter', 'f.js', '--verbose']).verbose, true);
   assert.deepEqual(cfg(['--filter', 'f.js', '--tcp', '4000']).listen, { tcp: { host: '127.0.0.1', port: 4000 } });
   assert.deepEqual(cfg(['--filter', 'f.js', '--tcp=4001']).listen, { tcp: { host: '127.0.0.1', port: 4001 } });
@@ -132,7 +165,12 @@ test('CLI argument parsing', () => {
   });
   assert.equal(parseCli(['-h']), 'help');
   const bad: [string[], RegExp][] = [
-    [[], /--filter is required/],
+    [[], /--filter or --driver is required/],
+    [['--filter', 'f.js', '--driver', 'd.so'], /exclusive/],
+    [['--filter', 'f.js', '--parameter', 'a=b'], /go with --driver/],
+    [['--driver', 'd.so', '--option', 'a=b'], /goes with --filter/],
+    [['--driver', 'd.so', '--parameter', 'novalue'], /NAME=VALUE/],
+    [['--driver', 'd.so', '--parameter', 'n=dword:4294967296'], /at most 4294967295/],
     [['--filter'], /argument missing/],
     [['--filter', 'f.js', '--bogus'], /Unknown option '--bogus'/],
     [['--filter', 'f.js', 'stray'], /positional/],
@@ -169,3 +207,20 @@ test('CLI: usage errors exit 2, start failures exit 1, --help exits 0', OPTS, as
   assert.match(await withTimeout(help.firstLine, { what: 'usage' }), /^usage: fltmgr-simulator/);
   assert.equal((await withTimeout(help.exit, { what: 'help exit' })).code, 0);
 });
+
+test(
+  'CLI --driver: the sample C driver serves its port with a registry parameter; SIGTERM unloads it cleanly (exit 0)',
+  { ...OPTS, skip: kernelHarnessAvailable() ? false : 'the kernel harness runs on Linux only' },
+  async (t) => {
+    const r = run(['--driver', sampleImage(), '--name', P.FILTER_NAME, '--parameter', 'PortGroupSid=not-a-sid']);
+    t.after(() => r.child.kill('SIGKILL'));
+    const { endpoint } = JSON.parse(await withTimeout(r.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+    const port = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint });
+    const stats = await P.getStats(port);
+    assert.deepEqual([stats.connectionsTotal, stats.connectionsCurrent], [1n, 1]);
+    await port.close();
+    assert.equal(await stop(r, 'SIGTERM'), 0, r.stderr());
+    // The driver's warning (DbgPrintEx, warning level) reaches stderr: it read the parameter and refused it.
+    assert.match(r.stderr(), /\[driver\] fltsample: PortGroupSid not-a-sid is not a SID string/);
+  },
+);
