@@ -63,38 +63,6 @@ class TwinDriver implements SampleDriver {
   }
 }
 
-class CDriver implements SampleDriver {
-  readonly kind = 'c';
-  constructor(readonly c: SampleKernelDriver) {}
-  get filter(): SimulatedFilter {
-    return this.c.filter;
-  }
-  get portGroupGid(): number | undefined {
-    return this.c.portGroupGid;
-  }
-  get unloaded(): boolean {
-    return this.c.unloaded;
-  }
-  configuration(): Promise<P.SampleConfig> {
-    return this.c.configuration();
-  }
-  configure(config: P.SampleConfig): Promise<void> {
-    return this.c.configure(config);
-  }
-  stats(): Promise<P.Stats> {
-    return this.c.stats();
-  }
-  openFile(options: OpenFileOptions): Promise<OpenFileResult> {
-    return this.c.openFile(options);
-  }
-  unload(): Promise<void> {
-    return this.c.unload();
-  }
-  close(): Promise<void> {
-    return this.c.driver.close();
-  }
-}
-
 /** Loads the sample driver of the given kind into `sim`. */
 export async function loadSampleDriver(
   kind: SampleTargetKind,
@@ -102,7 +70,7 @@ export async function loadSampleDriver(
   options: SampleMinifilterOptions = {},
 ): Promise<SampleDriver> {
   if (kind === 'twin') return new TwinDriver(new SampleMinifilter(sim, options));
-  return new CDriver(await SampleKernelDriver.load(sim, options));
+  return SampleKernelDriver.load(sim, options);
 }
 
 /** Where the C driver can run: Linux (the harness's images are Linux shared objects). */

@@ -21,6 +21,7 @@ import { KernelDriver, type KernelOpenResult } from '../../lib/simulator/kernel-
 import { packageRoot } from '../../lib/binding';
 import { NtStatus } from '../../lib/status';
 import * as P from '../protocol';
+import type { SampleDriver } from '../target';
 import {
   FileAccess,
   type OpenFileOptions,
@@ -69,7 +70,8 @@ function gidOf(value: unknown): number | undefined {
 }
 
 /** The sample driver's C code loaded into a simulator: the twin's interface over a KernelDriver. */
-export class SampleKernelDriver {
+export class SampleKernelDriver implements SampleDriver {
+  readonly kind = 'c';
   readonly driver: KernelDriver;
   /** The gid the PortGroupSid value names, when it is a valid one (the twin's portGroupGid). */
   readonly portGroupGid: number | undefined;
@@ -123,6 +125,11 @@ export class SampleKernelDriver {
   /** Unloads the driver (FsFilterUnload / FsEvtDriverUnload); rejects with the verifier's findings if any. */
   unload(): Promise<void> {
     return this.driver.unload();
+  }
+
+  /** Unmaps the image (KernelDriver.close). */
+  close(): Promise<void> {
+    return this.driver.close();
   }
 
   /** A simulated open through the driver's create callbacks, reported as the twin reports it. */

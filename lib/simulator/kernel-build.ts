@@ -35,6 +35,7 @@ export interface KernelImageBuildOptions {
 
 /** A failed compile or link; `output` is the compiler's. */
 export class KernelImageBuildError extends Error {
+  /** What the compiler or linker printed (with the missing routines named first, for a link). */
   readonly output: string;
   constructor(message: string, output: string) {
     super(`${message}\n${output}`);

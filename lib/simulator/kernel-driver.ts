@@ -80,10 +80,13 @@ export interface KernelOpenResult {
   postCalled: boolean;
   /** FltCancelFileOpen was called. */
   cancelled: boolean;
-  /** FltSendMessage calls made while the open ran, the last one's status, message and reply. */
+  /** FltSendMessage calls made while the open ran. */
   sends: number;
+  /** The last one's NTSTATUS, unsigned (0x102 = STATUS_TIMEOUT). */
   sendStatus: number;
+  /** The last one's message (empty when none was sent). */
   sendData: Buffer;
+  /** The reply the last one received (empty when none). */
   replyData: Buffer;
   /** The Filter Manager routines the callbacks called, with their status: "FltGetFileNameInformation=0x00000000;...". */
   trace: string;
@@ -91,6 +94,7 @@ export interface KernelOpenResult {
 
 /** unload() found verifier violations (the driver broke a rule Driver Verifier would catch). */
 export class KernelVerifierError extends Error {
+  /** Each violation, "routine: reason". */
   readonly violations: readonly string[];
   constructor(violations: readonly string[]) {
     super(`the kernel harness's verifier found ${violations.length} violation(s):\n  ${violations.join('\n  ')}`);
