@@ -261,6 +261,7 @@ export class KernelDriver {
         throw new NtStatusError(status, `the filter ${this.name} refused to unload: ${hex32(status >>> 0)}`);
       }
       await this.filter.unload(); // what the driver left: ports and connections (normally none by now)
+      await this.#violationsDelivered();
       if (this.#violations.length > 0) throw new KernelVerifierError(this.#violations);
     })();
     return this.#unloading;
@@ -293,6 +294,18 @@ export class KernelDriver {
     const forget = (): void => void this.#inFlight.delete(promise);
     promise.then(forget, forget);
     return promise;
+  }
+
+  /**
+   * Waits until every violation the image recorded has reached #violations. They come as events on their own
+   * queue, which the completion of a call into the image can overtake: the unload's own end-of-image findings
+   * could otherwise be missed. They are queued already, so each turn of the event loop delivers some.
+   */
+  async #violationsDelivered(): Promise<void> {
+    // close() shuts the event queue down (later events are dropped): stop waiting then.
+    while (this.#closing === undefined && this.#violations.length < this.#image.violationCount()) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   #caller(identity: PeerIdentity | undefined, processId: number | undefined): NativeKernelCaller {

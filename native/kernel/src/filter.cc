@@ -185,7 +185,7 @@ void TraceSend(NTSTATUS status, const void* data, uint32_t length, const void* r
 
 // Instance teardown (FltUnregisterFilter): the instance's context reference goes; contexts still
 // referenced after that are the driver's leaked references.
-static void TearDownInstance() {
+void DetachInstance() {
   ContextHeader* context = nullptr;
   {
     std::lock_guard<std::mutex> lock(g_objects_mutex);
@@ -434,7 +434,7 @@ extern "C" NTSTATUS FLTAPI FltStartFiltering(PFLT_FILTER Filter) {
   if (!NT_SUCCESS(status) || status == STATUS_FLT_DO_NOT_ATTACH) {
     Log(DPFLTR_INFO_LEVEL, Format("harness: InstanceSetup declined the volume (0x%08X): opens are not filtered",
                                   static_cast<unsigned>(status)));
-    TearDownInstance();
+    DetachInstance();
   } else {
     std::lock_guard<std::mutex> lock(g_state.mutex);
     g_state.instanceAttached = true;
@@ -462,7 +462,7 @@ extern "C" VOID FLTAPI FltUnregisterFilter(PFLT_FILTER Filter) {
     g_state.idle.wait(lock, [] { return g_state.callbacksInFlight == 0; });
   }
   PortsReportClients("FltUnregisterFilter");
-  TearDownInstance();
+  DetachInstance();
   std::lock_guard<std::mutex> lock(g_state.mutex);
   g_state.unregistered = true;
 }

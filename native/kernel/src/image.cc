@@ -93,9 +93,14 @@ int32_t UnloadOp() {
         return status;
       }
     }
-    std::lock_guard<std::mutex> lock(Filter().mutex);
-    if (!Filter().unregistered) {
+    bool unregistered;
+    {
+      std::lock_guard<std::mutex> lock(Filter().mutex);
+      unregistered = Filter().unregistered;
+    }
+    if (!unregistered) {
       Violation("FilterUnloadCallback", "returned success without calling FltUnregisterFilter");
+      DetachInstance();  // the image goes anyway: report the missing call, not what the instance still held
     }
   }
   if (PFN_WDF_DRIVER_UNLOAD evt = WdfUnloadCallback()) evt(WdfDriverHandle());

@@ -67,6 +67,9 @@ PDRIVER_OBJECT DriverObject();
 bool CheckFilter(PFLT_FILTER filter, const char* routine);
 bool CheckInstance(PFLT_INSTANCE instance, const char* routine);
 
+// The instance goes (its context reference with it), as when the filter is unregistered: for an unload whose
+// FilterUnloadCallback never called FltUnregisterFilter (that is the violation; what the instance held is not).
+void DetachInstance();
 // Unload-time checks of filter.cc's objects (contexts, file name information). Returns the count reported.
 size_t FilterObjectsReport(const char* routine);
 // FltUnregisterFilter's checks (ports.cc): server ports still open (before the connections end), then

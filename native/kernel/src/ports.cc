@@ -25,6 +25,7 @@ struct _FLT_PORT {
   PFLT_DISCONNECT_NOTIFY disconnect = nullptr;
   PFLT_MESSAGE_NOTIFY message = nullptr;
   bool closed = false;
+  bool leakReported = false;  // PortsReportOpen named it already (FltUnregisterFilter, then unload: once)
   // Client ports (connections).
   _FLT_PORT* serverPort = nullptr;
   PVOID connectionCookie = nullptr;
@@ -167,7 +168,8 @@ size_t PortsReportOpen(const char* routine) {
   std::lock_guard<std::mutex> lock(g_mutex);
   size_t n = 0;
   for (auto& entry : g_servers) {
-    if (entry.second->closed) continue;
+    if (entry.second->closed || entry.second->leakReported) continue;
+    entry.second->leakReported = true;
     std::string name;
     for (char16_t c : entry.second->name) name += c < 0x80 ? static_cast<char>(c) : '?';
     Violation(routine,
