@@ -250,12 +250,14 @@ export class ClientPortImpl implements ClientPort {
       return;
     }
     const disconnect = this.serverPort.options.disconnect;
+    this.serverPort.disconnecting.add(this);
     void (async () => {
       try {
         if (disconnect) await disconnect(this);
       } catch (err) {
         this.core.log(`disconnect callback of port ${this.portName} failed with ${describe(err)}`);
       }
+      this.serverPort.disconnecting.delete(this);
       this.resolveSettled();
     })();
     this.core.notify('disconnect', this);
@@ -464,6 +466,8 @@ export class ServerPortImpl implements ServerPort {
   readonly connections = new Set<ClientPortImpl>();
   /** Connections whose connect callback is still running (they count against maxConnections). */
   readonly connecting = new Set<ClientPortImpl>();
+  /** Connections that ended whose disconnect callback has not returned yet (FltUnregisterFilter waits for them). */
+  readonly disconnecting = new Set<ClientPortImpl>();
   private isClosed = false;
 
   constructor(
@@ -578,12 +582,14 @@ export class SimulatedFilter {
   unload(): Promise<void> {
     if (this.unloading) return this.unloading;
     const clients: ClientPortImpl[] = [];
+    const ending: ClientPortImpl[] = []; // ended before: their disconnect callbacks may still run
     for (const port of this.ports) {
       port.close();
       clients.push(...port.allClients());
+      ending.push(...port.disconnecting);
     }
     for (const client of clients) client.close();
-    this.unloading = Promise.all(clients.map((c) => c.settled)).then(() => {
+    this.unloading = Promise.all([...clients, ...ending].map((c) => c.settled)).then(() => {
       this.core.filterUnloaded(this);
     });
     return this.unloading;
