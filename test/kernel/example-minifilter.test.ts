@@ -58,11 +58,14 @@ interface Rig {
 async function start(t: { after(fn: () => Promise<void>): void }, who?: () => PeerIdentity): Promise<Rig> {
   const file = lockfilterImage();
   const ports: FilterPort[] = [];
-  let unloadError: unknown;
+  let unloadError: Error | undefined;
   const base = await startBase(who === undefined ? {} : { options: { peerCredentials: who } }, async () => {
     await Promise.all(ports.map((p) => p.close().catch(() => undefined)));
     // A driver that leaks fails its test here (KernelVerifierError), after the simulator closed.
-    if (!rig.driver.unloaded) await rig.driver.unload().catch((err: unknown) => (unloadError = err));
+    if (!rig.driver.unloaded)
+      await rig.driver.unload().catch((err: unknown) => {
+        unloadError = err instanceof Error ? err : new Error(String(err));
+      });
     rig.driver.close();
   });
   t.after(async () => {

@@ -38,14 +38,14 @@ async function load(t: { after(fn: () => Promise<void>): void }, fixture: string
   const file = image(fixture);
   const logs: string[] = [];
   const ports: FilterPort[] = [];
-  let driver: KernelDriver | undefined;
+  const loadedDriver: { driver?: KernelDriver } = {};
   const base = await startBase({}, async () => {
     await Promise.all(ports.map((p) => p.close().catch(() => undefined)));
-    driver?.close();
+    loadedDriver.driver?.close(); // unload() is each test's: it is what the test asserts
   });
   t.after(() => base.close());
-  driver = await KernelDriver.load(base.sim, file, { name: `kv-${fixture}`, log: (line) => logs.push(line) });
-  const loaded = driver;
+  const loaded = await KernelDriver.load(base.sim, file, { name: `kv-${fixture}`, log: (line) => logs.push(line) });
+  loadedDriver.driver = loaded;
   return {
     base,
     driver: loaded,
@@ -162,7 +162,10 @@ describe('kernel harness verifier: buggy minifilters', { skip: !kernelHarnessAva
     await port.send(Buffer.from('x'));
     // Reported while the driver runs, not only at unload.
     await until(() => rig.driver.violations.length > 0, { what: 'the violation of MessageNotify' });
-    assert.match(rig.driver.violations[0] ?? '', /^FltReleasePushLock: push lock 0x[0-9a-f]+ is not held by this thread$/);
+    assert.match(
+      rig.driver.violations[0] ?? '',
+      /^FltReleasePushLock: push lock 0x[0-9a-f]+ is not held by this thread$/,
+    );
     await port.close();
     await rejectsWithViolations(rig.driver.unload(), [/^FltReleasePushLock: push lock .* is not held by this thread$/]);
   });
