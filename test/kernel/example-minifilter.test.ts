@@ -66,7 +66,7 @@ async function start(t: { after(fn: () => Promise<void>): void }, who?: () => Pe
       await rig.driver.unload().catch((err: unknown) => {
         unloadError = err instanceof Error ? err : new Error(String(err));
       });
-    rig.driver.close();
+    await rig.driver.close();
   });
   t.after(async () => {
     await base.close();
@@ -152,7 +152,7 @@ describe('examples/kernel-minifilter/lockfilter.c in the kernel harness', { skip
     await rig.driver.unload(); // rejects with KernelVerifierError on any leak or misuse
     assert.deepEqual(rig.driver.violations, []);
     assert.equal((await rig.open('\\x.locked', 200)).status, NtStatus.STATUS_SUCCESS, 'unloaded: not filtered');
-    rig.driver.close();
+    await rig.driver.close();
     await until(() => rig.base.clients.every((c) => !c.connected), { what: 'the connection to end' });
 
     await rig.load();

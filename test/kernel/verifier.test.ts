@@ -41,7 +41,7 @@ async function load(t: { after(fn: () => Promise<void>): void }, fixture: string
   const loadedDriver: { driver?: KernelDriver } = {};
   const base = await startBase({}, async () => {
     await Promise.all(ports.map((p) => p.close().catch(() => undefined)));
-    loadedDriver.driver?.close(); // unload() is each test's: it is what the test asserts
+    await loadedDriver.driver?.close(); // unload() is each test's: it is what the test asserts
   });
   t.after(() => base.close());
   const loaded = await KernelDriver.load(base.sim, file, { name: `kv-${fixture}`, log: (line) => logs.push(line) });
