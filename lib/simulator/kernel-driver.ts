@@ -131,6 +131,8 @@ export class KernelDriver {
   readonly #violations: string[] = [];
   readonly #ports = new Map<number, ServerPort>();
   readonly #clients = new Map<number, ClientPort>();
+  /** DisconnectNotify calls in progress: FltUnregisterFilter waits for them. */
+  readonly #disconnecting = new Set<Promise<unknown>>();
   #unloading: Promise<void> | undefined;
   #closed = false;
 
@@ -297,9 +299,14 @@ export class KernelDriver {
         this.#clients.get(event.target)?.close();
         this.#image.answer(event.id, 0);
         return;
-      case 'unregisterFilter':
-        void this.filter.unload().then(() => this.#image.answer(event.id, 0));
+      case 'unregisterFilter': {
+        // Filter Manager calls no callback of a filter once FltUnregisterFilter has returned, and that waits for
+        // those in progress: a DisconnectNotify running because an agent closed its handle as the driver unloads
+        // finishes first (the simulator's unload waits only for the connections it still lists).
+        const inProgress = [...this.#disconnecting].map((p) => p.catch(() => undefined));
+        void Promise.all([this.filter.unload(), ...inProgress]).then(() => this.#image.answer(event.id, 0));
         return;
+      }
       case 'send': {
         const client = this.#clients.get(event.target);
         if (client === undefined) {
@@ -364,8 +371,14 @@ export class KernelDriver {
         return client.id;
       },
       disconnect: async (client) => {
-        await image.disconnect(client.id);
-        this.#clients.delete(client.id);
+        const done = image.disconnect(client.id);
+        this.#disconnecting.add(done);
+        try {
+          await done;
+        } finally {
+          this.#disconnecting.delete(done);
+          this.#clients.delete(client.id);
+        }
       },
       message: async (client, input, outputCapacity) => {
         const r = await image.message(
