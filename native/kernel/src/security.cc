@@ -5,10 +5,10 @@
 // RtlAddAccessAllowedAce, RtlCreate/Set/GetDaclSecurityDescriptor, ACE_HEADER, SECURITY_DESCRIPTOR_CONTROL) and
 // MS-DTYP (SID, ACL, ACE, SECURITY_DESCRIPTOR_RELATIVE). Nothing here is copied from Windows, ReactOS or Wine.
 // Every structure is read through memcpy: descriptors built by a test or a driver need not be aligned.
+#include <locale.h>
 #include <cinttypes>
 #include <cstring>
 #include <cwctype>
-#include <locale.h>
 #include <mutex>
 #include <unordered_set>
 #include <vector>
