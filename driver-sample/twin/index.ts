@@ -196,12 +196,16 @@ function parseGid(value: unknown): number | undefined | 'invalid' {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff ? n : 'invalid';
 }
 
-/** RtlUpcaseUnicodeChar per UTF-16 unit (JS toUpperCase can change lengths, e.g. for 'ß'). */
+/**
+ * RtlUpcaseUnicodeChar per UTF-16 unit: a surrogate half stays as it is (so a supplementary character is not
+ * upcased), and so does a unit whose uppercase is longer (JS toUpperCase('ß') is 'SS').
+ */
 function upcase(text: string): string {
   let out = '';
-  for (const ch of text) {
-    const up = ch.toUpperCase();
-    out += up.length === ch.length ? up : ch;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charAt(i);
+    const up = unit.toUpperCase();
+    out += up.length === 1 ? up : unit;
   }
   return out;
 }
@@ -370,6 +374,9 @@ export class SampleMinifilter {
   /** Simulates a file open by `processId` and decides it as the driver's create callbacks would. */
   async openFile(options: OpenFileOptions): Promise<OpenFileResult> {
     checkOpenOptions(options);
+    // The file's id exists whether or not the driver asks for it: given out at the first open of a path, as the
+    // kernel harness does, so that scanned and unscanned opens number files alike.
+    const fileId = options.fileId ?? this.fileIdOf(options.path);
     const allow = (reason: OpenReason): OpenFileResult => ({ allowed: true, status: 0, reason, scanned: false });
 
     // FsPreCreate
@@ -385,14 +392,17 @@ export class SampleMinifilter {
     // FsPostCreate
     if (!this.rundown.acquire()) return allow('unloading');
     try {
-      const result = await this.scanOpenedFile(options);
+      const result = await this.scanOpenedFile(options, fileId);
       return result.deny ? { ...result.result, allowed: false, status: NtStatus.STATUS_ACCESS_DENIED } : result.result;
     } finally {
       this.rundown.release();
     }
   }
 
-  private async scanOpenedFile(options: OpenFileOptions): Promise<{ deny: boolean; result: OpenFileResult }> {
+  private async scanOpenedFile(
+    options: OpenFileOptions,
+    fileId: bigint,
+  ): Promise<{ deny: boolean; result: OpenFileResult }> {
     // Configuration snapshot, taken once (FS_SCAN_POLICY).
     const inScope = configMatchesExtension(this.config, extensionOf(options.path));
     const flags = this.config.readUInt32LE(0);
@@ -449,7 +459,7 @@ export class SampleMinifilter {
       request.writeUInt16LE(P.MessageType.SCAN_REQUEST, 2);
       request.writeUInt32LE(requestFlags, 4);
       request.writeBigUInt64LE(scanId, 8);
-      request.writeBigUInt64LE(options.fileId ?? this.fileIdOf(options.path), 16);
+      request.writeBigUInt64LE(fileId, 16);
       request.writeBigInt64LE(fileSize, 24);
       request.writeUInt32LE(options.processId >>> 0, 32);
       request.writeUInt32LE(path.length, 36);

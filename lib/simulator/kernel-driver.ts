@@ -339,6 +339,8 @@ export class KernelDriver {
         this.#image.answer(event.id, 0);
         return;
       case 'unregisterFilter':
+        // Filter Manager calls no callback of a filter once FltUnregisterFilter has returned: the simulator's
+        // unload waits for every disconnect callback, those of connections that ended just before included.
         void this.filter.unload().then(() => this.#image.answer(event.id, 0));
         return;
       case 'send': {

@@ -5,8 +5,10 @@
 // RtlAddAccessAllowedAce, RtlCreate/Set/GetDaclSecurityDescriptor, ACE_HEADER, SECURITY_DESCRIPTOR_CONTROL) and
 // MS-DTYP (SID, ACL, ACE, SECURITY_DESCRIPTOR_RELATIVE). Nothing here is copied from Windows, ReactOS or Wine.
 // Every structure is read through memcpy: descriptors built by a test or a driver need not be aligned.
+#include <locale.h>
 #include <cinttypes>
 #include <cstring>
+#include <cwctype>
 #include <mutex>
 #include <unordered_set>
 #include <vector>
@@ -208,10 +210,17 @@ bool TokenIsLive(const HarnessToken* token) {
 
 // ---- Case-insensitive comparison --------------------------------------------------------------------------
 
-// Table-free upcase: ASCII and Latin-1 (U+00E0..U+00FE except U+00F7, U+00FF -> U+0178). Other letters
-// (Latin Extended, Greek, Cyrillic...) compare case-sensitively: a harness limit, not Windows behaviour.
+// RtlUpcaseUnicodeChar: one UTF-16 unit to its simple (one-unit) uppercase, over the whole BMP (Windows' upcase
+// table covers Greek, Cyrillic, Latin Extended...); surrogate halves stay as they are. glibc's C.UTF-8 towupper
+// is that mapping; without that locale, only ASCII and Latin-1 are mapped (a harness limit).
 uint16_t Upcase(uint16_t c) {
-  if (c >= u'a' && c <= u'z') return static_cast<uint16_t>(c - 0x20);
+  if (c < 0x80) return (c >= u'a' && c <= u'z') ? static_cast<uint16_t>(c - 0x20) : c;
+  if (c >= 0xD800 && c <= 0xDFFF) return c;
+  static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  if (utf8 != static_cast<locale_t>(nullptr)) {
+    const wint_t up = towupper_l(static_cast<wint_t>(c), utf8);
+    return up <= 0xFFFF ? static_cast<uint16_t>(up) : c;
+  }
   if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return static_cast<uint16_t>(c - 0x20);
   if (c == 0xFF) return 0x178;
   return c;
