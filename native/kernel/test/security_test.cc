@@ -393,6 +393,13 @@ void Strings() {
   UNICODE_STRING div = RTL_CONSTANT_STRING(L"\u00f7");  // ÷ has no upper case; × (U+00D7) is not it
   UNICODE_STRING mul = RTL_CONSTANT_STRING(L"\u00d7");
   assert(RtlEqualUnicodeString(&div, &mul, TRUE) == FALSE);
+  // Beyond Latin-1 (per UTF-16 unit, as Windows' upcase table): Greek and Cyrillic fold; a surrogate pair does not.
+  UNICODE_STRING g1 = RTL_CONSTANT_STRING(L"\u03a9\u0416");  // ΩЖ
+  UNICODE_STRING g2 = RTL_CONSTANT_STRING(L"\u03c9\u0436");  // ωж
+  assert(RtlEqualUnicodeString(&g1, &g2, TRUE) == TRUE && RtlEqualUnicodeString(&g1, &g2, FALSE) == FALSE);
+  UNICODE_STRING d1 = RTL_CONSTANT_STRING(L"\xd801\xdc00");  // U+10400 DESERET CAPITAL LONG I
+  UNICODE_STRING d2 = RTL_CONSTANT_STRING(L"\xd801\xdc28");  // U+10428, its lower case
+  assert(RtlEqualUnicodeString(&d1, &d2, TRUE) == FALSE);
   UNICODE_STRING empty1 = {0, 0, nullptr};
   UNICODE_STRING empty2 = {0, 2, b.Buffer};
   assert(RtlEqualUnicodeString(&empty1, &empty2, TRUE) == TRUE);
