@@ -211,3 +211,35 @@ test('a process that exits without close() does not leave its socket behind', OP
   assert.equal(fs.existsSync(socketPath), false);
   assert.equal(fs.existsSync(path.dirname(socketPath)), false);
 });
+
+test(
+  'unload also waits for the DisconnectNotify of a connection the client ended just before (no callback after unload)',
+  OPTS,
+  async (t) => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let started = false;
+    let finished = false;
+    const h = await startSimulator({
+      port: {
+        disconnect: async () => {
+          started = true;
+          await held; // a DisconnectNotify still running (the kernel harness: the driver's C, on its thread)
+          finished = true;
+        },
+      },
+    });
+    t.after(async () => {
+      release();
+      await h.close();
+    });
+    const a = await h.connectPair();
+    a.wire.destroy(); // the client closes its handle: the connection ends, its DisconnectNotify starts
+    await until(() => started, { what: 'DisconnectNotify to start' });
+    const unloaded = h.filter.unload();
+    assert.equal(await stillPending(unloaded, 30), true, 'unload returned while a DisconnectNotify was running');
+    release();
+    await unloaded;
+    assert.equal(finished, true);
+  },
+);
