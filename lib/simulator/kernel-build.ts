@@ -88,6 +88,69 @@ function run(compiler: string, args: string[], what: string): void {
 }
 
 /**
+ * The C library routines a driver may call: the kernel has them too, with the same meaning (the kernel CRT's
+ * narrow string and memory routines). Anything else the driver imports must come from the harness: glibc's
+ * wide-character routines count 32-bit wchar_t (wrong under -fshort-wchar), and malloc or printf do not exist
+ * in the kernel, so linking them silently would be a success that lies.
+ */
+const KERNEL_CRT = new Set([
+  'memcpy',
+  'memmove',
+  'memset',
+  'memcmp',
+  'memchr',
+  'strlen',
+  'strnlen',
+  'strcmp',
+  'strncmp',
+  'strchr',
+  'strrchr',
+  'strstr',
+]);
+
+/** Global symbols of object files: defined ones, or the undefined ones (`nm`). */
+function symbolsOf(objectFiles: readonly string[], which: 'defined' | 'undefined'): Set<string> {
+  const r = spawnSync('nm', [which === 'defined' ? '--defined-only' : '--undefined-only', ...objectFiles], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.error !== undefined || r.status !== 0) {
+    throw new KernelImageBuildError(
+      'nm (binutils) failed; it comes with gcc',
+      `${r.stderr ?? ''}${String(r.error ?? '')}`,
+    );
+  }
+  const names = new Set<string>();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*(?:[0-9a-fA-F]+\s+)?([A-Za-z])\s+(\S+)$/.exec(line);
+    if (m === null) continue;
+    const [, type, name] = m as unknown as [string, string, string];
+    if (which === 'undefined' || type === type.toUpperCase()) names.add(name); // globals only
+  }
+  return names;
+}
+
+/**
+ * Every routine the driver's objects import is the harness's (or the kernel CRT's, or the compiler's and
+ * sanitizers' own `__` runtime): otherwise the build fails naming it, before the link could bind it to glibc.
+ */
+function checkDriverImports(driverObjects: readonly string[], harnessObjects: readonly string[]): void {
+  const ownDefinitions = symbolsOf(driverObjects, 'defined');
+  const harness = symbolsOf(harnessObjects, 'defined');
+  const missing = [...symbolsOf(driverObjects, 'undefined')]
+    .filter((name) => !ownDefinitions.has(name) && !harness.has(name) && !KERNEL_CRT.has(name))
+    .filter((name) => !name.startsWith('__') && name !== '_GLOBAL_OFFSET_TABLE_')
+    .sort();
+  if (missing.length > 0) {
+    throw new KernelImageBuildError(
+      'the driver calls routines the kernel harness does not implement',
+      `not implemented by the kernel harness: ${missing.join(', ')} (native/kernel/IMPORTS.json lists what is; ` +
+        "the C library's versions are not the kernel's)",
+    );
+  }
+}
+
+/**
  * Compiles and links a driver image. Returns `options.out`. Throws KernelImageBuildError with the compiler's
  * output when a source does not compile or the link needs a routine the harness lacks.
  */
@@ -129,6 +192,7 @@ export function buildKernelImage(options: KernelImageBuildOptions): string {
   };
 
   const objects: string[] = [];
+  const harnessObjects: string[] = [];
   // The harness.
   for (const name of fs.readdirSync(src).sort()) {
     const file = path.join(src, name);
@@ -162,7 +226,10 @@ export function buildKernelImage(options: KernelImageBuildOptions): string {
     ...includeDirs.map((d) => `-I${d}`),
     ...(options.defines ?? []).map((d) => `-D${d}`),
   ];
-  for (const file of sources) objects.push(compile(cc, driverFlags, path.resolve(file), driverKey));
+  const driverObjects = sources.map((file) => compile(cc, driverFlags, path.resolve(file), driverKey));
+  harnessObjects.push(...objects);
+  objects.push(...driverObjects);
+  checkDriverImports(driverObjects, harnessObjects);
 
   const out = path.resolve(options.out);
   fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -28,6 +28,8 @@ const REG_DWORD = 4;
 const MAX_TIMEOUT_MS = 0x7fffffff;
 /** How long close() lets calls in flight settle once their waits were failed. */
 const CLOSE_BOUND_MS = 5000;
+/** The largest buffer query() hands a driver's test hook. */
+const MAX_QUERY_BYTES = 1024 * 1024;
 
 /** Options of {@link KernelDriver.load}. */
 export interface KernelDriverOptions {
@@ -96,8 +98,12 @@ export interface KernelOpenResult {
 export class KernelVerifierError extends Error {
   /** Each violation, "routine: reason". */
   readonly violations: readonly string[];
-  constructor(violations: readonly string[]) {
-    super(`the kernel harness's verifier found ${violations.length} violation(s):\n  ${violations.join('\n  ')}`);
+  /** `context`: what happened first, e.g. "DriverEntry of X failed (0xC0000001)". */
+  constructor(violations: readonly string[], context?: string) {
+    super(
+      `${context === undefined ? '' : `${context}; `}the kernel harness's verifier found ${violations.length} ` +
+        `violation(s):\n  ${violations.join('\n  ')}`,
+    );
     this.name = 'KernelVerifierError';
     this.violations = violations;
   }
@@ -105,7 +111,11 @@ export class KernelVerifierError extends Error {
 
 function registryOf(parameters: KernelDriverOptions['parameters']): Array<[string, number, Buffer]> {
   const out: Array<[string, number, Buffer]> = [];
+  const seen = new Set<string>();
   for (const [name, value] of Object.entries(parameters ?? {})) {
+    // Value names are case-insensitive in the registry: two spellings of one name would be one value.
+    if (seen.has(name.toLowerCase())) throw new TypeError(`parameters: ${name} is given twice (names ignore case)`);
+    seen.add(name.toLowerCase());
     if (typeof value === 'string') {
       out.push([name, REG_SZ, Buffer.from(`${value}\0`, 'utf16le')]);
     } else if (typeof value === 'number') {
@@ -162,7 +172,8 @@ export class KernelDriver {
 
   /**
    * Maps a fresh copy of `imagePath` (each load starts with zeroed globals, as a driver's image does) and
-   * runs DriverEntry. Rejects with NtStatusError when DriverEntry fails (the image is then closed).
+   * runs DriverEntry. Rejects with NtStatusError when DriverEntry fails (the image is then closed), or with
+   * KernelVerifierError when it failed and left something behind (pool, a registered filter, a port).
    */
   static async load(
     sim: FilterManagerSimulator,
@@ -194,7 +205,15 @@ export class KernelDriver {
     const status = await image.driverEntry(`\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\${name}`);
     if (status === null || status < 0) {
       await filter.unload();
+      await driver.#violationsDelivered();
       await driver.close();
+      // A failed DriverEntry must undo its own work: what it left behind is the more useful error.
+      if (driver.#violations.length > 0) {
+        throw new KernelVerifierError(
+          driver.#violations,
+          `DriverEntry of ${name} failed (${hex32((status ?? 0) >>> 0)})`,
+        );
+      }
       throw new NtStatusError(
         status ?? NtStatus.STATUS_UNSUCCESSFUL,
         `DriverEntry of ${name} failed: ${hex32((status ?? 0) >>> 0)}`,
@@ -215,6 +234,18 @@ export class KernelDriver {
     if (!(options.content instanceof Uint8Array)) throw new TypeError('openFile: content must be a Uint8Array');
     if (!Number.isInteger(options.processId) || options.processId < 0 || options.processId > 0xffffffff) {
       throw new TypeError('openFile: processId must be an integer 0..0xffffffff');
+    }
+    for (const key of ['desiredAccess', 'createOptions'] as const) {
+      const v = options[key];
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 0xffffffff)) {
+        throw new TypeError(`openFile: ${key} must be an integer 0..0xffffffff`);
+      }
+    }
+    if (
+      options.fileId !== undefined &&
+      (typeof options.fileId !== 'bigint' || options.fileId < 0n || options.fileId >= 1n << 64n)
+    ) {
+      throw new TypeError('openFile: fileId must be a bigint 0..2^64-1');
     }
     if (this.#closed) throw new Error(`the driver ${this.name} is unloaded`);
     const r = await this.#call(
@@ -240,6 +271,13 @@ export class KernelDriver {
    * written; rejects with NtStatusError when it fails (STATUS_NOT_IMPLEMENTED: the driver has none).
    */
   async query(code: number, length: number, input?: Uint8Array): Promise<Buffer> {
+    if (!Number.isInteger(code) || code < 0 || code > 0xffffffff) throw new RangeError('query: code is a ULONG');
+    if (!Number.isInteger(length) || length < 0 || length > MAX_QUERY_BYTES) {
+      throw new RangeError(`query: length must be an integer 0..${MAX_QUERY_BYTES}`);
+    }
+    if (input !== undefined && (!(input instanceof Uint8Array) || input.length > length)) {
+      throw new TypeError('query: input must be a Uint8Array of at most `length` bytes');
+    }
     if (this.#closed) throw new Error(`the driver ${this.name} is unloaded`);
     const r = await this.#call(this.#image.query(code, length, input === undefined ? undefined : Buffer.from(input)));
     if (r === null) throw new Error(`the driver ${this.name} is unloaded`);
@@ -331,17 +369,15 @@ export class KernelDriver {
         this.#answer(event.id, () => this.#createPort(event.target, event.name, event.maxConnections));
         return;
       case 'closePort':
-        this.#ports.get(event.target)?.close();
-        this.#image.answer(event.id, 0);
+        this.#answer(event.id, () => this.#ports.get(event.target)?.close());
         return;
       case 'closeClient':
-        this.#clients.get(event.target)?.close();
-        this.#image.answer(event.id, 0);
+        this.#answer(event.id, () => this.#clients.get(event.target)?.close());
         return;
       case 'unregisterFilter':
         // Filter Manager calls no callback of a filter once FltUnregisterFilter has returned: the simulator's
         // unload waits for every disconnect callback, those of connections that ended just before included.
-        void this.filter.unload().then(() => this.#image.answer(event.id, 0));
+        this.#answerAsync(event.id, () => this.filter.unload().then(() => ({ status: 0 })));
         return;
       case 'send': {
         const client = this.#clients.get(event.target);
@@ -349,20 +385,34 @@ export class KernelDriver {
           this.#image.answer(event.id, NtStatus.STATUS_PORT_DISCONNECTED | 0);
           return;
         }
-        this.filter
-          .sendMessage(client, event.data, {
+        // A timeout beyond what a timer can hold (24.8 days) is no timeout at all, not an early STATUS_TIMEOUT.
+        const timeout =
+          event.timeoutMs !== undefined && event.timeoutMs <= MAX_TIMEOUT_MS ? event.timeoutMs : undefined;
+        this.#answerAsync(event.id, () =>
+          this.filter.sendMessage(client, event.data, {
             ...(event.replyLength === undefined ? {} : { replyLength: event.replyLength }),
-            ...(event.timeoutMs === undefined ? {} : { timeout: Math.min(event.timeoutMs, MAX_TIMEOUT_MS) }),
-          })
-          .then(
-            (r) => this.#image.answer(event.id, r.status | 0, r.reply),
-            (err: unknown) => {
-              this.#log(`harness: FltSendMessage failed in the simulator: ${String(err)}`, 0);
-              this.#image.answer(event.id, NtStatus.STATUS_UNSUCCESSFUL | 0);
-            },
-          );
+            ...(timeout === undefined ? {} : { timeout }),
+          }),
+        );
         return;
       }
+    }
+  }
+
+  /**
+   * Answers request `id` with what `work` resolves to; a failure is answered too (its NTSTATUS, or
+   * STATUS_UNSUCCESSFUL), so that a driver thread never waits for an answer that will not come.
+   */
+  #answerAsync(id: number, work: () => Promise<{ status: number; reply?: Buffer }>): void {
+    const fail = (err: unknown): void => {
+      const status = err instanceof NtStatusError ? err.status : NtStatus.STATUS_UNSUCCESSFUL;
+      if (!(err instanceof NtStatusError)) this.#log(`harness: ${String(err)}`, 0);
+      this.#image.answer(id, status | 0);
+    };
+    try {
+      work().then((r) => this.#image.answer(id, r.status | 0, r.reply), fail);
+    } catch (err) {
+      fail(err);
     }
   }
 
@@ -413,11 +463,8 @@ export class KernelDriver {
         this.#clients.delete(client.id);
       },
       message: async (client, input, outputCapacity) => {
-        const r = await image.message(
-          client.id,
-          this.#caller(client.identity, client.processId),
-          input,
-          outputCapacity,
+        const r = await this.#call(
+          image.message(client.id, this.#caller(client.identity, client.processId), input, outputCapacity),
         );
         if (r === null) throw new NtStatusError(NtStatus.STATUS_PORT_DISCONNECTED);
         if (r.status < 0) throw new NtStatusError(r.status);

@@ -62,8 +62,19 @@ struct HostEvent {
 };
 
 class KernelHost;
-void CallJsWithEvent(Napi::Env env, Napi::Function callback, KernelHost* host, HostEvent* event);
-using EventTsfn = Napi::TypedThreadSafeFunction<KernelHost, HostEvent, CallJsWithEvent>;
+// The thread-safe function's context owns a reference to the host: events still queued when the KernelImage
+// goes are delivered (or dropped) against a live host, and the finalizer drops the reference.
+using HostRef = std::shared_ptr<KernelHost>;
+void CallJsWithEvent(Napi::Env env, Napi::Function callback, HostRef* host, HostEvent* event);
+using EventTsfn = Napi::TypedThreadSafeFunction<HostRef, HostEvent, CallJsWithEvent>;
+
+// Registry value names are case-insensitive (ASCII folding covers the names drivers use).
+std::string RegistryKey(std::string name) {
+  for (char& c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return name;
+}
 
 struct RegistryValue {
   uint32_t type;
@@ -84,7 +95,7 @@ class KernelHost {
     };
     abi_.registry_value = [](void* c, const char* name, uint32_t* type, const uint8_t** data, uint32_t* size) {
       auto* self = static_cast<KernelHost*>(c);
-      auto it = self->registry_.find(name);  // immutable after load: no lock
+      auto it = self->registry_.find(RegistryKey(name));  // immutable after load: no lock
       if (it == self->registry_.end()) return 0;
       *type = it->second.type;
       *data = it->second.data.data();
@@ -229,12 +240,12 @@ class KernelHost {
   EventTsfn tsfn_;
 };
 
-void CallJsWithEvent(Napi::Env env, Napi::Function callback, KernelHost* host, HostEvent* event) {
+void CallJsWithEvent(Napi::Env env, Napi::Function callback, HostRef* host, HostEvent* event) {
   std::unique_ptr<HostEvent> owned(event);
   if (env == nullptr || callback.IsEmpty()) return;
   Napi::Value value;
   if (owned->kind == HostEvent::Kind::kRequest) {
-    value = host->Describe(env, owned->requestId);
+    value = (*host)->Describe(env, owned->requestId);
     if (value.IsNull()) return;
   } else {
     Napi::Object o = Napi::Object::New(env);
@@ -319,7 +330,7 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
     Napi::Array registry = info[1].As<Napi::Array>();
     for (uint32_t i = 0; i < registry.Length(); i++) {
       Napi::Array entry = registry.Get(i).As<Napi::Array>();
-      host_->registry()[entry.Get(0u).As<Napi::String>().Utf8Value()] =
+      host_->registry()[RegistryKey(entry.Get(0u).As<Napi::String>().Utf8Value())] =
           RegistryValue{entry.Get(1u).As<Napi::Number>().Uint32Value(), BytesFrom(entry.Get(2u), "registry data")};
     }
     const std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -342,7 +353,8 @@ class KernelImage : public Napi::ObjectWrap<KernelImage> {
     std::shared_ptr<KernelHost> host = host_;
     calls_ =
         BlockingCalls::Create(env, "fltmgr.kernel-image", BlockingCalls::kNoThreadCap, [host] { host->Shutdown(); });
-    EventTsfn tsfn = EventTsfn::New(env, info[2].As<Napi::Function>(), "fltmgr.kernel-image.events", 0, 1, host.get());
+    EventTsfn tsfn = EventTsfn::New(env, info[2].As<Napi::Function>(), "fltmgr.kernel-image.events", 0, 1,
+                                    new HostRef(host), [](Napi::Env, void*, HostRef* ref) { delete ref; });
     tsfn.Unref(env);  // the calls in flight keep the loop alive, not the image
     host_->Start(tsfn);
   }

@@ -7,6 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildKernelImage, KernelImageBuildError } from '../../lib/simulator/kernel-build';
+import { KernelDriver, KernelVerifierError } from '../../lib/simulator/kernel-driver';
+import { FilterManagerSimulator, NtStatusError } from '../../lib/simulator';
+import { NtStatus } from '../../lib/status';
 import { kernelHarnessAvailable } from '../../driver-sample/target';
 
 const skip = kernelHarnessAvailable() ? false : 'the kernel harness runs on Linux only';
@@ -34,6 +37,29 @@ test('a routine the harness lacks fails the link, by name', { skip }, (t) => {
       /not implemented by the kernel harness: FltObjectDereference/.test(err.message),
   );
 });
+
+test(
+  'C library routines the kernel does not have (wide strings, getenv) fail the build by name, not bind to glibc',
+  { skip },
+  (t) => {
+    const dir = scratch(t);
+    const source = join(dir, 'libc.c');
+    writeFileSync(
+      source,
+      '#include <fltKernel.h>\nint wcscmp(const wchar_t *a, const wchar_t *b);\nchar *getenv(const char *name);\n' +
+        'NTSTATUS DriverEntry(PDRIVER_OBJECT d, PUNICODE_STRING r) {\n' +
+        '  (void)d; (void)r;\n' +
+        '  return wcscmp(L"a", L"b") == 0 && getenv("HOME") != NULL && memcmp("a", "b", 1) == 0 ? 1 : 0;\n}\n',
+    );
+    assert.throws(
+      () => buildKernelImage({ sources: [source], out: join(dir, 'libc.so') }),
+      (err: unknown) =>
+        err instanceof KernelImageBuildError &&
+        /not implemented by the kernel harness: getenv, wcscmp \(/.test(err.message) &&
+        !/memcmp/.test(err.message.split('\n')[1] ?? ''),
+    );
+  },
+);
 
 test('a driver without DriverEntry does not link; a compile error carries the compiler output', { skip }, (t) => {
   const dir = scratch(t);
@@ -75,3 +101,39 @@ test('fltmgr-kernel-image: exit 0 and the path; 1 on a build error; 2 on bad usa
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--out and at least one source are required/);
 });
+
+test(
+  'a failing DriverEntry: NtStatusError with its status; one that leaves pool behind: KernelVerifierError',
+  { skip },
+  async (t) => {
+    const dir = scratch(t);
+    const sim = new FilterManagerSimulator();
+    t.after(() => sim.close());
+    const source = (name: string, body: string): string => {
+      const file = join(dir, `${name}.c`);
+      writeFileSync(
+        file,
+        `#include <fltKernel.h>\nNTSTATUS DriverEntry(PDRIVER_OBJECT d, PUNICODE_STRING r) {\n  (void)d; (void)r;\n${body}\n}\n`,
+      );
+      return buildKernelImage({ sources: [file], out: join(dir, `${name}.so`) });
+    };
+    const clean = source('fails', '  return STATUS_INSUFFICIENT_RESOURCES;');
+    await assert.rejects(
+      KernelDriver.load(sim, clean),
+      (err: unknown) => err instanceof NtStatusError && err.status === NtStatus.STATUS_INSUFFICIENT_RESOURCES,
+    );
+    const leaky = source(
+      'leaks',
+      "  (void)ExAllocatePool2(POOL_FLAG_PAGED, 32, 'kaeL');\n  return STATUS_UNSUCCESSFUL;",
+    );
+    await assert.rejects(
+      KernelDriver.load(sim, leaky),
+      (err: unknown) =>
+        err instanceof KernelVerifierError &&
+        /^DriverEntry of leaks failed \(0xC0000001\); the kernel harness's verifier found 1 violation/.test(
+          err.message,
+        ) &&
+        /Leak/.test(err.violations.join('\n')),
+    );
+  },
+);

@@ -212,7 +212,7 @@ test(
   'CLI --driver: the sample C driver serves its port with a registry parameter; SIGTERM unloads it cleanly (exit 0)',
   { ...OPTS, skip: kernelHarnessAvailable() ? false : 'the kernel harness runs on Linux only' },
   async (t) => {
-    const r = run(['--driver', sampleImage(), '--name', P.FILTER_NAME, '--parameter', 'PortGroupSid=not-a-sid']);
+    const r = run(['--driver', sampleImage(), '--name', P.FILTER_NAME, '--parameter', 'portgroupsid=not-a-sid']);
     t.after(() => r.child.kill('SIGKILL'));
     const { endpoint } = JSON.parse(await withTimeout(r.firstLine, { what: 'endpoint line' })) as { endpoint: string };
     const port = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint });
@@ -220,7 +220,8 @@ test(
     assert.deepEqual([stats.connectionsTotal, stats.connectionsCurrent], [1n, 1]);
     await port.close();
     assert.equal(await stop(r, 'SIGTERM'), 0, r.stderr());
-    // The driver's warning (DbgPrintEx, warning level) reaches stderr: it read the parameter and refused it.
+    // The driver's warning (DbgPrintEx, warning level) reaches stderr: it read the parameter (value names are
+    // case-insensitive, as in the registry) and refused it.
     assert.match(r.stderr(), /\[driver\] fltsample: PortGroupSid not-a-sid is not a SID string/);
   },
 );

@@ -713,6 +713,10 @@ extern "C" NTSTATUS FLTAPI FltQueryInformationFile(PFLT_INSTANCE Instance, PFILE
   if (!CheckInstance(Instance, "FltQueryInformationFile")) return STATUS_INVALID_PARAMETER;
   OpenRecord* open = OpenOf(FileObject, "FltQueryInformationFile");
   if (open == nullptr) return STATUS_INVALID_PARAMETER;
+  if (!open->postRunning) {
+    Violation("FltQueryInformationFile", "querying a file before its create completed (pre-create)");
+    return STATUS_INVALID_PARAMETER;
+  }
   NTSTATUS status = STATUS_SUCCESS;
   ULONG written = 0;
   if (FileInformationClass == FileStandardInformation) {
