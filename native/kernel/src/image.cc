@@ -13,8 +13,6 @@ __attribute__((weak)) NTSTATUS FltmgrHarnessQuery(ULONG Code, PVOID Buffer, ULON
 namespace kh {
 namespace {
 
-constexpr NTSTATUS STATUS_FLT_DO_NOT_DETACH_ = kStatus(0xC01C0010u);
-
 Caller ToCaller(const fltmgr_kh_caller* c) {
   Caller caller;
   caller.processId = c->process_id;

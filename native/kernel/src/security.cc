@@ -14,14 +14,15 @@
 #include <vector>
 
 #include "harness.h"
+#include "status.h"
 
 namespace {
 
-// Values from the reference pages; the driver headers do not need them (no driver uses them by name).
-constexpr NTSTATUS kStatusUnknownRevision = static_cast<NTSTATUS>(0xC0000058u);
-constexpr NTSTATUS kStatusInvalidAcl = static_cast<NTSTATUS>(0xC0000077u);
-constexpr NTSTATUS kStatusInvalidSid = static_cast<NTSTATUS>(0xC0000078u);
-constexpr NTSTATUS kStatusAllottedSpaceExceeded = static_cast<NTSTATUS>(0xC0000099u);
+// The statuses the driver headers do not declare: status.h.
+constexpr NTSTATUS kStatusUnknownRevision = kh::STATUS_UNKNOWN_REVISION_;
+constexpr NTSTATUS kStatusInvalidAcl = kh::STATUS_INVALID_ACL_;
+constexpr NTSTATUS kStatusInvalidSid = kh::STATUS_INVALID_SID_;
+constexpr NTSTATUS kStatusAllottedSpaceExceeded = kh::STATUS_ALLOTTED_SPACE_EXCEEDED_;
 
 constexpr uint8_t kSidRevision = 1;
 constexpr uint8_t kSidMaxSubAuthorities = 15;
