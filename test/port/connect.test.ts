@@ -76,6 +76,11 @@ test('MaxConnections is enforced (ERROR_CONNECTION_COUNT_LIMIT) and a slot frees
     code: 'ERROR_CONNECTION_COUNT_LIMIT',
   });
   await a.close();
+  // close() resolves once our handle is closed; the simulator hears of it through its socket, later. Under
+  // Wine on a busy machine the next CONNECT once arrived first and found both slots taken (a race in the
+  // simulator's transport, not a rule of Filter Manager: whether Windows frees the slot before CloseHandle
+  // returns is [unverified]), so the freed slot is asserted once the simulator has seen the close.
+  await until(() => h.port.connections.size === 1, { what: 'the simulator to see the first connection close' });
   const c = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   await Promise.all([b.close(), c.close()]);
 });
