@@ -121,12 +121,6 @@ UNICODE_STRING Slice(const std::u16string& text, size_t begin, size_t end) {
   return s;
 }
 
-std::string Utf8(const std::u16string& text) {
-  std::string out;
-  for (char16_t c : text) out += (c < 0x80) ? static_cast<char>(c) : '?';
-  return out;
-}
-
 }  // namespace
 
 const Volume& TheVolume() { return g_volumeInfo; }
@@ -208,7 +202,8 @@ size_t FilterObjectsReport(const char* routine) {
     Violation(routine,
               "file name information for %s still has %d reference(s): FltReleaseFileNameInformation "
               "not called",
-              Utf8(n->text).c_str(), n->references.load());
+              Utf16ToUtf8(reinterpret_cast<const WCHAR*>(n->text.data()), n->text.size()).c_str(),
+              n->references.load());
   }
   return g_contexts.size() + g_names.size();
 }

@@ -170,8 +170,8 @@ size_t PortsReportOpen(const char* routine) {
   for (auto& entry : g_servers) {
     if (entry.second->closed || entry.second->leakReported) continue;
     entry.second->leakReported = true;
-    std::string name;
-    for (char16_t c : entry.second->name) name += c < 0x80 ? static_cast<char>(c) : '?';
+    const std::u16string& text = entry.second->name;
+    const std::string name = Utf16ToUtf8(reinterpret_cast<const WCHAR*>(text.data()), text.size());
     Violation(routine,
               "server port %s is still open (FltCloseCommunicationPort first: an open port keeps the "
               "filter referenced)",

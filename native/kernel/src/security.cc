@@ -18,12 +18,6 @@
 
 namespace {
 
-// The statuses the driver headers do not declare: status.h.
-constexpr NTSTATUS kStatusUnknownRevision = kh::STATUS_UNKNOWN_REVISION_;
-constexpr NTSTATUS kStatusInvalidAcl = kh::STATUS_INVALID_ACL_;
-constexpr NTSTATUS kStatusInvalidSid = kh::STATUS_INVALID_SID_;
-constexpr NTSTATUS kStatusAllottedSpaceExceeded = kh::STATUS_ALLOTTED_SPACE_EXCEEDED_;
-
 constexpr uint8_t kSidRevision = 1;
 constexpr uint8_t kSidMaxSubAuthorities = 15;
 constexpr uint8_t kMinAclRevision = 2;  // ACL_REVISION
@@ -120,20 +114,20 @@ std::vector<std::string> TokenSids(const kh::Caller& caller) {
 // allowed and denied ACEs must hold a valid SID (ACCESS_ALLOWED_ACE). Returns STATUS_INVALID_ACL or
 // STATUS_INVALID_SID.
 NTSTATUS CheckAcl(const uint8_t* acl, size_t* used) {
-  if (acl == nullptr) return kStatusInvalidAcl;
+  if (acl == nullptr) return kh::STATUS_INVALID_ACL_;
   const uint8_t revision = acl[0];
   const size_t size = Load16(acl + 2);
   const size_t count = Load16(acl + 4);
-  if (revision < kMinAclRevision || revision > kMaxAclRevision || size < kAclHeader) return kStatusInvalidAcl;
+  if (revision < kMinAclRevision || revision > kMaxAclRevision || size < kAclHeader) return kh::STATUS_INVALID_ACL_;
   size_t at = kAclHeader;
   for (size_t i = 0; i < count; i++) {
-    if (size - at < kAceHeader) return kStatusInvalidAcl;
+    if (size - at < kAceHeader) return kh::STATUS_INVALID_ACL_;
     const uint8_t type = acl[at];
     const size_t aceSize = Load16(acl + at + 2);
-    if (aceSize < kAceHeader || aceSize % 4 != 0 || aceSize > size - at) return kStatusInvalidAcl;
+    if (aceSize < kAceHeader || aceSize % 4 != 0 || aceSize > size - at) return kh::STATUS_INVALID_ACL_;
     if (type == kAccessAllowedAceType || type == kAccessDeniedAceType) {
-      if (aceSize < kAceSidOffset) return kStatusInvalidAcl;
-      if (!SidValidWithin(acl + at + kAceSidOffset, aceSize - kAceSidOffset)) return kStatusInvalidSid;
+      if (aceSize < kAceSidOffset) return kh::STATUS_INVALID_ACL_;
+      if (!SidValidWithin(acl + at + kAceSidOffset, aceSize - kAceSidOffset)) return kh::STATUS_INVALID_SID_;
     }
     at += aceSize;
   }
@@ -298,13 +292,13 @@ NTSTATUS RtlAddAccessAllowedAce(PACL Acl, ULONG AceRevision, ACCESS_MASK AccessM
   auto* p = reinterpret_cast<uint8_t*>(Acl);
   const auto* sid = static_cast<const uint8_t*>(Sid);
   size_t used = 0;
-  if (!NT_SUCCESS(CheckAcl(p, &used))) return kStatusInvalidAcl;
-  if (!SidHeaderValid(sid)) return kStatusInvalidSid;
+  if (!NT_SUCCESS(CheckAcl(p, &used))) return kh::STATUS_INVALID_ACL_;
+  if (!SidHeaderValid(sid)) return kh::STATUS_INVALID_SID_;
   if (AceRevision < kMinAclRevision || AceRevision > kMaxAclRevision) return STATUS_REVISION_MISMATCH;
   const size_t aceSize = kAceSidOffset + SidLength(sid);
-  if (aceSize > Load16(p + 2) - used) return kStatusAllottedSpaceExceeded;
+  if (aceSize > Load16(p + 2) - used) return kh::STATUS_ALLOTTED_SPACE_EXCEEDED_;
   const size_t count = Load16(p + 4);
-  if (count == 0xFFFFu) return kStatusAllottedSpaceExceeded;
+  if (count == 0xFFFFu) return kh::STATUS_ALLOTTED_SPACE_EXCEEDED_;
   uint8_t* ace = p + used;
   ace[0] = kAccessAllowedAceType;
   ace[1] = 0;
@@ -317,7 +311,7 @@ NTSTATUS RtlAddAccessAllowedAce(PACL Acl, ULONG AceRevision, ACCESS_MASK AccessM
 }
 
 NTSTATUS RtlCreateSecurityDescriptor(PSECURITY_DESCRIPTOR SecurityDescriptor, ULONG Revision) {
-  if (Revision != SECURITY_DESCRIPTOR_REVISION) return kStatusUnknownRevision;
+  if (Revision != SECURITY_DESCRIPTOR_REVISION) return kh::STATUS_UNKNOWN_REVISION_;
   SECURITY_DESCRIPTOR sd;
   std::memset(&sd, 0, sizeof sd);
   sd.Revision = SECURITY_DESCRIPTOR_REVISION;
@@ -329,7 +323,7 @@ NTSTATUS RtlSetDaclSecurityDescriptor(PSECURITY_DESCRIPTOR SecurityDescriptor, B
                                       BOOLEAN DaclDefaulted) {
   SECURITY_DESCRIPTOR sd;
   std::memcpy(&sd, SecurityDescriptor, sizeof sd);
-  if (sd.Revision != SECURITY_DESCRIPTOR_REVISION) return kStatusUnknownRevision;
+  if (sd.Revision != SECURITY_DESCRIPTOR_REVISION) return kh::STATUS_UNKNOWN_REVISION_;
   if (sd.Control & kSeSelfRelative) return STATUS_INVALID_SECURITY_DESCR;  // only the absolute form has pointers
   sd.Control = static_cast<USHORT>(sd.Control & ~(kSeDaclPresent | kSeDaclDefaulted));
   if (DaclPresent) {
@@ -345,7 +339,7 @@ NTSTATUS RtlSetDaclSecurityDescriptor(PSECURITY_DESCRIPTOR SecurityDescriptor, B
 NTSTATUS RtlGetDaclSecurityDescriptor(PSECURITY_DESCRIPTOR SecurityDescriptor, PBOOLEAN DaclPresent, PACL* Dacl,
                                       PBOOLEAN DaclDefaulted) {
   const auto* p = static_cast<const uint8_t*>(SecurityDescriptor);
-  if (p[0] != SECURITY_DESCRIPTOR_REVISION) return kStatusUnknownRevision;
+  if (p[0] != SECURITY_DESCRIPTOR_REVISION) return kh::STATUS_UNKNOWN_REVISION_;
   const DaclView view = ViewDacl(p);
   *DaclPresent = view.present ? TRUE : FALSE;
   if (view.present) {  // otherwise the other outputs "do not receive valid values": left as they are
@@ -472,7 +466,7 @@ NTSTATUS CaptureSecurity(PSECURITY_DESCRIPTOR descriptor, SecurityCopy* out) {
   }
   for (int which = 0; which < 2; which++) {
     const uint8_t* sid = DescriptorSid(p, which);
-    if (sid != nullptr && !SidHeaderValid(sid)) return kStatusInvalidSid;
+    if (sid != nullptr && !SidHeaderValid(sid)) return kh::STATUS_INVALID_SID_;
   }
   const DaclView view = ViewDacl(p);
   SecurityCopy copy;

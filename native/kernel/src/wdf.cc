@@ -98,11 +98,7 @@ extern "C" NTSTATUS WdfRegistryQueryValue(WDFKEY Key, PCUNICODE_STRING ValueName
     }
   }
   if (ValueName == nullptr || ValueName->Buffer == nullptr) return STATUS_INVALID_PARAMETER;
-  std::string name;
-  for (USHORT i = 0; i < ValueName->Length / 2; i++) {
-    const WCHAR c = ValueName->Buffer[i];
-    name += c < 0x80 ? static_cast<char>(c) : '?';
-  }
+  const std::string name = Utf16ToUtf8(ValueName->Buffer, ValueName->Length / sizeof(WCHAR));
   const fltmgr_kh_host* host = Host();
   uint32_t type = 0;
   const uint8_t* data = nullptr;
