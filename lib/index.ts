@@ -25,3 +25,19 @@ export {
   nameOfHresult,
   nameOfNtStatus,
 } from './status';
+export {
+  DEFAULT_BACKOFF,
+  FilterAgent,
+  backoffDelay,
+  isRetryableConnectError,
+  waitForPort,
+  type AgentCounters,
+  type AgentHandler,
+  type AgentOptions,
+  type AgentState,
+  type AgentStateName,
+  type BackoffOptions,
+  type LostMessage,
+  type RetryInfo,
+  type WaitForPortOptions,
+} from './agent';
