@@ -297,6 +297,8 @@ interface Connection {
   /** Messages expecting a reply the agent has not seen through. */
   readonly open: Map<FilterMessage, LostMessage['reply']>;
   ended: boolean;
+  /** The port reported the disconnect: a reply now would be refused before it is sent. */
+  receiveEnded: boolean;
 }
 
 /**
@@ -506,6 +508,7 @@ export class FilterAgent extends EventEmitter<AgentEvents> {
       abort: new AbortController(),
       open: new Map(),
       ended: false,
+      receiveEnded: false,
     };
     this.#connection = c;
     if (this.#stop.signal.aborted) await port.close(); // close() ran while connect resolved
@@ -518,17 +521,23 @@ export class FilterAgent extends EventEmitter<AgentEvents> {
       signal: _s,
       ...serve
     } = this.#options;
+    // Emitted on the tick the receive loop saw the disconnect, before any handler's continuation runs.
+    port.on('disconnect', () => void (c.receiveEnded = true));
     const serving = port.serve((message) => this.#handle(c, message), serve);
     let reason: unknown;
     try {
+      let setUp = true;
       try {
         await onConnect?.(port, c.abort.signal);
-        if (!port.closed) this.#set({ state: 'connected', connection: c.number, port });
       } catch (error) {
         if (!(error instanceof FilterError && error.disconnected)) throw error;
-        // Lost during setup: serving ends by itself with the same disconnect.
+        reason = error; // lost during setup: reconnect
+        setUp = false;
       }
-      await serving;
+      if (setUp) {
+        if (!port.closed) this.#set({ state: 'connected', connection: c.number, port });
+        await serving;
+      }
     } catch (error) {
       reason = error;
     } finally {
@@ -558,10 +567,11 @@ export class FilterAgent extends EventEmitter<AgentEvents> {
     try {
       result = await this.#handler(message, c.abort.signal);
     } catch (error) {
-      if (!c.ended) c.open.delete(message); // a handler failure, not a disconnect: serve() reports it
+      // A handler failure while connected: not lost to a disconnect, serve() reports it.
+      if (!c.ended && !c.receiveEnded) c.open.delete(message);
       throw error;
     }
-    if (c.ended) return undefined; // reported as lost; the reply would not be sent
+    if (c.ended || c.receiveEnded) return undefined; // stays 'not-sent': the reply would not be sent
     if (message.settled || !(message.expectsReply && result instanceof Uint8Array)) {
       c.open.delete(message); // replied by the handler itself, or nothing to send (serve() releases it)
       return undefined;

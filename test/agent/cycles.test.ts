@@ -1,6 +1,6 @@
 // 100 driver restarts (unload + register again, or FltCloseClientPort) with messages flowing: every message the
 // filter sent is either answered or reported lost by the agent and seen as STATUS_PORT_DISCONNECTED by its
-// sender; no handle, stream or thread is left behind by the cycles.
+// sender; no handle, descriptor, stream or thread is left behind by the cycles.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -12,11 +12,12 @@ import { FAST, PORT_NAME, nextState, startAgentSim } from './harness';
 
 const CYCLES = 100;
 
-function threads(): number | undefined {
+/** Entries of /proc/self/task (threads) or /proc/self/fd (open files and sockets); undefined off Linux. */
+function count(what: 'task' | 'fd'): number | undefined {
   try {
-    return fs.readdirSync('/proc/self/task').length;
+    return fs.readdirSync(`/proc/self/${what}`).length;
   } catch {
-    return undefined; // not Linux (the Wine lane): the thread check is Linux-only
+    return undefined; // not Linux (the Wine lane): these checks are Linux-only
   }
 }
 
@@ -41,7 +42,8 @@ test(
     await until(() => h.sim.streamStats().length === 0, { what: 'the warm-up connection to end' });
     // Requests (a socket's CloseReq, a FSReqCallback) are transient: the baseline is taken once none is left.
     await until(() => !Object.keys(resources()).some((k) => /Req/.test(k)), { what: 'no request in flight' });
-    const baseThreads = threads();
+    const baseThreads = count('task');
+    const baseFds = count('fd');
     const baseResources = resources();
 
     // seq (the message's first 4 bytes) of everything the handler saw, by message id and connection
@@ -143,14 +145,17 @@ test(
     );
 
     // Nothing left behind: the simulator holds no stream, the event loop has what it had before the cycles,
-    // and the thread count has not grown with them (a tolerance of 2 for threads the runtime starts on its own,
-    // not per cycle: a leak of one thread a cycle would add 100).
+    // and the thread and descriptor counts have not grown with them (a tolerance of 2 for what the runtime
+    // starts on its own, not per cycle: a leak of one a cycle would add 100).
     await until(() => h.sim.streamStats().length === 0, { what: 'no stream left at the simulator' });
     await until(() => JSON.stringify(resources()) === JSON.stringify(baseResources), {
       what: `the active resources to return to ${JSON.stringify(baseResources)} (now ${JSON.stringify(resources())})`,
     });
-    const now = threads();
+    const now = count('task');
     if (baseThreads !== undefined && now !== undefined)
       assert.ok(now <= baseThreads + 2, `threads: ${baseThreads} before, ${now} after ${CYCLES} cycles`);
+    const fds = count('fd');
+    if (baseFds !== undefined && fds !== undefined)
+      assert.ok(fds <= baseFds + 2, `open descriptors: ${baseFds} before, ${fds} after ${CYCLES} cycles`);
   },
 );
