@@ -1,6 +1,6 @@
 // FilterAgent: the states it reports, reconnecting after every kind of disconnect, messages cut short by a
 // disconnect, close() in every state, and the errors that stop it.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,8 +64,8 @@ test('late driver start: connecting/waiting until the port exists, then connecte
   await agent.done;
 });
 
-test('reconnects after FltCloseClientPort, a driver unload/reload and a simulator restart; same handler and options', async (t) => {
-  const unixOnly = process.platform === 'win32';
+async function reconnects(t: TestContext, restartSimulator: boolean): Promise<void> {
+  const unixOnly = !restartSimulator;
   const socketPath = path.join(os.tmpdir(), `fltmgr-agent-${randomBytes(6).toString('hex')}.sock`);
   const h = await startAgentSim({ ...(unixOnly ? {} : { listen: { path: socketPath } }) });
   let sim2: FilterManagerSimulator | undefined;
@@ -155,7 +155,21 @@ test('reconnects after FltCloseClientPort, a driver unload/reload and a simulato
       : ['connected', 'disconnected', 'connected', 'disconnected', 'connected', 'disconnected', 'connected'],
   );
   await agent.close();
-});
+}
+
+test('reconnects after FltCloseClientPort and a driver unload/reload; same handler and serve options', (t) =>
+  reconnects(t, false));
+
+test(
+  'then also after a simulator restart on the same endpoint',
+  {
+    skip:
+      process.platform === 'win32'
+        ? 'a named-pipe endpoint carries a per-run secret: a restarted simulator has a new endpoint'
+        : false,
+  },
+  (t) => reconnects(t, true),
+);
 
 test('messages in flight at a disconnect are reported with their ids; their senders see STATUS_PORT_DISCONNECTED', async (t) => {
   const h = await startAgentSim();

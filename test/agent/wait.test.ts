@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import {
   DEFAULT_BACKOFF,
   FilterError,
+  FilterPort,
   backoffDelay,
   isRetryableConnectError,
   waitForPort,
@@ -181,7 +182,7 @@ test('non-retryable errors end the wait at once: access denied, a context Connec
 test('the connection limit (MaxConnections) is retried until a slot frees', async (t) => {
   const h = await startAgentSim({ port: { maxConnections: 1 } });
   t.after(() => h.close());
-  const holder = await h.connect({ portName: PORT_NAME });
+  const holder = await FilterPort.connect(PORT_NAME, { simulator: h.endpoint });
   const retries: RetryInfo[] = [];
   const waiting = waitForPort(PORT_NAME, {
     simulator: h.endpoint,
@@ -190,7 +191,7 @@ test('the connection limit (MaxConnections) is retried until a slot frees', asyn
   });
   await until(() => retries.length >= 2, { what: 'attempts refused by the connection limit' });
   assert.ok(retries.every((r) => (r.error as FilterError).code === 'ERROR_CONNECTION_COUNT_LIMIT'));
-  holder.destroy();
+  await holder.close();
   const port = await waiting;
   await port.close();
 });
