@@ -46,6 +46,7 @@ export interface RetryInfo {
 export interface WaitForPortOptions extends ConnectOptions {
   /** Give up (FltmgrError ERR_WAIT_TIMEOUT) when no attempt succeeded within this. Default: no limit. */
   timeoutMs?: number;
+  /** Delays between attempts. Default {@link DEFAULT_BACKOFF}. */
   backoff?: BackoffOptions;
   /** Which connect errors to retry. Default {@link isRetryableConnectError}. */
   retryable?: (error: unknown) => boolean;
@@ -212,32 +213,67 @@ export async function waitForPort(name: string, options: WaitForPortOptions = {}
 export interface LostMessage {
   /** FILTER_MESSAGE_HEADER.MessageId. */
   readonly id: bigint;
+  /** What became of its reply. */
   readonly reply: 'not-sent' | 'unconfirmed';
 }
 
+/** Attempt `attempt` of FilterConnectCommunicationPort is under way. */
+export interface AgentConnecting {
+  /** The state's name. */
+  readonly state: 'connecting';
+  /** From 1 in each wait. */
+  readonly attempt: number;
+}
+
+/** Attempt `attempt` failed with a retryable error; the next one starts in `delayMs`. */
+export interface AgentWaiting {
+  /** The state's name. */
+  readonly state: 'waiting';
+  /** The attempt that failed, from 1 in each wait. */
+  readonly attempt: number;
+  /** Until the next attempt (backoff with jitter). */
+  readonly delayMs: number;
+  /** Why it failed: a FilterError such as ERROR_FILE_NOT_FOUND (driver not loaded). */
+  readonly error: unknown;
+}
+
+/** Serving on `port`; AgentOptions.onConnect has run. */
+export interface AgentConnected {
+  /** The state's name. */
+  readonly state: 'connected';
+  /** Counts connections from 1. */
+  readonly connection: number;
+  /** The connection (for sends). */
+  readonly port: FilterPort;
+}
+
+/** The connection ended and its port is closed; the agent reconnects next. */
+export interface AgentDisconnected {
+  /** The state's name. */
+  readonly state: 'disconnected';
+  /** Which connection ended. */
+  readonly connection: number;
+  /** What ended it: a FilterError with `disconnected` true (E_HANDLE, ERROR_BROKEN_PIPE). */
+  readonly reason: FilterError;
+  /** The messages the disconnect cut short (see LostMessage). */
+  readonly lost: readonly LostMessage[];
+}
+
+/** Stopped for good. */
+export interface AgentClosed {
+  /** The state's name. */
+  readonly state: 'closed';
+  /**
+   * undefined after close() / the signal; else the final error: a non-retryable connect error, ERR_WAIT_TIMEOUT,
+   * a handler error without onError, an onConnect error that is not a disconnect.
+   */
+  readonly error: unknown;
+  /** Messages cut short by the stop (handlers still running at close()). */
+  readonly lost: readonly LostMessage[];
+}
+
 /** The agent's state; each change is emitted as a 'state' event and yielded by {@link FilterAgent.states}. */
-export type AgentState =
-  /** Attempt `attempt` (from 1) of FilterConnectCommunicationPort. */
-  | { readonly state: 'connecting'; readonly attempt: number }
-  /** Attempt `attempt` failed with a retryable `error`; the next one starts in `delayMs`. */
-  | { readonly state: 'waiting'; readonly attempt: number; readonly delayMs: number; readonly error: unknown }
-  /** Serving on `port` (setup by onConnect done). `connection` counts connections from 1. */
-  | { readonly state: 'connected'; readonly connection: number; readonly port: FilterPort }
-  /**
-   * The connection ended (`reason`: the FilterError, `disconnected` true) and its port is closed; the agent
-   * reconnects next. `lost`: the messages it cut short (see LostMessage).
-   */
-  | {
-      readonly state: 'disconnected';
-      readonly connection: number;
-      readonly reason: FilterError;
-      readonly lost: readonly LostMessage[];
-    }
-  /**
-   * Stopped for good: by close() / the signal (`error` undefined) or by a final error (non-retryable connect
-   * error, ERR_WAIT_TIMEOUT, a handler error without onError). `lost`: messages cut short by the stop.
-   */
-  | { readonly state: 'closed'; readonly error: unknown; readonly lost: readonly LostMessage[] };
+export type AgentState = AgentConnecting | AgentWaiting | AgentConnected | AgentDisconnected | AgentClosed;
 
 /** The name of an {@link AgentState}. */
 export type AgentStateName = AgentState['state'];

@@ -11,13 +11,15 @@ import { TEST_TIMEOUT_MS, until } from '../helpers/timing';
 import { FAST, PORT_NAME, nextState, startAgentSim } from './harness';
 
 const CYCLES = 100;
+/** Threads or descriptors the runtime may add by itself over the run; far below one per cycle. */
+const SLACK = 10;
 
-/** Entries of /proc/self/task (threads) or /proc/self/fd (open files and sockets); undefined off Linux. */
+/** Entries of /proc/self/task (threads) or /proc/self/fd (open files and sockets); undefined without /proc. */
 function count(what: 'task' | 'fd'): number | undefined {
   try {
     return fs.readdirSync(`/proc/self/${what}`).length;
   } catch {
-    return undefined; // not Linux (the Wine lane): these checks are Linux-only
+    return undefined; // no /proc (Windows; under Wine it is the Wine process's own, and is checked)
   }
 }
 
@@ -145,17 +147,17 @@ test(
     );
 
     // Nothing left behind: the simulator holds no stream, the event loop has what it had before the cycles,
-    // and the thread and descriptor counts have not grown with them (a tolerance of 2 for what the runtime
-    // starts on its own, not per cycle: a leak of one a cycle would add 100).
+    // and the thread and descriptor counts have not grown with them (SLACK for what the runtime opens on its
+    // own, e.g. Wine caching handles as descriptors: not per cycle, a leak of one a cycle would add 100).
     await until(() => h.sim.streamStats().length === 0, { what: 'no stream left at the simulator' });
     await until(() => JSON.stringify(resources()) === JSON.stringify(baseResources), {
       what: `the active resources to return to ${JSON.stringify(baseResources)} (now ${JSON.stringify(resources())})`,
     });
     const now = count('task');
     if (baseThreads !== undefined && now !== undefined)
-      assert.ok(now <= baseThreads + 2, `threads: ${baseThreads} before, ${now} after ${CYCLES} cycles`);
+      assert.ok(now <= baseThreads + SLACK, `threads: ${baseThreads} before, ${now} after ${CYCLES} cycles`);
     const fds = count('fd');
     if (baseFds !== undefined && fds !== undefined)
-      assert.ok(fds <= baseFds + 2, `open descriptors: ${baseFds} before, ${fds} after ${CYCLES} cycles`);
+      assert.ok(fds <= baseFds + SLACK, `open descriptors: ${baseFds} before, ${fds} after ${CYCLES} cycles`);
   },
 );
