@@ -378,7 +378,7 @@ export class FilterAgent extends EventEmitter<AgentEvents> {
       throw invalidArgType('options.signal', 'an AbortSignal', signal);
     this.name = name;
     this.#handler = handler;
-    this.#options = options;
+    this.#options = { ...options };
     if (signal !== undefined) {
       const onAbort = (): void => void this.close();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -386,6 +386,7 @@ export class FilterAgent extends EventEmitter<AgentEvents> {
     }
     this.done = this.#run();
     this.done.catch(() => undefined); // reported as the 'closed' state too: no unhandled rejection
+    if (signal?.aborted) void this.close();
   }
 
   /** The current state. */

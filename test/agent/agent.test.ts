@@ -276,6 +276,9 @@ test('close() in every state settles, leaves no connection, and reports handlers
   controller.abort();
   await a5.done;
   assert.equal(a5.state.state, 'closed');
+  const a6 = startAgent(h, echo, { signal: controller.signal }); // aborted already: closes without connecting
+  await a6.done;
+  assert.equal(a6.counters.connections, 0);
   await until(() => h.sim.streamStats().length === 0, { what: 'every connection closed' });
 });
 
