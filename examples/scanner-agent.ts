@@ -16,7 +16,15 @@
  */
 import { EventEmitter } from 'node:events';
 import { parseArgs } from 'node:util';
-import { FilterError, FilterPort, FltmgrError, type ConnectOptions, type FilterMessage } from '../lib';
+import {
+  FilterAgent,
+  FilterError,
+  FltmgrError,
+  type AgentState,
+  type ConnectOptions,
+  type FilterMessage,
+  type FilterPort,
+} from '../lib';
 import * as P from '../driver-sample/protocol';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -71,7 +79,10 @@ export interface ScannerAgentOptions {
   concurrency?: number;
   /** Passed to FilterPort.connect (e.g. `simulator`); the context and signal are the agent's own. */
   connect?: Omit<ConnectOptions, 'context' | 'signal'>;
-  /** Backoff between connection attempts: doubles from minMs to maxMs, reset by a successful connect. */
+  /**
+   * Backoff between connection attempts: doubles from minMs to maxMs (less up to half at random: jitter),
+   * reset by a successful connect.
+   */
   reconnect?: { minMs?: number; maxMs?: number };
   /** Applied with SET_CONFIG over the driver's current configuration after every connect. */
   config?: Partial<P.SampleConfig>;
@@ -98,10 +109,11 @@ export interface AgentCounters {
 
 interface AgentEvents {
   connected: [port: FilterPort];
-  disconnected: [error: Error | undefined];
+  /** The connection was lost (a FilterError with `disconnected` true); the agent reconnects. */
+  disconnected: [error: FilterError];
   scan: [event: ScanEvent];
   stats: [stats: P.Stats];
-  /** Fatal errors end the agent (start()'s promise rejects); others are reported and retried. */
+  /** A fatal error ended the agent (start()'s promise rejects with it too). Emitted only with a listener. */
   error: [error: Error];
 }
 
@@ -111,13 +123,10 @@ export class ScannerAgent extends EventEmitter<AgentEvents> {
   readonly counters: AgentCounters = { connects: 0, scans: 0, blocked: 0, probes: 0, failedReplies: 0 };
   private readonly portName: string;
   private readonly concurrency: number;
-  private readonly minDelay: number;
-  private readonly maxDelay: number;
   private readonly engine: ScanEngine;
   private readonly log: (line: string) => void;
-  private readonly abort = new AbortController();
-  private current: FilterPort | undefined;
-  private running: Promise<void> | undefined;
+  private agent: FilterAgent | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: ScannerAgentOptions = {}) {
     super();
@@ -125,110 +134,100 @@ export class ScannerAgent extends EventEmitter<AgentEvents> {
     this.concurrency = options.concurrency ?? 4;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
       throw new RangeError('concurrency must be an integer >= 1');
-    this.minDelay = options.reconnect?.minMs ?? 250;
-    this.maxDelay = Math.max(this.minDelay, options.reconnect?.maxMs ?? 5000);
     this.engine = options.engine ?? ((request) => scanBytes(request.content));
     this.log = options.log ?? (() => undefined);
   }
 
   /** The connection in use, if connected. */
   get port(): FilterPort | undefined {
-    return this.current;
+    return this.agent?.port;
   }
 
   get stopped(): boolean {
-    return this.abort.signal.aborted;
+    return this.agent?.state.state === 'closed';
   }
 
-  /** Starts connecting and serving; the promise settles when the agent stops (rejects on a fatal error). */
+  /**
+   * Starts connecting and serving (fltmgr's FilterAgent: waits for the driver, reconnects after it unloads);
+   * the promise settles when the agent stops (rejects on a fatal error: e.g. access denied, no simulator).
+   */
   start(): Promise<void> {
-    this.running ??= this.run().finally(() => this.abort.abort());
-    return this.running;
+    if (this.agent === undefined) {
+      const minMs = this.options.reconnect?.minMs ?? 250;
+      const agent = new FilterAgent(this.portName, (message) => this.onMessage(message), {
+        connect: {
+          ...this.options.connect,
+          context: P.encodeConnectContext({ scanner: true, processId: process.pid }),
+        },
+        backoff: { initialDelayMs: minMs, maxDelayMs: Math.max(minMs, this.options.reconnect?.maxMs ?? 5000) },
+        concurrency: this.concurrency,
+        bufferSize: RECEIVE_BUFFER,
+        onError: (error) => {
+          this.counters.failedReplies++;
+          this.log(`reply failed: ${error instanceof Error ? error.message : String(error)}`);
+        },
+        onConnect: (port) =>
+          this.options.config !== undefined ? this.applyConfig(port, this.options.config) : undefined,
+      });
+      agent.on('state', (state) => this.onState(state));
+      this.agent = agent;
+    }
+    return this.agent.done;
   }
 
   /** Stops: no more reconnects, the port is closed (the driver sees the disconnect). Idempotent. */
   async stop(): Promise<void> {
-    this.abort.abort();
-    await this.current?.close();
-    await this.running?.catch(() => undefined);
+    await this.agent?.close();
   }
 
   /** GET_STATS on the agent's connection. */
   async stats(): Promise<P.Stats> {
-    const port = this.current;
+    const port = this.port;
     if (port === undefined) throw new Error('the agent is not connected');
     return P.getStats(port);
   }
 
-  private async run(): Promise<void> {
-    const signal = this.abort.signal;
-    let delay = this.minDelay;
-    while (!signal.aborted) {
-      let port: FilterPort;
-      try {
-        port = await FilterPort.connect(this.portName, {
-          ...this.options.connect,
-          context: P.encodeConnectContext({ scanner: true, processId: process.pid }),
-          signal,
-        });
-      } catch (error) {
-        if (signal.aborted) break;
-        // Misconfiguration (no simulator endpoint, bad arguments) will not fix itself: give up.
-        if (!(error instanceof FilterError)) throw error;
-        this.log(`connect failed: ${error.code}; retrying in ${delay} ms`);
-        await sleep(delay, signal);
-        delay = Math.min(delay * 2, this.maxDelay);
-        continue;
+  private onState(state: AgentState): void {
+    switch (state.state) {
+      case 'waiting': {
+        const code = state.error instanceof FilterError ? state.error.code : String(state.error);
+        this.log(`connect failed: ${code}; retrying in ${state.delayMs} ms`);
+        break;
       }
-      delay = this.minDelay;
-      this.current = port;
-      this.counters.connects++;
-      let lost: Error | undefined;
-      try {
-        await this.serveConnection(port);
-      } catch (error) {
-        lost = error instanceof Error ? error : new Error(String(error));
-      } finally {
-        this.current = undefined;
-        await port.close();
+      case 'connected': {
+        this.counters.connects++;
+        this.log(`connected to ${this.portName} as scanner (pid ${process.pid}, concurrency ${this.concurrency})`);
+        const every = this.options.statsIntervalMs ?? 0;
+        if (every > 0) {
+          this.statsTimer = setInterval(() => {
+            P.getStats(state.port).then(
+              (stats) => this.emit('stats', stats),
+              () => undefined, // the connection is going away; the agent reports it
+            );
+          }, every);
+        }
+        this.emit('connected', state.port);
+        break;
       }
-      if (signal.aborted) break;
-      this.log(`connection lost (${lost?.message ?? 'closed'}); reconnecting`);
-      this.emit('disconnected', lost);
+      case 'disconnected': {
+        this.clearStatsTimer();
+        const lost = state.lost.length > 0 ? `, ${state.lost.length} scan(s) in flight lost` : '';
+        this.log(`connection lost (${state.reason.message})${lost}; reconnecting`);
+        this.emit('disconnected', state.reason);
+        break;
+      }
+      case 'closed':
+        this.clearStatsTimer();
+        if (state.error !== undefined && this.listenerCount('error') > 0) this.emit('error', toError(state.error));
+        break;
+      case 'connecting':
+        break;
     }
   }
 
-  private async serveConnection(port: FilterPort): Promise<void> {
-    port.on('disconnect', (error) => this.log(`driver went away: ${error.code}`));
-    const serving = port.serve((message) => this.onMessage(message), {
-      concurrency: this.concurrency,
-      bufferSize: RECEIVE_BUFFER,
-      onError: (error) => {
-        this.counters.failedReplies++;
-        this.log(`reply failed: ${error instanceof Error ? error.message : String(error)}`);
-      },
-    });
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      if (this.options.config !== undefined) await this.applyConfig(port, this.options.config);
-      this.log(`connected to ${this.portName} as scanner (pid ${process.pid}, concurrency ${this.concurrency})`);
-      this.emit('connected', port);
-      const every = this.options.statsIntervalMs ?? 0;
-      if (every > 0) {
-        timer = setInterval(() => {
-          P.getStats(port).then(
-            (stats) => this.emit('stats', stats),
-            () => undefined, // the connection is going away; serve() reports it
-          );
-        }, every);
-      }
-      await serving;
-    } finally {
-      if (timer !== undefined) clearInterval(timer);
-      // serve() may still be running if applyConfig failed: closing the port ends it.
-      await port.close();
-      await serving.catch(() => undefined);
-    }
+  private clearStatsTimer(): void {
+    if (this.statsTimer !== undefined) clearInterval(this.statsTimer);
+    this.statsTimer = undefined;
   }
 
   private async applyConfig(port: FilterPort, wanted: Partial<P.SampleConfig>): Promise<void> {
@@ -260,17 +259,8 @@ export class ScannerAgent extends EventEmitter<AgentEvents> {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

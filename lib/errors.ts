@@ -129,7 +129,8 @@ export type FltmgrErrorCode =
   | 'ERR_REPLY_TOO_LARGE'
   | 'ERR_SIMULATOR_NOT_CONFIGURED'
   | 'ERR_INVALID_ENDPOINT'
-  | 'ERR_BACKEND_UNAVAILABLE';
+  | 'ERR_BACKEND_UNAVAILABLE'
+  | 'ERR_WAIT_TIMEOUT';
 
 /** Misuse of the API or an operation in the wrong state. */
 export class FltmgrError extends Error {
@@ -138,13 +139,15 @@ export class FltmgrError extends Error {
   /**
    * @param code what went wrong, stable across versions (match on it, not on the message).
    * @param message what to do about it.
+   * @param options `cause`: the error behind it (ERR_WAIT_TIMEOUT: the last connect error).
    */
   constructor(
     /** What went wrong; stable across versions. */
     readonly code: FltmgrErrorCode,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
