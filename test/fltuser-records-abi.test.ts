@@ -4,6 +4,7 @@
 import { test, describe, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { struct, u16, u32 } from '../lib/struct';
 import { checkLayoutsWithCompiler, compilerAvailable, formatCheckResult } from './helpers/struct-probe';
 import { fltuserConstants, fltuserRecordLayouts } from './fixtures/struct-probe/fltuser-records';
 
@@ -50,7 +51,6 @@ describe('fltuserstructures records', () => {
 
   test('a wrong offset in the layouts is caught (the check can fail)', async (t) => {
     if (!(await requireCompiler(t, 'g++'))) return;
-    const { struct, u16, u32 } = await import('../lib/struct');
     const wrong = struct('INSTANCE_BASIC_INFORMATION', {
       NextEntryOffset: u32,
       InstanceNameBufferOffset: u16, // swapped with InstanceNameLength
