@@ -111,22 +111,27 @@ for (const transport of ['pipe', 'tcp'] as const) {
         lines.filter((l) => l.startsWith(`${kind}\t`)).map((l) => l.split('\t').slice(1));
       const dash = (s: string | undefined): string => (s === undefined || s === '' ? '-' : s);
 
+      const output = `manage_client's output:\n${r.out}`;
       assert.deepEqual(
         rows('filter'),
         filters.map((f) => [f.name, f.altitude, String(f.instances), 'minifilter']),
+        output,
       );
       assert.deepEqual(
         rows('volume'),
         volumes.map((v) => [v.name, String(v.fileSystemType), v.detached ? '1' : '0', dash(v.dosName)]),
+        output,
       );
       assert.deepEqual(
         rows('instance'),
         instances.map((i) => [i.name, i.altitude, i.volume, i.filter]),
+        output,
       );
-      assert.deepEqual(rows('attached'), [[extra]]);
+      assert.deepEqual(rows('attached'), [[extra]], output);
       assert.deepEqual(
         rows('volinstance'),
         [...onVolume, { name: extra, altitude: '123456.5' }].sort(byAltitude).map((i) => [i.name, i.altitude]),
+        output,
       );
       assert.ok(lines.includes('detached'), r.out);
       assert.equal(lines.at(-1), 'PASS', r.out);
