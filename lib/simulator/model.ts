@@ -248,11 +248,12 @@ export class ManagementModel {
       .map((i) => this.snapshot(i));
   }
 
-  /** The DOS name of a volume. */
+  /**
+   * The DOS name of a volume; "" for a volume without one: FilterGetDosName returns S_OK and an empty name when
+   * a volume has neither a drive letter nor a mount point (its documentation's Remarks).
+   */
   dosName(volumeName: string): string {
-    const volume = this.volume(requireName(volumeName, 'volume'));
-    if (volume.dosName === undefined) throw new ManagementError(HR_FILE_NOT_FOUND, `${volume.name} has no DOS name`);
-    return volume.dosName;
+    return this.volume(requireName(volumeName, 'volume')).dosName ?? '';
   }
 
   ports(): PortSnapshot[] {

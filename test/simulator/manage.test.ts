@@ -248,7 +248,8 @@ test('DOS_NAME and PORTS', async (t) => {
   const h = await start(t);
   assert.deepEqual(await manage(h.endpoint, OP.DOS_NAME, [C]), { hresult: 0, records: [{ name: 'C:' }] });
   assert.deepEqual(await manage(h.endpoint, OP.DOS_NAME, ['d:\\']), { hresult: 0, records: [{ name: 'D:' }] });
-  failed(await manage(h.endpoint, OP.DOS_NAME, [MUP]), HR.FILE_NOT_FOUND, 'no DOS name');
+  // No drive letter and no mount point: S_OK and an empty name, as FilterGetDosName's documentation says.
+  assert.deepEqual(await manage(h.endpoint, OP.DOS_NAME, [MUP]), { hresult: 0, records: [{ name: '' }] });
   failed(await manage(h.endpoint, OP.DOS_NAME, ['\\Device\\Nope']), HR.VOLUME_NOT_FOUND, 'unknown');
   assert.equal(h.sim.dosName('\\device\\harddiskvolume1\\'), 'C:');
   const f = h.sim.registerFilter('Flt', { altitude: '1' });
@@ -295,9 +296,9 @@ test('privilege: non-administrators get ERROR_PRIVILEGE_NOT_HELD for LOAD/UNLOAD
 
 test('verbose: one log line per request, with the caller and the answer', async (t) => {
   const h = await start(t, { options: { verbose: true } });
-  failed(await manage(h.endpoint, OP.DOS_NAME, [MUP]), HR.FILE_NOT_FOUND, 'no DOS name');
+  failed(await manage(h.endpoint, OP.DOS_NAME, ['\\Device\\Nope']), HR.VOLUME_NOT_FOUND, 'unknown volume');
   assert.ok(
-    h.logs.some((l) => new RegExp(`^manage: op 8 \\[\\\\Device\\\\Mup\\], pid \\d+: 0x80070002$`).test(l)),
+    h.logs.some((l) => new RegExp(`^manage: op 8 \\[\\\\Device\\\\Nope\\], pid \\d+: 0x801F0014$`, 'i').test(l)),
     h.logs.join('\n'),
   );
 });
