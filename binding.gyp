@@ -31,6 +31,7 @@
           "sources": [
             "native/compat/compat_kernel32.cc",
             "native/compat/compat_fltlib.cc",
+            "native/compat/compat_manage.cc",
             "native/src/kernel_bridge.cc",
             "native/sim/session.cc",
             "native/sim/wire.cc"
@@ -49,7 +50,8 @@
           "sources": [
             "native/sim/session.cc",
             "native/sim/wire.cc",
-            "native/win/sim_fltlib.cc"
+            "native/win/sim_fltlib.cc",
+            "native/win/sim_manage.cc"
           ],
           "libraries": ["fltlib.lib", "ws2_32.lib"],
           "defines": ["UNICODE", "_UNICODE", "WIN32_LEAN_AND_MEAN", "NOMINMAX"],

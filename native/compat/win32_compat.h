@@ -15,6 +15,7 @@
 typedef int32_t BOOL;
 typedef uint8_t BYTE;
 typedef uint16_t WORD;
+typedef uint16_t USHORT;
 typedef uint32_t DWORD;
 typedef uint32_t ULONG;
 typedef int32_t LONG;
@@ -28,6 +29,9 @@ typedef const void* LPCVOID;
 typedef DWORD* LPDWORD;
 typedef char16_t WCHAR;  // UTF-16 code unit, as on Windows
 typedef const WCHAR* LPCWSTR;
+typedef WCHAR* LPWSTR;
+typedef HANDLE* LPHANDLE;
+typedef HANDLE* PHANDLE;
 
 #ifndef TRUE
 #define TRUE 1
@@ -41,6 +45,7 @@ typedef const WCHAR* LPCWSTR;
 #define E_INVALIDARG static_cast<HRESULT>(0x80070057)
 #define E_OUTOFMEMORY static_cast<HRESULT>(0x8007000E)
 #define E_HANDLE static_cast<HRESULT>(0x80070006)
+#define E_NOTIMPL static_cast<HRESULT>(0x80004001)
 #define SUCCEEDED(hr) (static_cast<HRESULT>(hr) >= 0)
 #define FAILED(hr) (static_cast<HRESULT>(hr) < 0)
 #define HRESULT_FROM_WIN32(x)                             \
@@ -119,6 +124,201 @@ static_assert(sizeof(FILTER_REPLY_HEADER) == 16, "FILTER_REPLY_HEADER must match
 
 #define FLT_PORT_FLAG_SYNC_HANDLE 0x00000001u
 
+// --- fltuserstructures.h: the management calls' types ----------------------------------------------
+// Written from Microsoft's documentation; the layouts are Windows' (x64 and x86 alike: no pointers), checked
+// against mingw-w64's fltuserstructures.h by test/struct-abi.test.ts. Names are offset+length pairs in
+// bytes from the start of the record, or inline (FILTER_FULL_INFORMATION, FILTER_VOLUME_*_INFORMATION).
+typedef HANDLE HFILTER;
+typedef HANDLE HFILTER_INSTANCE;
+typedef HANDLE HFILTER_VOLUME;
+
+#define FLTFL_AGGREGATE_INFO_IS_MINIFILTER 1u
+#define FLTFL_AGGREGATE_INFO_IS_LEGACYFILTER 2u
+#define FLTFL_ASI_IS_MINIFILTER 1u
+#define FLTFL_ASI_IS_LEGACYFILTER 2u
+#define FLTFL_IASI_IS_MINIFILTER 1u
+#define FLTFL_IASI_IS_LEGACYFILTER 2u
+#define FLTFL_VSI_DETACHED_VOLUME 1u
+
+typedef enum _FLT_FILESYSTEM_TYPE {
+  FLT_FSTYPE_UNKNOWN = 0,
+  FLT_FSTYPE_RAW = 1,
+  FLT_FSTYPE_NTFS = 2,
+  FLT_FSTYPE_FAT = 3,
+  FLT_FSTYPE_CDFS = 4,
+  FLT_FSTYPE_UDFS = 5,
+  FLT_FSTYPE_LANMAN = 6,
+  FLT_FSTYPE_WEBDAV = 7,
+  FLT_FSTYPE_RDPDR = 8,
+  FLT_FSTYPE_NFS = 9,
+  FLT_FSTYPE_MS_NETWARE = 10,
+  FLT_FSTYPE_NETWARE = 11,
+  FLT_FSTYPE_BSUDF = 12,
+  FLT_FSTYPE_MUP = 13,
+  FLT_FSTYPE_RSFX = 14,
+  FLT_FSTYPE_ROXIO_UDF1 = 15,
+  FLT_FSTYPE_ROXIO_UDF2 = 16,
+  FLT_FSTYPE_ROXIO_UDF3 = 17,
+  FLT_FSTYPE_TACIT = 18,
+  FLT_FSTYPE_FS_REC = 19,
+  FLT_FSTYPE_INCD = 20,
+  FLT_FSTYPE_INCD_FAT = 21,
+  FLT_FSTYPE_EXFAT = 22,
+  FLT_FSTYPE_PSFS = 23,
+  FLT_FSTYPE_GPFS = 24,
+  FLT_FSTYPE_NPFS = 25,
+  FLT_FSTYPE_MSFS = 26,
+  FLT_FSTYPE_CSVFS = 27,
+  FLT_FSTYPE_REFS = 28,
+  FLT_FSTYPE_OPENAFS = 29
+} FLT_FILESYSTEM_TYPE,
+    *PFLT_FILESYSTEM_TYPE;
+
+typedef enum _FILTER_INFORMATION_CLASS {
+  FilterFullInformation = 0,
+  FilterAggregateBasicInformation = 1,
+  FilterAggregateStandardInformation = 2
+} FILTER_INFORMATION_CLASS,
+    *PFILTER_INFORMATION_CLASS;
+
+typedef enum _INSTANCE_INFORMATION_CLASS {
+  InstanceBasicInformation = 0,
+  InstancePartialInformation = 1,
+  InstanceFullInformation = 2,
+  InstanceAggregateStandardInformation = 3
+} INSTANCE_INFORMATION_CLASS,
+    *PINSTANCE_INFORMATION_CLASS;
+
+typedef enum _FILTER_VOLUME_INFORMATION_CLASS {
+  FilterVolumeBasicInformation = 0,
+  FilterVolumeStandardInformation = 1
+} FILTER_VOLUME_INFORMATION_CLASS,
+    *PFILTER_VOLUME_INFORMATION_CLASS;
+
+typedef struct _FILTER_FULL_INFORMATION {
+  ULONG NextEntryOffset;
+  ULONG FrameID;
+  ULONG NumberOfInstances;
+  USHORT FilterNameLength;  // bytes
+  WCHAR FilterNameBuffer[1];
+} FILTER_FULL_INFORMATION, *PFILTER_FULL_INFORMATION;
+
+typedef struct _FILTER_AGGREGATE_BASIC_INFORMATION {
+  ULONG NextEntryOffset;
+  ULONG Flags;  // FLTFL_AGGREGATE_INFO_IS_*: which union member is valid
+  union {
+    struct {
+      ULONG FrameID;
+      ULONG NumberOfInstances;
+      USHORT FilterNameLength;
+      USHORT FilterNameBufferOffset;
+      USHORT FilterAltitudeLength;
+      USHORT FilterAltitudeBufferOffset;
+    } MiniFilter;
+    struct {
+      USHORT FilterNameLength;
+      USHORT FilterNameBufferOffset;
+    } LegacyFilter;
+  } Type;
+} FILTER_AGGREGATE_BASIC_INFORMATION, *PFILTER_AGGREGATE_BASIC_INFORMATION;
+
+typedef struct _FILTER_AGGREGATE_STANDARD_INFORMATION {
+  ULONG NextEntryOffset;
+  ULONG Flags;  // FLTFL_ASI_IS_*
+  union {
+    struct {
+      ULONG Flags;
+      ULONG FrameID;
+      ULONG NumberOfInstances;
+      USHORT FilterNameLength;
+      USHORT FilterNameBufferOffset;
+      USHORT FilterAltitudeLength;
+      USHORT FilterAltitudeBufferOffset;
+    } MiniFilter;
+    struct {
+      ULONG Flags;
+      USHORT FilterNameLength;
+      USHORT FilterNameBufferOffset;
+      USHORT FilterAltitudeLength;
+      USHORT FilterAltitudeBufferOffset;
+    } LegacyFilter;
+  } Type;
+} FILTER_AGGREGATE_STANDARD_INFORMATION, *PFILTER_AGGREGATE_STANDARD_INFORMATION;
+
+typedef struct _FILTER_VOLUME_BASIC_INFORMATION {
+  USHORT FilterVolumeNameLength;  // bytes
+  WCHAR FilterVolumeName[1];
+} FILTER_VOLUME_BASIC_INFORMATION, *PFILTER_VOLUME_BASIC_INFORMATION;
+
+typedef struct _FILTER_VOLUME_STANDARD_INFORMATION {
+  ULONG NextEntryOffset;
+  ULONG Flags;  // FLTFL_VSI_DETACHED_VOLUME
+  ULONG FrameID;
+  FLT_FILESYSTEM_TYPE FileSystemType;
+  USHORT FilterVolumeNameLength;  // bytes
+  WCHAR FilterVolumeName[1];
+} FILTER_VOLUME_STANDARD_INFORMATION, *PFILTER_VOLUME_STANDARD_INFORMATION;
+
+typedef struct _INSTANCE_BASIC_INFORMATION {
+  ULONG NextEntryOffset;
+  USHORT InstanceNameLength;
+  USHORT InstanceNameBufferOffset;
+} INSTANCE_BASIC_INFORMATION, *PINSTANCE_BASIC_INFORMATION;
+
+typedef struct _INSTANCE_PARTIAL_INFORMATION {
+  ULONG NextEntryOffset;
+  USHORT InstanceNameLength;
+  USHORT InstanceNameBufferOffset;
+  USHORT AltitudeLength;
+  USHORT AltitudeBufferOffset;
+} INSTANCE_PARTIAL_INFORMATION, *PINSTANCE_PARTIAL_INFORMATION;
+
+typedef struct _INSTANCE_FULL_INFORMATION {
+  ULONG NextEntryOffset;
+  USHORT InstanceNameLength;
+  USHORT InstanceNameBufferOffset;
+  USHORT AltitudeLength;
+  USHORT AltitudeBufferOffset;
+  USHORT VolumeNameLength;
+  USHORT VolumeNameBufferOffset;
+  USHORT FilterNameLength;
+  USHORT FilterNameBufferOffset;
+} INSTANCE_FULL_INFORMATION, *PINSTANCE_FULL_INFORMATION;
+
+// The Windows 8+ layout (SupportedFeatures present), which is what current SDKs and mingw-w64 declare.
+typedef struct _INSTANCE_AGGREGATE_STANDARD_INFORMATION {
+  ULONG NextEntryOffset;
+  ULONG Flags;  // FLTFL_IASI_IS_*
+  union {
+    struct {
+      ULONG Flags;
+      ULONG FrameID;
+      FLT_FILESYSTEM_TYPE VolumeFileSystemType;
+      USHORT InstanceNameLength;
+      USHORT InstanceNameBufferOffset;
+      USHORT AltitudeLength;
+      USHORT AltitudeBufferOffset;
+      USHORT VolumeNameLength;
+      USHORT VolumeNameBufferOffset;
+      USHORT FilterNameLength;
+      USHORT FilterNameBufferOffset;
+      ULONG SupportedFeatures;
+    } MiniFilter;
+    struct {
+      ULONG Flags;
+      USHORT AltitudeLength;
+      USHORT AltitudeBufferOffset;
+      USHORT VolumeNameLength;
+      USHORT VolumeNameBufferOffset;
+      USHORT FilterNameLength;
+      USHORT FilterNameBufferOffset;
+      ULONG SupportedFeatures;
+    } LegacyFilter;
+  } Type;
+} INSTANCE_AGGREGATE_STANDARD_INFORMATION, *PINSTANCE_AGGREGATE_STANDARD_INFORMATION;
+
+static_assert(sizeof(FLT_FILESYSTEM_TYPE) == 4, "an enum is 4 bytes on Windows");
+
 // --- kernel32 subset ------------------------------------------------------------------------------
 DWORD GetLastError();
 void SetLastError(DWORD error);
@@ -168,3 +368,39 @@ HRESULT FltSimConnectCommunicationPort(const char* endpoint, LPCWSTR lpPortName,
 // writing to a simulator that stopped reading return HRESULT_FROM_WIN32(ERROR_OPERATION_ABORTED), later calls
 // fail with E_HANDLE. What CancelIoEx(h, NULL) is to real fltlib, for a peer that may never answer.
 HRESULT FltSimAbortPort(HANDLE hPort);
+
+// --- fltlib management subset (simulator-backed: docs/wire-protocol.md, "Management requests") ------
+// fltlib's signatures; the endpoint is FLTMGR_SIMULATOR. Find handles are compat handles: close them with
+// the matching Filter*FindClose (CloseHandle works too). The FltSim* variants taking an endpoint are
+// declared once for both simulator clients in native/sim/fltsim_manage.h (included below).
+HRESULT FilterLoad(LPCWSTR lpFilterName);
+HRESULT FilterUnload(LPCWSTR lpFilterName);
+HRESULT FilterFindFirst(FILTER_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer, DWORD dwBufferSize,
+                        LPDWORD lpBytesReturned, LPHANDLE lpFilterFind);
+HRESULT FilterFindNext(HANDLE hFilterFind, FILTER_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer,
+                       DWORD dwBufferSize, LPDWORD lpBytesReturned);
+HRESULT FilterFindClose(HANDLE hFilterFind);
+HRESULT FilterInstanceFindFirst(LPCWSTR lpFilterName, INSTANCE_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer,
+                                DWORD dwBufferSize, LPDWORD lpBytesReturned, LPHANDLE lpFilterInstanceFind);
+HRESULT FilterInstanceFindNext(HANDLE hFilterInstanceFind, INSTANCE_INFORMATION_CLASS dwInformationClass,
+                               LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned);
+HRESULT FilterInstanceFindClose(HANDLE hFilterInstanceFind);
+HRESULT FilterVolumeFindFirst(FILTER_VOLUME_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer, DWORD dwBufferSize,
+                              LPDWORD lpBytesReturned, PHANDLE lpVolumeFind);
+HRESULT FilterVolumeFindNext(HANDLE hVolumeFind, FILTER_VOLUME_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer,
+                             DWORD dwBufferSize, LPDWORD lpBytesReturned);
+HRESULT FilterVolumeFindClose(HANDLE hVolumeFind);
+HRESULT FilterVolumeInstanceFindFirst(LPCWSTR lpVolumeName, INSTANCE_INFORMATION_CLASS dwInformationClass,
+                                      LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned,
+                                      LPHANDLE lpVolumeInstanceFind);
+HRESULT FilterVolumeInstanceFindNext(HANDLE hVolumeInstanceFind, INSTANCE_INFORMATION_CLASS dwInformationClass,
+                                     LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned);
+HRESULT FilterVolumeInstanceFindClose(HANDLE hVolumeInstanceFind);
+HRESULT FilterAttach(LPCWSTR lpFilterName, LPCWSTR lpVolumeName, LPCWSTR lpInstanceName,
+                     DWORD dwCreatedInstanceNameLength, LPWSTR lpCreatedInstanceName);
+HRESULT FilterAttachAtAltitude(LPCWSTR lpFilterName, LPCWSTR lpVolumeName, LPCWSTR lpAltitude, LPCWSTR lpInstanceName,
+                               DWORD dwCreatedInstanceNameLength, LPWSTR lpCreatedInstanceName);
+HRESULT FilterDetach(LPCWSTR lpFilterName, LPCWSTR lpVolumeName, LPCWSTR lpInstanceName);
+HRESULT FilterGetDosName(LPCWSTR lpVolumeName, LPWSTR lpDosName, DWORD dwDosNameBufferSize);
+
+#include "../sim/fltsim_manage.h"

@@ -12,6 +12,7 @@ mkdir -p "$out"
 product=(
   "$root/native/compat/compat_kernel32.cc"
   "$root/native/compat/compat_fltlib.cc"
+  "$root/native/compat/compat_manage.cc"
   "$root/native/sim/session.cc"
   "$root/native/sim/wire.cc"
 )

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "../compat/win32.h"
+#include "../sim/fltsim_manage.h"  // the management calls (FltSimFilterFindFirst, ...)
 
 // endpoint: `pipe:\\.\pipe\NAME#SECRET` or `tcp:127.0.0.1:PORT#SECRET`; nullptr or "" = the FLTMGR_SIMULATOR
 // environment variable (read with GetEnvironmentVariableA at call time). No endpoint: 0x80070002, as when
