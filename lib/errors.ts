@@ -93,26 +93,16 @@ const managementHints = new Map<number, (syscall: FilterSyscall, subject: string
   ],
   [
     0x801f0011,
-    () =>
-      'altitude taken: another instance is attached at that altitude on this volume; choose another altitude',
+    () => 'altitude taken: another instance is attached at that altitude on this volume; choose another altitude',
   ],
   [
     0x801f0012,
     () => 'instance exists: this filter already has an instance of that name on this volume; choose another name',
   ],
   [0x801f0015, (_s, subject) => `instance not found: ${subject} has no such instance on that volume`],
-  [
-    0x801f000f,
-    () => "the filter refused the attach (its InstanceSetupCallback returned STATUS_FLT_DO_NOT_ATTACH)",
-  ],
-  [
-    0x801f0010,
-    () => "the filter refused to unload (its FilterUnloadCallback returned STATUS_FLT_DO_NOT_DETACH)",
-  ],
-  [
-    0x80070420,
-    (_s, subject) => `already loaded: the filter ${subject} is running (unload it first to reload it)`,
-  ],
+  [0x801f000f, () => 'the filter refused the attach (its InstanceSetupCallback returned STATUS_FLT_DO_NOT_ATTACH)'],
+  [0x801f0010, () => 'the filter refused to unload (its FilterUnloadCallback returned STATUS_FLT_DO_NOT_DETACH)'],
+  [0x80070420, (_s, subject) => `already loaded: the filter ${subject} is running (unload it first to reload it)`],
   [
     0x80070002,
     (s, subject) =>

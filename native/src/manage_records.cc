@@ -1,10 +1,52 @@
 #include "manage_records.h"
 
+#include <cstddef>
 #include <utility>
+
+#include "../sim/fltsim_manage.h"  // the record declarations: <fltuser.h> on Windows, native/compat elsewhere
 
 namespace fltmgr {
 namespace records {
 namespace {
+
+// The offsets read below are the headers' (Windows SDK or mingw-w64 on Windows, native/compat elsewhere, itself
+// checked against mingw-w64 by test/struct-abi.test.ts).
+#define FLTMGR_AT(type, member, at) static_assert(offsetof(type, member) == (at), #type "." #member)
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Flags, layout::kFasFlags);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FrameID, layout::kFasMiniFrameId);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.NumberOfInstances, layout::kFasMiniInstances);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterNameLength, layout::kFasMiniNameLength);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterNameBufferOffset, layout::kFasMiniNameLength + 2);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterAltitudeLength, layout::kFasMiniNameLength + 4);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterAltitudeBufferOffset,
+          layout::kFasMiniNameLength + 6);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.LegacyFilter.FilterNameLength, layout::kFasLegacyNameLength);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.LegacyFilter.FilterAltitudeBufferOffset,
+          layout::kFasLegacyNameLength + 6);
+static_assert(sizeof(FILTER_AGGREGATE_STANDARD_INFORMATION) == layout::kFasMiniSize, "FILTER_AGGREGATE_STANDARD size");
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Flags, layout::kIasFlags);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.Flags, layout::kIasMiniFlags);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FrameID, layout::kIasMiniFrameId);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.VolumeFileSystemType, layout::kIasMiniFileSystem);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.InstanceNameLength,
+          layout::kIasMiniInstanceNameLength);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterNameBufferOffset,
+          layout::kIasMiniInstanceNameLength + 14);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.LegacyFilter.Flags, layout::kIasLegacyFlags);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.LegacyFilter.AltitudeLength, layout::kIasLegacyAltitudeLength);
+FLTMGR_AT(INSTANCE_AGGREGATE_STANDARD_INFORMATION, Type.LegacyFilter.FilterNameBufferOffset,
+          layout::kIasLegacyAltitudeLength + 10);
+FLTMGR_AT(FILTER_VOLUME_STANDARD_INFORMATION, Flags, layout::kFvsFlags);
+FLTMGR_AT(FILTER_VOLUME_STANDARD_INFORMATION, FrameID, layout::kFvsFrameId);
+FLTMGR_AT(FILTER_VOLUME_STANDARD_INFORMATION, FileSystemType, layout::kFvsFileSystem);
+FLTMGR_AT(FILTER_VOLUME_STANDARD_INFORMATION, FilterVolumeNameLength, layout::kFvsNameLength);
+FLTMGR_AT(FILTER_VOLUME_STANDARD_INFORMATION, FilterVolumeName, layout::kFvsName);
+FLTMGR_AT(FLTSIM_PORT_INFORMATION, MaxConnections, layout::kPortMaxConnections);
+FLTMGR_AT(FLTSIM_PORT_INFORMATION, Connections, layout::kPortConnections);
+FLTMGR_AT(FLTSIM_PORT_INFORMATION, PortNameLength, layout::kPortNameLength);
+FLTMGR_AT(FLTSIM_PORT_INFORMATION, FilterNameBufferOffset, layout::kPortNameLength + 6);
+static_assert(sizeof(FLTSIM_PORT_INFORMATION) == layout::kPortSize, "FLTSIM_PORT_INFORMATION size");
+#undef FLTMGR_AT
 
 // Little-endian reads at any alignment (a buffer from the simulator's fltlib or a lying record may be unaligned).
 uint16_t U16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -127,6 +169,17 @@ const char* DecodeVolumes(const uint8_t* buffer, size_t size, std::vector<Volume
     v->frameId = U32(r.base + kFvsFrameId);
     v->fileSystem = U32(r.base + kFvsFileSystem);
     return ReadString(r, kFvsName, kFvsName, U16(r.base + kFvsNameLength), &v->name);
+  });
+}
+
+const char* DecodePorts(const uint8_t* buffer, size_t size, std::vector<PortRecord>* out) {
+  return Walk(buffer, size, out, [](const Record& r, PortRecord* p) -> const char* {
+    using namespace layout;
+    if (r.size < kPortSize) return "a port record is shorter than its fixed part";
+    p->maxConnections = U32(r.base + kPortMaxConnections);
+    p->connections = U32(r.base + kPortConnections);
+    const char* why = ReadPair(r, kPortSize, kPortNameLength, &p->name);
+    return why != nullptr ? why : ReadPair(r, kPortSize, kPortNameLength + 4, &p->filter);
   });
 }
 

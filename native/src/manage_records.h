@@ -41,6 +41,11 @@ constexpr size_t kFvsFrameId = 8;
 constexpr size_t kFvsFileSystem = 12;
 constexpr size_t kFvsNameLength = 16;
 constexpr size_t kFvsName = 18;  // the name follows in the record (FilterVolumeName[1])
+// FLTSIM_PORT_INFORMATION (native/sim/fltsim_manage.h; the simulator's, no Windows equivalent).
+constexpr size_t kPortMaxConnections = 4;
+constexpr size_t kPortConnections = 8;
+constexpr size_t kPortNameLength = 12;  // then PortNameBufferOffset, FilterNameLength, FilterNameBufferOffset
+constexpr size_t kPortSize = 20;
 }  // namespace layout
 
 // Record flags (FLTFL_*). Both aggregate records say minifilter (1) or legacy filter (2) in their Flags.
@@ -73,11 +78,19 @@ struct VolumeRecord {
   std::u16string name;
 };
 
+struct PortRecord {
+  uint32_t maxConnections = 0;
+  uint32_t connections = 0;
+  std::u16string name;
+  std::u16string filter;
+};
+
 // Each decodes every record of the NextEntryOffset chain in buffer[0, size) and appends them to *out.
 // Returns nullptr, or (nothing appended) what is wrong with the bytes.
 const char* DecodeFilters(const uint8_t* buffer, size_t size, std::vector<FilterRecord>* out);
 const char* DecodeInstances(const uint8_t* buffer, size_t size, std::vector<InstanceRecord>* out);
 const char* DecodeVolumes(const uint8_t* buffer, size_t size, std::vector<VolumeRecord>* out);
+const char* DecodePorts(const uint8_t* buffer, size_t size, std::vector<PortRecord>* out);
 
 // A NUL-terminated (or full) UTF-16 buffer of `units` code units: the text up to the first NUL.
 std::u16string FromTerminated(const char16_t* text, size_t units);

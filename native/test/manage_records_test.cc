@@ -193,6 +193,23 @@ void Volumes() {
   CHECK(Run(bad, bad.b.size(), &out, DecodeVolumes) != nullptr);
 }
 
+void Ports() {
+  Bytes r(20 + 64);
+  r.U32(4, 16);
+  r.U32(8, 1);
+  r.Pair(12, 20, "\\Scan");
+  r.Pair(16, 20 + 10, "scan");
+  r.b.resize(20 + 10 + 8);
+  std::vector<PortRecord> out;
+  CHECK(Run(r, r.b.size(), &out, DecodePorts) == nullptr);
+  CHECK(out.size() == 1 && out[0].name == U("\\Scan") && out[0].filter == U("scan") && out[0].maxConnections == 16 &&
+        out[0].connections == 1);
+  for (size_t n = 0; n < r.b.size(); ++n) CHECK(Run(r, n, &out, DecodePorts) != nullptr);
+  Bytes bad = r;
+  bad.U16(18, 0xFFFF);
+  CHECK(Run(bad, bad.b.size(), &out, DecodePorts) != nullptr);
+}
+
 void Terminated() {
   const char16_t text[] = {u'C', u':', 0, u'x'};
   CHECK(FromTerminated(text, 4) == U("C:"));
@@ -206,6 +223,7 @@ int main() {
   Filters();
   Instances();
   Volumes();
+  Ports();
   Terminated();
   if (failures != 0) {
     std::fprintf(stderr, "manage_records_test: %d failure(s)\n", failures);
