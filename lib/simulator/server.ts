@@ -21,7 +21,7 @@ import {
 import {
   FrameDecoder,
   FrameType,
-  MAX_CONNECT_PAYLOAD,
+  MAX_FIRST_FRAME_PAYLOAD,
   MAX_OUTSTANDING_REQUESTS,
   MAX_PENDING_GETS,
   ProtocolError,
@@ -120,8 +120,8 @@ function resolveLimits(given: SimulatorLimits | undefined): Limits {
 class Stream implements StreamLink {
   state: 'new' | 'connecting' | 'established' | 'closed' = 'new';
   client: ClientPortImpl | undefined;
-  // Until CONNECT, a frame may be no larger than the largest CONNECT: refused on its header, never buffered.
-  readonly decoder = new FrameDecoder('client-to-server', { firstFrameMaxPayload: MAX_CONNECT_PAYLOAD });
+  // The first frame may be no larger than the largest CONNECT or MANAGE: refused on its header, never buffered.
+  readonly decoder = new FrameDecoder('client-to-server', { firstFrameMaxPayload: MAX_FIRST_FRAME_PAYLOAD });
   readonly backlog: Frame[] = [];
   handshakeTimer: NodeJS.Timeout | undefined;
   outstandingSends = 0;

@@ -15,9 +15,21 @@ export const MAX_OUTSTANDING_REQUESTS = 4096;
 /**
  * The largest CONNECT payload the format can express: u32 options, u32 clientPid, u16 + name (at most 0xFFFE
  * bytes: an even count of UTF-16 units, 32767 of them), u16 + context (0xFFFF), u16 + secret (0xFFFF).
- * 196,618 bytes: before CONNECT, a frame header announcing more is refused before any payload is read.
+ * 196,618 bytes.
  */
 export const MAX_CONNECT_PAYLOAD = 4 + 4 + 2 + 0xfffe + 2 + 0xffff + 2 + 0xffff;
+/** The most strings a MANAGE request carries (ATTACH: filter, volume, altitude, instance name). */
+export const MAX_MANAGE_ARGS = 4;
+/**
+ * The largest valid MANAGE payload: u32 op, u32 clientPid, u16 argCount, MAX_MANAGE_ARGS strings of u16 +
+ * 0xFFFE bytes, u16 + secret (0xFFFF). 327,691 bytes.
+ */
+export const MAX_MANAGE_PAYLOAD = 4 + 4 + 2 + MAX_MANAGE_ARGS * (2 + 0xfffe) + 2 + 0xffff;
+/**
+ * The largest first frame of a stream (a CONNECT or a MANAGE, whichever is larger): before it, a frame header
+ * announcing more is refused before any payload is read.
+ */
+export const MAX_FIRST_FRAME_PAYLOAD = Math.max(MAX_CONNECT_PAYLOAD, MAX_MANAGE_PAYLOAD);
 export const FILTER_MESSAGE_HEADER_BYTES = 16;
 export const FILTER_REPLY_HEADER_BYTES = 16;
 
@@ -27,11 +39,13 @@ export const FrameType = {
   CANCEL: 0x03,
   REPLY: 0x04,
   SEND: 0x05,
+  MANAGE: 0x06,
   CONNECT_RESULT: 0x81,
   GET_COMPLETE: 0x82,
   REPLY_RESULT: 0x84,
   SEND_RESULT: 0x85,
   DISCONNECT: 0x86,
+  MANAGE_RESULT: 0x87,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 
@@ -41,6 +55,7 @@ const CLIENT_TYPES: ReadonlySet<number> = new Set([
   FrameType.CANCEL,
   FrameType.REPLY,
   FrameType.SEND,
+  FrameType.MANAGE,
 ]);
 const SERVER_TYPES: ReadonlySet<number> = new Set([
   FrameType.CONNECT_RESULT,
@@ -48,6 +63,7 @@ const SERVER_TYPES: ReadonlySet<number> = new Set([
   FrameType.REPLY_RESULT,
   FrameType.SEND_RESULT,
   FrameType.DISCONNECT,
+  FrameType.MANAGE_RESULT,
 ]);
 
 export interface Frame {
@@ -118,7 +134,8 @@ export class FrameDecoder {
 
   /**
    * firstFrameMaxPayload: a tighter payload limit for the first frame only (the simulator uses it to refuse,
-   * on its header, a first frame larger than the largest CONNECT). Later frames may carry MAX_PAYLOAD bytes.
+   * on its header, a first frame larger than the largest CONNECT or MANAGE). Later frames may carry
+   * MAX_PAYLOAD bytes.
    */
   constructor(direction: 'client-to-server' | 'server-to-client', options: { firstFrameMaxPayload?: number } = {}) {
     this.types = direction === 'client-to-server' ? CLIENT_TYPES : SERVER_TYPES;
@@ -183,7 +200,7 @@ export class FrameDecoder {
       if (length < 8) throw new ProtocolError(`frame length ${length} is below 8`, frames);
       if (this.frames === 0 && this.firstFrameMaxPayload < MAX_PAYLOAD && length > 8 + this.firstFrameMaxPayload) {
         throw new ProtocolError(
-          `first frame length ${length} exceeds 8 + ${this.firstFrameMaxPayload}, the largest CONNECT`,
+          `first frame length ${length} exceeds 8 + ${this.firstFrameMaxPayload}, the largest CONNECT or MANAGE`,
           frames,
         );
       }
@@ -365,6 +382,257 @@ export function parseStatusPayload(payload: Buffer, what: string): number {
   const v = r.i32() >>> 0;
   r.end();
   return v;
+}
+
+// ---- management requests (docs/wire-protocol.md, "Management requests") -------------------------------
+
+/** MANAGE operations: the u32 `op` of a MANAGE payload. */
+export const ManageOp = {
+  FILTERS: 1,
+  INSTANCES: 2,
+  VOLUMES: 3,
+  LOAD: 4,
+  UNLOAD: 5,
+  ATTACH: 6,
+  DETACH: 7,
+  DOS_NAME: 8,
+  PORTS: 9,
+} as const;
+export type ManageOpValue = (typeof ManageOp)[keyof typeof ManageOp];
+
+/** How many strings each operation's request carries; another count is a protocol error. */
+export const MANAGE_ARG_COUNTS: ReadonlyMap<number, number> = new Map<number, number>([
+  [ManageOp.FILTERS, 0],
+  [ManageOp.INSTANCES, 2],
+  [ManageOp.VOLUMES, 0],
+  [ManageOp.LOAD, 1],
+  [ManageOp.UNLOAD, 1],
+  [ManageOp.ATTACH, 4],
+  [ManageOp.DETACH, 3],
+  [ManageOp.DOS_NAME, 1],
+  [ManageOp.PORTS, 0],
+]);
+
+/** The largest string a MANAGE request or MANAGE_RESULT record carries: 0xFFFE bytes, 32,767 UTF-16 units. */
+export const MAX_MANAGE_STRING_UNITS = 0x7fff;
+
+/** Record flags of FILTERS and INSTANCES (FLTFL_IS_MINIFILTER / FLTFL_IS_LEGACY_FILTER). */
+export const ManageKind = { MINIFILTER: 1, LEGACY: 2 } as const;
+/** Record flag of VOLUMES: the volume is detached (FLTFL_VSI_DETACHED_VOLUME). */
+export const MANAGE_VOLUME_DETACHED = 1;
+
+export interface ManagePayload {
+  /** The operation; one of ManageOp, or an unknown value (answered E_INVALIDARG, not a protocol error). */
+  op: number;
+  clientPid: number;
+  /** The strings, "" = not given. For a known op exactly MANAGE_ARG_COUNTS of them. */
+  args: string[];
+  secret: string;
+}
+
+function readString(r: Reader, what: string): string {
+  const bytes = r.u16();
+  if (bytes % 2 !== 0) throw new ProtocolError(`${what}: odd UTF-16 string length ${bytes}`);
+  return r.bytes(bytes).toString('utf16le');
+}
+
+/**
+ * MANAGE: u32 op, u32 clientPid, u16 argCount, argCount strings (u16 byteLength, even, + UTF-16LE), u16
+ * secretBytes, secret. A known op with another argCount, an odd string length, missing or trailing bytes:
+ * ProtocolError. An unknown op parses (its strings must still be well formed) so that it can be answered.
+ */
+export function parseManage(payload: Buffer): ManagePayload {
+  const r = new Reader(payload, 'MANAGE');
+  const op = r.u32();
+  const clientPid = r.u32();
+  const argCount = r.u16();
+  const expected = MANAGE_ARG_COUNTS.get(op);
+  if (expected !== undefined && argCount !== expected) {
+    throw new ProtocolError(`MANAGE: op ${op} takes ${expected} strings, got ${argCount}`);
+  }
+  const args: string[] = [];
+  for (let i = 0; i < argCount; i++) args.push(readString(r, 'MANAGE'));
+  const secretRaw = r.bytes(r.u16());
+  r.end();
+  return { op, clientPid, args, secret: secretRaw.toString('latin1') };
+}
+
+/** A string field of a record: u16 byteLength + UTF-16LE. RangeError past MAX_MANAGE_STRING_UNITS. */
+export function encodeManageString(s: string): Buffer {
+  if (s.length > MAX_MANAGE_STRING_UNITS) {
+    throw new RangeError(`a MANAGE string holds at most ${MAX_MANAGE_STRING_UNITS} UTF-16 units`);
+  }
+  const out = Buffer.alloc(2 + s.length * 2);
+  out.writeUInt16LE(s.length * 2, 0);
+  out.write(s, 2, 'utf16le');
+  return out;
+}
+
+function u32s(...values: number[]): Buffer {
+  const out = Buffer.alloc(4 * values.length);
+  values.forEach((v, i) => out.writeUInt32LE(v >>> 0, 4 * i));
+  return out;
+}
+
+/** A FILTERS record. */
+export interface ManageFilterRecord {
+  flags: number;
+  frameId: number;
+  numberOfInstances: number;
+  name: string;
+  altitude: string;
+}
+/** An INSTANCES record. */
+export interface ManageInstanceRecord {
+  flags: number;
+  frameId: number;
+  volumeFileSystemType: number;
+  instanceName: string;
+  altitude: string;
+  volumeName: string;
+  filterName: string;
+}
+/** A VOLUMES record. */
+export interface ManageVolumeRecord {
+  flags: number;
+  frameId: number;
+  fileSystemType: number;
+  volumeName: string;
+  /** "" when the volume has none. */
+  dosName: string;
+}
+/** A PORTS record. */
+export interface ManagePortRecord {
+  maxConnections: number;
+  connections: number;
+  portName: string;
+  filterName: string;
+}
+
+export function encodeFilterRecord(r: ManageFilterRecord): Buffer {
+  return Buffer.concat([
+    u32s(r.flags, r.frameId, r.numberOfInstances),
+    encodeManageString(r.name),
+    encodeManageString(r.altitude),
+  ]);
+}
+
+export function encodeInstanceRecord(r: ManageInstanceRecord): Buffer {
+  return Buffer.concat([
+    u32s(r.flags, r.frameId, r.volumeFileSystemType),
+    encodeManageString(r.instanceName),
+    encodeManageString(r.altitude),
+    encodeManageString(r.volumeName),
+    encodeManageString(r.filterName),
+  ]);
+}
+
+export function encodeVolumeRecord(r: ManageVolumeRecord): Buffer {
+  return Buffer.concat([
+    u32s(r.flags, r.frameId, r.fileSystemType),
+    encodeManageString(r.volumeName),
+    encodeManageString(r.dosName),
+  ]);
+}
+
+export function encodePortRecord(r: ManagePortRecord): Buffer {
+  return Buffer.concat([
+    u32s(r.maxConnections, r.connections),
+    encodeManageString(r.portName),
+    encodeManageString(r.filterName),
+  ]);
+}
+
+/** The one-string record of ATTACH (the created instance name) and DOS_NAME (the DOS name). */
+export function encodeNameRecord(name: string): Buffer {
+  return encodeManageString(name);
+}
+
+/** MANAGE_RESULT: i32 hresult, u32 count, the records (already encoded). A failure carries none. */
+export function encodeManageResult(hresult: number, records: readonly Buffer[] = []): Buffer {
+  if (hresult !== 0 && records.length > 0) throw new RangeError('a failed MANAGE_RESULT carries no records');
+  const head = Buffer.alloc(8);
+  head.writeInt32LE(hresult | 0, 0);
+  head.writeUInt32LE(records.length, 4);
+  return Buffer.concat([head, ...records]);
+}
+
+/** The records of a MANAGE_RESULT, by the op that asked. */
+export type ManageRecords =
+  | { op: typeof ManageOp.FILTERS; records: ManageFilterRecord[] }
+  | { op: typeof ManageOp.INSTANCES; records: ManageInstanceRecord[] }
+  | { op: typeof ManageOp.VOLUMES; records: ManageVolumeRecord[] }
+  | { op: typeof ManageOp.PORTS; records: ManagePortRecord[] }
+  | { op: typeof ManageOp.ATTACH | typeof ManageOp.DOS_NAME; records: string[] }
+  | { op: typeof ManageOp.LOAD | typeof ManageOp.UNLOAD | typeof ManageOp.DETACH; records: never[] };
+
+/** Parses a MANAGE_RESULT answering `op` (for the codec's round-trip tests). */
+export function parseManageResult(payload: Buffer, op: ManageOpValue): { hresult: number } & ManageRecords {
+  const r = new Reader(payload, 'MANAGE_RESULT');
+  const hresult = r.i32() >>> 0;
+  const count = r.u32();
+  if (hresult !== 0 && count !== 0) throw new ProtocolError('MANAGE_RESULT: a failure with records');
+  const str = (): string => readString(r, 'MANAGE_RESULT');
+  const many = <T>(read: () => T): T[] => {
+    const out: T[] = [];
+    for (let i = 0; i < count; i++) out.push(read());
+    r.end();
+    return out;
+  };
+  switch (op) {
+    case ManageOp.FILTERS:
+      return {
+        hresult,
+        op,
+        records: many(() => ({
+          flags: r.u32(),
+          frameId: r.u32(),
+          numberOfInstances: r.u32(),
+          name: str(),
+          altitude: str(),
+        })),
+      };
+    case ManageOp.INSTANCES:
+      return {
+        hresult,
+        op,
+        records: many(() => ({
+          flags: r.u32(),
+          frameId: r.u32(),
+          volumeFileSystemType: r.u32(),
+          instanceName: str(),
+          altitude: str(),
+          volumeName: str(),
+          filterName: str(),
+        })),
+      };
+    case ManageOp.VOLUMES:
+      return {
+        hresult,
+        op,
+        records: many(() => ({
+          flags: r.u32(),
+          frameId: r.u32(),
+          fileSystemType: r.u32(),
+          volumeName: str(),
+          dosName: str(),
+        })),
+      };
+    case ManageOp.PORTS:
+      return {
+        hresult,
+        op,
+        records: many(() => ({ maxConnections: r.u32(), connections: r.u32(), portName: str(), filterName: str() })),
+      };
+    case ManageOp.ATTACH:
+    case ManageOp.DOS_NAME:
+      if (hresult === 0 && count !== 1) throw new ProtocolError(`MANAGE_RESULT: op ${op} answers one record`);
+      return { hresult, op, records: many(str) };
+    default:
+      if (count !== 0) throw new ProtocolError(`MANAGE_RESULT: op ${op} answers no records`);
+      r.end();
+      return { hresult, op, records: [] };
+  }
 }
 
 // ---- endpoints ---------------------------------------------------------------------------------------

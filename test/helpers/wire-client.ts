@@ -9,11 +9,26 @@ export const T = {
   CANCEL: 0x03,
   REPLY: 0x04,
   SEND: 0x05,
+  MANAGE: 0x06,
   CONNECT_RESULT: 0x81,
   GET_COMPLETE: 0x82,
   REPLY_RESULT: 0x84,
   SEND_RESULT: 0x85,
   DISCONNECT: 0x86,
+  MANAGE_RESULT: 0x87,
+} as const;
+
+/** MANAGE ops (docs/wire-protocol.md, "Management requests"). */
+export const OP = {
+  FILTERS: 1,
+  INSTANCES: 2,
+  VOLUMES: 3,
+  LOAD: 4,
+  UNLOAD: 5,
+  ATTACH: 6,
+  DETACH: 7,
+  DOS_NAME: 8,
+  PORTS: 9,
 } as const;
 
 export interface RawFrame {
@@ -72,6 +87,97 @@ export function connectPayload(o: ConnectOptions & { secret: string }): Buffer {
   return Buffer.concat([head, name, u16(ctx.length), ctx, u16(secret.length), secret]);
 }
 
+function str16(s: string): Buffer {
+  const b = Buffer.from(s, 'utf16le');
+  const head = Buffer.alloc(2);
+  head.writeUInt16LE(b.length, 0);
+  return Buffer.concat([head, b]);
+}
+
+/** A MANAGE payload: u32 op, u32 clientPid, u16 argCount, strings (u16 byteLength + UTF-16LE), u16 + secret. */
+export function managePayload(o: { op: number; args: readonly string[]; secret: string; pid?: number }): Buffer {
+  const head = Buffer.alloc(10);
+  head.writeUInt32LE(o.op >>> 0, 0);
+  head.writeUInt32LE(o.pid ?? process.pid, 4);
+  head.writeUInt16LE(o.args.length, 8);
+  const secret = Buffer.from(o.secret, 'latin1');
+  const secretHead = Buffer.alloc(2);
+  secretHead.writeUInt16LE(secret.length, 0);
+  return Buffer.concat([head, ...o.args.map(str16), secretHead, secret]);
+}
+
+/** A decoded MANAGE_RESULT: the HRESULT (unsigned) and the records, decoded by the op that asked. */
+export interface ManageAnswer {
+  hresult: number;
+  records: ManageRecord[];
+}
+export type ManageRecord = Record<string, number | string>;
+
+// Field layouts of each op's records: 'u' = u32, 's' = u16 byteLength + UTF-16LE.
+const RECORD_FIELDS: Record<number, Array<[string, 'u' | 's']>> = {
+  [OP.FILTERS]: [
+    ['flags', 'u'],
+    ['frameId', 'u'],
+    ['numberOfInstances', 'u'],
+    ['name', 's'],
+    ['altitude', 's'],
+  ],
+  [OP.INSTANCES]: [
+    ['flags', 'u'],
+    ['frameId', 'u'],
+    ['volumeFileSystemType', 'u'],
+    ['instanceName', 's'],
+    ['altitude', 's'],
+    ['volumeName', 's'],
+    ['filterName', 's'],
+  ],
+  [OP.VOLUMES]: [
+    ['flags', 'u'],
+    ['frameId', 'u'],
+    ['fileSystemType', 'u'],
+    ['volumeName', 's'],
+    ['dosName', 's'],
+  ],
+  [OP.ATTACH]: [['name', 's']],
+  [OP.DOS_NAME]: [['name', 's']],
+  [OP.PORTS]: [
+    ['maxConnections', 'u'],
+    ['connections', 'u'],
+    ['portName', 's'],
+    ['filterName', 's'],
+  ],
+};
+
+/** Decodes a MANAGE_RESULT payload for `op`; throws on any byte out of place (trailing bytes included). */
+export function decodeManageResult(op: number, p: Buffer): ManageAnswer {
+  if (p.length < 8) throw new Error(`MANAGE_RESULT payload of ${p.length} bytes`);
+  const hresult = p.readUInt32LE(0);
+  const count = p.readUInt32LE(4);
+  let at = 8;
+  const fields = RECORD_FIELDS[op] ?? [];
+  const records: ManageRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    if (fields.length === 0) throw new Error(`op ${op} answered with records`);
+    const rec: ManageRecord = {};
+    for (const [name, kind] of fields) {
+      if (kind === 'u') {
+        rec[name] = p.readUInt32LE(at);
+        at += 4;
+      } else {
+        const n = p.readUInt16LE(at);
+        if (n % 2 !== 0) throw new Error('odd string length');
+        if (at + 2 + n > p.length) throw new Error('string past the end');
+        rec[name] = p.subarray(at + 2, at + 2 + n).toString('utf16le');
+        at += 2 + n;
+      }
+    }
+    records.push(rec);
+  }
+  if (at !== p.length) throw new Error(`${p.length - at} trailing bytes in MANAGE_RESULT`);
+  if (hresult !== 0 && count !== 0) throw new Error('a failed MANAGE_RESULT with records');
+  return { hresult, records };
+}
+
 /** A REPLY payload: FILTER_REPLY_HEADER (Status, 4 reserved bytes, MessageId) + data. */
 export function replyPayload(messageId: bigint, data: Uint8Array = new Uint8Array(0), status = 0): Buffer {
   const head = Buffer.alloc(16);
@@ -119,6 +225,7 @@ export class WireClient {
   private nextId = 1;
   private isClosed = false;
   private connectWaiter: Waiter<number> | undefined;
+  private manageWaiter: Waiter<Buffer> | undefined;
   private readonly gets = new Map<number, Waiter<GetResult>>();
   private readonly replies = new Map<number, Waiter<number>>();
   private readonly sends = new Map<number, Waiter<{ hresult: number; output: Buffer }>>();
@@ -135,6 +242,7 @@ export class WireClient {
         this.isClosed = true;
         const err = new Error('stream closed');
         this.connectWaiter?.reject(err);
+        this.manageWaiter?.reject(err);
         for (const m of [this.gets, this.replies, this.sends] as Map<number, Waiter<never>>[]) {
           for (const w of m.values()) w.reject(err);
           m.clear();
@@ -182,6 +290,16 @@ export class WireClient {
     const p = new Promise<number>((resolve, reject) => (this.connectWaiter = { resolve, reject }));
     this.writeRaw(frameBytes(T.CONNECT, 0, connectPayload({ ...o, secret: o.secret ?? this.secret })));
     return withTimeout(p, { what: 'CONNECT_RESULT' });
+  }
+
+  /**
+   * Sends MANAGE (secret: the endpoint's unless given) and resolves with MANAGE_RESULT's raw payload; rejects
+   * when the stream closes first.
+   */
+  manageRaw(o: { op: number; args: readonly string[]; secret?: string; pid?: number }): Promise<Buffer> {
+    const p = new Promise<Buffer>((resolve, reject) => (this.manageWaiter = { resolve, reject }));
+    this.writeRaw(frameBytes(T.MANAGE, 0, managePayload({ ...o, secret: o.secret ?? this.secret })));
+    return withTimeout(p, { what: 'MANAGE_RESULT' });
   }
 
   writeRaw(bytes: Uint8Array): void {
@@ -295,6 +413,13 @@ export class WireClient {
         }
         break;
       }
+      case T.MANAGE_RESULT:
+        if (this.manageWaiter && f.id === 0) {
+          this.manageWaiter.resolve(p);
+          this.manageWaiter = undefined;
+          return;
+        }
+        break;
       case T.DISCONNECT:
         if (p.length === 4 && f.id === 0) {
           this.resolveDisconnected(p.readUInt32LE(0));
@@ -303,5 +428,26 @@ export class WireClient {
         break;
     }
     this.unexpected.push(f);
+  }
+}
+
+/**
+ * One management request on a fresh stream, as fltlib's management calls make it: MANAGE, MANAGE_RESULT, and
+ * the simulator closes the stream (checked: nothing else arrives, the stream ends).
+ */
+export async function manage(
+  endpoint: string,
+  op: number,
+  args: readonly string[] = [],
+  o: { secret?: string; pid?: number } = {},
+): Promise<ManageAnswer> {
+  const w = await WireClient.open(endpoint);
+  try {
+    const payload = await w.manageRaw({ op, args, ...o });
+    await withTimeout(w.closed, { what: 'the simulator to close the stream after MANAGE_RESULT' });
+    if (w.unexpected.length > 0) throw new Error(`unexpected frames after MANAGE_RESULT: ${w.unexpected.length}`);
+    return decodeManageResult(op, payload);
+  } finally {
+    w.destroy();
   }
 }

@@ -138,11 +138,11 @@ const cases: Case[] = [
     reason: /more than 4096 outstanding SEND/,
   },
   {
-    // u32 + u32 + u16 + 0xFFFE name bytes + u16 + 0xFFFF context bytes + u16 + 0xFFFF secret bytes, plus one.
-    name: 'a first frame longer than the largest CONNECT (refused on its header)',
+    // The largest MANAGE (4 strings of 0xFFFE bytes, a 0xFFFF-byte secret; larger than any CONNECT), plus one.
+    name: 'a first frame longer than the largest CONNECT or MANAGE (refused on its header)',
     established: false,
-    attack: (w) => w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + 196_618 + 1 })),
-    reason: /exceeds 8 \+ 196618, the largest CONNECT/,
+    attack: (w) => w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + 327_691 + 1 })),
+    reason: /exceeds 8 \+ 327691, the largest CONNECT or MANAGE/,
   },
   {
     name: 'garbage (an HTTP request)',
