@@ -122,6 +122,12 @@ const managementHints = new Map<number, (syscall: FilterSyscall, subject: string
         : 'not supported by this Filter Manager',
   ],
   [
+    0x800705b4,
+    () =>
+      'the simulator did not answer in time (FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS): is the endpoint a fltmgr ' +
+      'simulator, and is it responsive?',
+  ],
+  [
     0x8007000d,
     (_s, subject) =>
       `Filter Manager (or the simulator) returned a malformed record${subject ? ` (${subject})` : ''}: it was ` +

@@ -74,8 +74,7 @@ HRESULT FltlibVolumeInstanceFindNext(HANDLE find, INSTANCE_INFORMATION_CLASS cls
   return FilterVolumeInstanceFindNext(find, cls, buffer, size, returned);
 }
 HRESULT FltlibVolumeInstanceFindClose(HANDLE find) { return FilterVolumeInstanceFindClose(find); }
-HRESULT FltlibAttach(const char*, LPCWSTR filter, LPCWSTR volume, LPCWSTR instance, DWORD createdSize,
-                     LPWSTR created) {
+HRESULT FltlibAttach(const char*, LPCWSTR filter, LPCWSTR volume, LPCWSTR instance, DWORD createdSize, LPWSTR created) {
   return FilterAttach(filter, volume, instance, createdSize, created);
 }
 HRESULT FltlibAttachAtAltitude(const char*, LPCWSTR filter, LPCWSTR volume, LPCWSTR altitude, LPCWSTR instance,
@@ -90,13 +89,27 @@ HRESULT FltlibGetDosName(const char*, LPCWSTR volume, LPWSTR dosName, DWORD size
   return FilterGetDosName(volume, dosName, size);
 }
 
-const ManagementApi kFltlibManagementApi = {
-    FltlibLoad,           FltlibUnload,           FltlibFilterFindFirst,         FltlibFilterFindNext,
-    FltlibFilterFindClose, FltlibInstanceFindFirst, FltlibInstanceFindNext,       FltlibInstanceFindClose,
-    FltlibVolumeFindFirst, FltlibVolumeFindNext,    FltlibVolumeFindClose,        FltlibVolumeInstanceFindFirst,
-    FltlibVolumeInstanceFindNext, FltlibVolumeInstanceFindClose, FltlibAttach,  FltlibAttachAtAltitude,
-    FltlibDetach,         FltlibGetDosName,       nullptr,                       nullptr,
-    nullptr};
+const ManagementApi kFltlibManagementApi = {FltlibLoad,
+                                            FltlibUnload,
+                                            FltlibFilterFindFirst,
+                                            FltlibFilterFindNext,
+                                            FltlibFilterFindClose,
+                                            FltlibInstanceFindFirst,
+                                            FltlibInstanceFindNext,
+                                            FltlibInstanceFindClose,
+                                            FltlibVolumeFindFirst,
+                                            FltlibVolumeFindNext,
+                                            FltlibVolumeFindClose,
+                                            FltlibVolumeInstanceFindFirst,
+                                            FltlibVolumeInstanceFindNext,
+                                            FltlibVolumeInstanceFindClose,
+                                            FltlibAttach,
+                                            FltlibAttachAtAltitude,
+                                            FltlibDetach,
+                                            FltlibGetDosName,
+                                            nullptr,
+                                            nullptr,
+                                            nullptr};
 
 const FilterApi kFltlibApi = {FltlibConnect,     FltlibGetMessage, FltlibReplyMessage,
                               FltlibSendMessage, FltlibClose,      FltlibAbort};

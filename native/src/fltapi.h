@@ -44,8 +44,7 @@ struct ManagementApi {
   HRESULT (*filterFindClose)(HANDLE find);
   HRESULT (*instanceFindFirst)(const char* simulatorEndpoint, LPCWSTR filterName, INSTANCE_INFORMATION_CLASS cls,
                                LPVOID buffer, DWORD size, LPDWORD returned, LPHANDLE find);
-  HRESULT (*instanceFindNext)(HANDLE find, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
-                              LPDWORD returned);
+  HRESULT (*instanceFindNext)(HANDLE find, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer, DWORD size, LPDWORD returned);
   HRESULT (*instanceFindClose)(HANDLE find);
   HRESULT (*volumeFindFirst)(const char* simulatorEndpoint, FILTER_VOLUME_INFORMATION_CLASS cls, LPVOID buffer,
                              DWORD size, LPDWORD returned, PHANDLE find);

@@ -26,13 +26,24 @@ constexpr DWORD kCreatedNameBytes = 1024 * sizeof(WCHAR);
 constexpr DWORD kDosNameChars = 261;
 constexpr DWORD kMaxDosNameChars = 32768;
 
-constexpr HRESULT kHrInvalidData = HresultFromWin32(13);         // ERROR_INVALID_DATA: a malformed record
+constexpr HRESULT kHrInvalidData = HresultFromWin32(13);          // ERROR_INVALID_DATA: a malformed record
 constexpr HRESULT kHrInsufficientBuffer = HresultFromWin32(122);  // ERROR_INSUFFICIENT_BUFFER
 constexpr HRESULT kHrMoreData = HresultFromWin32(234);            // ERROR_MORE_DATA
 constexpr HRESULT kHrNoMoreItems = HresultFromWin32(259);         // ERROR_NO_MORE_ITEMS
 constexpr HRESULT kHrAborted = HresultFromWin32(995);             // ERROR_OPERATION_ABORTED
 
-enum class Op { kFilters, kFilterInstances, kVolumeInstances, kVolumes, kLoad, kUnload, kAttach, kDetach, kDosName, kPorts };
+enum class Op {
+  kFilters,
+  kFilterInstances,
+  kVolumeInstances,
+  kVolumes,
+  kLoad,
+  kUnload,
+  kAttach,
+  kDetach,
+  kDosName,
+  kPorts
+};
 
 bool ValidHandle(HANDLE h) { return h != nullptr && h != INVALID_HANDLE_VALUE; }
 
@@ -227,7 +238,8 @@ class ManageCall : public BlockingCall {
           hr_ = a.getDosName(ep, Wide(args_[0]), name.data(), static_cast<DWORD>(name.size()));
         }
         // No drive letter or mount point: S_OK and an empty string (Microsoft's documentation).
-        if (SUCCEEDED(hr_)) value_ = records::FromTerminated(reinterpret_cast<const char16_t*>(name.data()), name.size());
+        if (SUCCEEDED(hr_))
+          value_ = records::FromTerminated(reinterpret_cast<const char16_t*>(name.data()), name.size());
         break;
       }
     }
@@ -332,11 +344,16 @@ struct OpSpec {
   size_t args;
 };
 constexpr OpSpec kOps[] = {
-    {"filters", Op::kFilters, 0},          {"filterInstances", Op::kFilterInstances, 1},
-    {"volumeInstances", Op::kVolumeInstances, 1}, {"volumes", Op::kVolumes, 0},
-    {"load", Op::kLoad, 1},                {"unload", Op::kUnload, 1},
-    {"attach", Op::kAttach, 4},            {"detach", Op::kDetach, 3},
-    {"dosName", Op::kDosName, 1},          {"ports", Op::kPorts, 0},
+    {"filters", Op::kFilters, 0},
+    {"filterInstances", Op::kFilterInstances, 1},
+    {"volumeInstances", Op::kVolumeInstances, 1},
+    {"volumes", Op::kVolumes, 0},
+    {"load", Op::kLoad, 1},
+    {"unload", Op::kUnload, 1},
+    {"attach", Op::kAttach, 4},
+    {"detach", Op::kDetach, 3},
+    {"dosName", Op::kDosName, 1},
+    {"ports", Op::kPorts, 0},
 };
 
 }  // namespace

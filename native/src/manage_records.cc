@@ -16,7 +16,8 @@ FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Flags, layout::kFasFlags);
 FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FrameID, layout::kFasMiniFrameId);
 FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.NumberOfInstances, layout::kFasMiniInstances);
 FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterNameLength, layout::kFasMiniNameLength);
-FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterNameBufferOffset, layout::kFasMiniNameLength + 2);
+FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterNameBufferOffset,
+          layout::kFasMiniNameLength + 2);
 FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterAltitudeLength, layout::kFasMiniNameLength + 4);
 FLTMGR_AT(FILTER_AGGREGATE_STANDARD_INFORMATION, Type.MiniFilter.FilterAltitudeBufferOffset,
           layout::kFasMiniNameLength + 6);

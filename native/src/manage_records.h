@@ -61,11 +61,11 @@ struct FilterRecord {
 };
 
 struct InstanceRecord {
-  uint32_t flags = 0;        // kIsMinifilter or kIsLegacy
-  uint32_t detached = 0;     // the minifilter part's Flags (FLTFL_IASIM_DETACHED_VOLUME)
-  uint32_t frameId = 0;      // minifilter only
-  uint32_t fileSystem = 0;   // FLT_FILESYSTEM_TYPE; minifilter only
-  std::u16string name;       // minifilter only (a legacy filter has no instances by name)
+  uint32_t flags = 0;       // kIsMinifilter or kIsLegacy
+  uint32_t detached = 0;    // the minifilter part's Flags (FLTFL_IASIM_DETACHED_VOLUME)
+  uint32_t frameId = 0;     // minifilter only
+  uint32_t fileSystem = 0;  // FLT_FILESYSTEM_TYPE; minifilter only
+  std::u16string name;      // minifilter only (a legacy filter has no instances by name)
   std::u16string altitude;
   std::u16string volume;
   std::u16string filter;

@@ -18,12 +18,12 @@ namespace {
 
 int failures = 0;
 
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
       std::fprintf(stderr, "%s:%d: CHECK(%s)\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                     \
-    }                                                                 \
+      ++failures;                                                            \
+    }                                                                        \
   } while (0)
 
 struct Bytes {
@@ -62,8 +62,8 @@ std::u16string U(const char* text) { return std::u16string(text, text + std::str
 Bytes Minifilter(const char* name, const char* altitude) {
   Bytes r(64);
   r.U32(4, kIsMinifilter);
-  r.U32(12, 0);   // frame
-  r.U32(16, 3);   // instances
+  r.U32(12, 0);  // frame
+  r.U32(16, 3);  // instances
   r.Pair(20, 28, name);
   r.Pair(24, 28 + 2 * std::strlen(name), altitude);
   r.b.resize(28 + 2 * (std::strlen(name) + std::strlen(altitude)));

@@ -199,13 +199,11 @@ test('load/unload: a loadable module; unload ends its connections first; the err
     manager.load('scanner', s),
     filterError(HR.ERROR_SERVICE_ALREADY_RUNNING, 'FilterLoad', /already loaded/),
   );
-  await assert.rejects(
-    manager.load('nosuch', s),
-    filterError(HR.ERROR_FILE_NOT_FOUND, 'FilterLoad', /not loadable/),
-  );
+  await assert.rejects(manager.load('nosuch', s), filterError(HR.ERROR_FILE_NOT_FOUND, 'FilterLoad', /not loadable/));
   const port = await FilterPort.connect('\\ScannerPort', { simulator: h.endpoint });
   const disconnected = new Promise<FilterError>((resolve) => port.once('disconnect', resolve));
-  const receiving = port.messages()[Symbol.asyncIterator]().next().catch((e: unknown) => e);
+  const iterator = port.messages()[Symbol.asyncIterator]();
+  const receiving = iterator.next().catch((e: unknown) => e);
   await h.untilReceiving();
   await manager.unload('scanner', s);
   // Resolved only after the connection ended: the client hears of it.
@@ -236,7 +234,9 @@ test('unload of a filter whose unload routine refuses: ERROR_FLT_DO_NOT_DETACH, 
 test('ports(): the simulator lists its communication ports with their connections', async (t) => {
   const h = await start(t);
   const s = { simulator: h.endpoint };
-  assert.deepEqual(await manager.ports(s), [{ name: PORT_NAME, filter: FILTER_NAME, maxConnections: 16, connections: 0 }]);
+  assert.deepEqual(await manager.ports(s), [
+    { name: PORT_NAME, filter: FILTER_NAME, maxConnections: 16, connections: 0 },
+  ]);
   const port = await FilterPort.connect(PORT_NAME, s);
   t.after(() => port.close());
   assert.equal((await manager.ports(s))[0]?.connections, 1);
