@@ -21,13 +21,14 @@ test(
       sources: [path.join(packageRoot(), 'examples', 'kernel-minifilter', 'lockfilter.c')],
       out: path.join(packageRoot(), 'build', 'kernel', sanitized ? 'lockfilter-asan.so' : 'lockfilter.so'),
     });
-    let driver: KernelDriver | undefined;
+    const loaded: { driver?: KernelDriver } = {};
     const base = await startBase({}, async () => {
-      if (driver !== undefined && !driver.unloaded) await driver.unload();
-      await driver?.close();
+      if (loaded.driver !== undefined && !loaded.driver.unloaded) await loaded.driver.unload();
+      await loaded.driver?.close();
     });
     t.after(() => base.close());
-    driver = await KernelDriver.load(base.sim, file, { name: 'lockfilter', altitude: '370030' });
+    const driver = await KernelDriver.load(base.sim, file, { name: 'lockfilter', altitude: '370030' });
+    loaded.driver = driver;
     const s = { simulator: base.endpoint };
 
     assert.deepEqual(await manager.filters(s), [
