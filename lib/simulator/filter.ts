@@ -33,7 +33,8 @@ export interface SimulatorCore {
   registerPortName(port: ServerPortImpl): void;
   unregisterPortName(port: ServerPortImpl): void;
   notify(event: 'connect' | 'disconnect', client: ClientPort): void;
-  filterUnloaded(filter: SimulatedFilter): void;
+  /** The filter's unload finished: the model removes its instances (their teardowns run) and frees its name. */
+  filterUnloaded(filter: SimulatedFilter): void | Promise<void>;
   /** SimulatorLimits.maxQueuedMessageBytes. */
   readonly maxQueuedMessageBytes: number;
 }
@@ -498,10 +499,9 @@ export class ServerPortImpl implements ServerPort {
   }
 }
 
-/** A registered minifilter. Created by FilterManagerSimulator.registerFilter. */
 /** A registered minifilter (FltRegisterFilter): owns communication ports and sends messages to clients. */
 export class SimulatedFilter {
-  /** The name registerFilter was given (unique per simulator). */
+  /** The name registerFilter was given (unique per simulator, ignoring case). */
   readonly name: string;
   /** The altitude registerFilter was given, if any. */
   readonly altitude: string | undefined;
@@ -578,7 +578,10 @@ export class SimulatedFilter {
     return client.sendMessage(Buffer.from(data), { replyLength, timeout, signal });
   }
 
-  /** FltUnregisterFilter: closes the filter's server ports and ends every connection; waits for the callbacks. */
+  /**
+   * FltUnregisterFilter: closes the filter's server ports and ends every connection; waits for the callbacks,
+   * then its instances are removed (their teardowns awaited) and its name is free again.
+   */
   unload(): Promise<void> {
     if (this.unloading) return this.unloading;
     const clients: ClientPortImpl[] = [];
@@ -589,9 +592,9 @@ export class SimulatedFilter {
       ending.push(...port.disconnecting);
     }
     for (const client of clients) client.close();
-    this.unloading = Promise.all([...clients, ...ending].map((c) => c.settled)).then(() => {
-      this.core.filterUnloaded(this);
-    });
+    this.unloading = Promise.all([...clients, ...ending].map((c) => c.settled)).then(() =>
+      this.core.filterUnloaded(this),
+    );
     return this.unloading;
   }
 }

@@ -2,11 +2,19 @@
 export { FilterManagerSimulator } from './server';
 export type { ListenTarget, ProtocolErrorEvent, SimulatorEventMap } from './server';
 export { SimulatedFilter } from './filter';
-export { DEFAULT_SIMULATOR_LIMITS, NtStatusError } from './types';
+export { DEFAULT_SIMULATOR_LIMITS, ManagementError, NtStatusError } from './types';
 export type {
   ClientPort,
   ClientPortStats,
   CommunicationPortOptions,
+  FilterSnapshot,
+  InstanceSetupContext,
+  InstanceSnapshot,
+  LoadableFilter,
+  PortSnapshot,
+  RegisterFilterOptions,
+  SimulatedVolume,
+  SimulatedVolumeOptions,
   PeerIdentity,
   PortCaller,
   PortSecurity,

@@ -185,7 +185,13 @@ export class KernelDriver {
     const name = options.name ?? path.basename(imagePath).replace(/\.[^.]*$/, '');
     const log: (line: string, level: number) => void = options.log ?? (() => undefined);
     const registry = registryOf(options.parameters);
-    const filter = sim.registerFilter(name, options.altitude === undefined ? {} : { altitude: options.altitude });
+    // UNLOAD by name (fltmc unload, FilterUnload) runs the driver's unload path: FilterUnloadCallback, which may
+    // refuse (STATUS_FLT_DO_NOT_DETACH), then EvtDriverUnload and the verifier's end-of-image checks.
+    const loaded: { driver?: KernelDriver } = {};
+    const filter = sim.registerFilter(name, {
+      ...(options.altitude === undefined ? {} : { altitude: options.altitude }),
+      unload: () => loaded.driver?.unload() ?? Promise.resolve(),
+    });
     // A private copy: dlopen of the same path twice would share one image (and its globals).
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fltmgr-kernel-'));
     const copy = path.join(dir, `${name}-${randomBytes(4).toString('hex')}.so`);
@@ -201,6 +207,7 @@ export class KernelDriver {
       fs.rmSync(dir, { recursive: true, force: true }); // mapped already: the file is not needed any more
     }
     const driver = new KernelDriver(sim, image, name, filter, log);
+    loaded.driver = driver;
     onEvent = (event) => driver.#onEvent(event);
     const status = await image.driverEntry(`\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\${name}`);
     if (status === null || status < 0) {
@@ -287,7 +294,8 @@ export class KernelDriver {
 
   /**
    * Unloads the driver as `fltmc unload` does (FilterUnloadCallback, then KMDF's EvtDriverUnload), runs the
-   * end-of-image checks. Rejects with NtStatusError when the filter refuses (it stays loaded) and with
+   * end-of-image checks. An UNLOAD request for the filter's name (FilterManagerSimulator.unloadFilter, fltlib's
+   * FilterUnload against the simulator) calls this. Rejects with NtStatusError when the filter refuses (it stays loaded) and with
    * KernelVerifierError when the verifier found violations during the driver's life. The image stays mapped
    * (openFile() then passes opens through unfiltered, query() reads what the driver left) until close().
    */

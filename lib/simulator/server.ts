@@ -7,13 +7,21 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { socketPeerCredentials } from '../binding';
-import { NtStatus, Win32, hresultFromNtStatus, hresultFromWin32 } from '../status';
+import { HResult, NtStatus, Win32, hresultFromNtStatus, hresultFromWin32 } from '../status';
 import { ClientPortImpl, type ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
+import { MAX_NAME_UNITS, ManagementModel, nameKey, validateFilterOptions } from './model';
 import {
   DEFAULT_SIMULATOR_LIMITS,
+  ManagementError,
   NtStatusError,
   type ClientPort,
+  type FilterSnapshot,
+  type InstanceSnapshot,
+  type LoadableFilter,
   type PeerIdentity,
+  type PortSnapshot,
+  type RegisterFilterOptions,
+  type SimulatedVolume,
   type SimulatorLimits,
   type SimulatorOptions,
   type StreamStats,
@@ -23,20 +31,33 @@ import {
   FrameType,
   MAX_FIRST_FRAME_PAYLOAD,
   MAX_OUTSTANDING_REQUESTS,
+  MAX_PAYLOAD,
   MAX_PENDING_GETS,
+  MANAGE_ARG_COUNTS,
+  MANAGE_VOLUME_DETACHED,
+  ManageKind,
+  ManageOp,
   ProtocolError,
+  encodeFilterRecord,
   encodeFrame,
   encodeFrameHeader,
   encodeI32,
+  encodeInstanceRecord,
+  encodeManageResult,
+  encodeNameRecord,
+  encodePortRecord,
   encodeSendResult,
+  encodeVolumeRecord,
   formatEndpoint,
   parseCancel,
   parseConnect,
   parseGet,
+  parseManage,
   parseReply,
   parseSend,
   type ConnectPayload,
   type Frame,
+  type ManagePayload,
 } from './wire';
 
 /** The 'protocol-error' event: a stream was closed for breaking the protocol or a limit. */
@@ -83,6 +104,7 @@ const MAX_BACKLOG = MAX_PENDING_GETS + MAX_OUTSTANDING_REQUESTS + 16;
 /** Frames with a payload up to this size are written as one buffer; larger payloads are not copied. */
 const SMALL_FRAME_PAYLOAD = 4096;
 const HR_NO_SYSTEM_RESOURCES = hresultFromNtStatus(NtStatus.STATUS_INSUFFICIENT_RESOURCES);
+const HR_PRIVILEGE_NOT_HELD = hresultFromWin32(Win32.ERROR_PRIVILEGE_NOT_HELD);
 const EMPTY = Buffer.alloc(0);
 
 type Limits = Readonly<Required<SimulatorLimits>>;
@@ -118,7 +140,7 @@ function resolveLimits(given: SimulatorLimits | undefined): Limits {
 }
 
 class Stream implements StreamLink {
-  state: 'new' | 'connecting' | 'established' | 'closed' = 'new';
+  state: 'new' | 'connecting' | 'established' | 'managing' | 'closed' = 'new';
   client: ClientPortImpl | undefined;
   // The first frame may be no larger than the largest CONNECT or MANAGE: refused on its header, never buffered.
   readonly decoder = new FrameDecoder('client-to-server', { firstFrameMaxPayload: MAX_FIRST_FRAME_PAYLOAD });
@@ -245,10 +267,11 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
   private readonly ownerIsAdmin: boolean;
   private readonly peerCredentials: ((socket: net.Socket) => PeerIdentity | undefined) | undefined;
   private readonly limits: Limits;
-  private readonly filters = new Map<string, SimulatedFilter>();
-  private readonly ports = new Map<string, ServerPortImpl>();
+  private readonly filterTable = new Map<string, SimulatedFilter>();
+  private readonly portTable = new Map<string, ServerPortImpl>();
   private readonly streams = new Set<Stream>();
   private readonly core: SimulatorCore;
+  private readonly model: ManagementModel;
   private server: net.Server | undefined;
   private transport: Transport | undefined;
   private endpointText: string | undefined;
@@ -288,14 +311,14 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       nextClientId: () => ++this.lastClientId,
       registerPortName: (port) => {
         const key = portKey(port.name);
-        if (this.ports.has(key)) {
+        if (this.portTable.has(key)) {
           throw new NtStatusError(NtStatus.STATUS_OBJECT_NAME_COLLISION, `port ${port.name} already exists`);
         }
-        this.ports.set(key, port);
+        this.portTable.set(key, port);
       },
       unregisterPortName: (port) => {
         const key = portKey(port.name);
-        if (this.ports.get(key) === port) this.ports.delete(key);
+        if (this.portTable.get(key) === port) this.portTable.delete(key);
       },
       notify: (event, client) => {
         if (verbose) {
@@ -304,11 +327,29 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
         }
         this.safeEmit(event, client);
       },
-      filterUnloaded: (filter) => {
-        if (this.filters.get(filter.name) === filter) this.filters.delete(filter.name);
+      filterUnloaded: async (filter) => {
+        await this.model.filterUnloaded(filter);
+        const key = nameKey(filter.name);
+        if (this.filterTable.get(key) === filter) this.filterTable.delete(key);
       },
       maxQueuedMessageBytes: this.limits.maxQueuedMessageBytes,
     };
+    this.model = new ManagementModel(
+      {
+        log: (line) => this.logLine(line),
+        filters: () => this.filterTable.values(),
+        filter: (name) => this.filterTable.get(nameKey(name)),
+        ports: () =>
+          [...this.portTable.values()].map((p) => ({
+            name: p.name,
+            filter: p.filter,
+            maxConnections: p.maxConnections,
+            connectionCount: p.connections.size,
+          })),
+        runLoadable: (register) => register(this),
+      },
+      options.volumes,
+    );
   }
 
   /** The endpoint string clients connect to (docs/wire-protocol.md), once listening. */
@@ -386,22 +427,95 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     return this.endpointText;
   }
 
-  /** Registers a minifilter (FltRegisterFilter). Names are unique; altitude is digits with an optional fraction. */
-  registerFilter(name: string, options: { altitude?: string } = {}): SimulatedFilter {
+  /**
+   * Registers a minifilter (FltRegisterFilter + FltStartFiltering): names are unique ignoring case (free again
+   * once the filter's unload finished); the altitude is digits with an optional fraction. The filter gets an
+   * instance ("NAME Instance", at its altitude) on every volume its instanceSetup accepts and where that altitude
+   * is free. Throws NtStatusError (STATUS_OBJECT_NAME_COLLISION, STATUS_INVALID_PARAMETER, ...).
+   */
+  registerFilter(name: string, options: RegisterFilterOptions = {}): SimulatedFilter {
     if (this.closing) throw new NtStatusError(NtStatus.STATUS_FLT_DELETING_OBJECT, 'the simulator is closed');
-    if (typeof name !== 'string' || name.length === 0) {
+    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_UNITS) {
       throw new NtStatusError(NtStatus.STATUS_OBJECT_NAME_INVALID, 'filter name must be a non-empty string');
     }
-    const altitude = options.altitude;
-    if (altitude !== undefined && (typeof altitude !== 'string' || !/^\d+(\.\d+)?$/.test(altitude))) {
-      throw new NtStatusError(NtStatus.STATUS_INVALID_PARAMETER, `bad altitude ${String(altitude)}`);
-    }
-    if (this.filters.has(name)) {
+    const altitude = validateFilterOptions(options);
+    const key = nameKey(name);
+    if (this.filterTable.has(key)) {
       throw new NtStatusError(NtStatus.STATUS_OBJECT_NAME_COLLISION, `filter ${name} is already registered`);
     }
-    const filter = new SimulatedFilter(this.core, name, altitude);
-    this.filters.set(name, filter);
+    const filter = new SimulatedFilter(this.core, name, options.altitude);
+    this.filterTable.set(key, filter);
+    this.model.filterRegistered(filter, options, altitude);
     return filter;
+  }
+
+  // ---- management (what fltlib's management calls and MANAGE requests see) --------------------------------
+  // Failures throw (or reject with) ManagementError carrying the HRESULT the fltlib call would return.
+
+  /** The volumes, in the simulator's order (FilterVolumeFindFirst). */
+  volumes(): SimulatedVolume[] {
+    return [...this.model.volumes];
+  }
+
+  /** Registered filters, highest altitude first (FilterFindFirst). */
+  filters(): FilterSnapshot[] {
+    return this.model.filters();
+  }
+
+  /**
+   * Instances, by volume then highest altitude first; only those of `filter` and/or on `volume` when given
+   * (FilterInstanceFindFirst, FilterVolumeInstanceFindFirst). Unknown filter: ERROR_FLT_FILTER_NOT_FOUND;
+   * unknown volume: ERROR_FLT_VOLUME_NOT_FOUND.
+   */
+  instances(options: { filter?: string; volume?: string } = {}): InstanceSnapshot[] {
+    return this.model.listInstances(options);
+  }
+
+  /** The open server ports (simulator only: Windows has no call that lists them). */
+  ports(): PortSnapshot[] {
+    return this.model.ports();
+  }
+
+  /** FilterGetDosName: "C:"; a volume without one: 0x80070002. Volumes are named as FilterAttach takes them. */
+  dosName(volume: string): string {
+    return this.model.dosName(volume);
+  }
+
+  /**
+   * FilterAttach / FilterAttachAtAltitude: resolves with the created instance's name. Volumes by device or DOS
+   * name (`\Device\HarddiskVolume1`, `C:`, `c:\`). Default altitude: the filter's; default name
+   * "FILTER Instance", then "FILTER Instance 2", ...
+   */
+  attach(filter: string, volume: string, options: { altitude?: string; instanceName?: string } = {}): Promise<string> {
+    return this.model.attach(filter, volume, options);
+  }
+
+  /** FilterDetach: without instanceName, the filter's only (or highest) instance on the volume. */
+  detach(filter: string, volume: string, options: { instanceName?: string } = {}): Promise<void> {
+    return this.model.detach(filter, volume, options);
+  }
+
+  /**
+   * Makes `name` loadable (FilterLoad): load(name) and MANAGE LOAD run `register`, which registers the filter
+   * through this simulator and returns it. Names are unique ignoring case.
+   */
+  addLoadable(name: string, register: LoadableFilter): void {
+    this.model.addLoadable(name, register);
+  }
+
+  /** FilterLoad: runs the loadable of that name. Unknown: 0x80070002; loaded already: 0x80070420. */
+  load(name: string): Promise<SimulatedFilter> {
+    if (this.closing) return Promise.reject(new ManagementError(hresultFromWin32(Win32.ERROR_NOT_READY), 'closed'));
+    return this.model.load(name);
+  }
+
+  /**
+   * FilterUnload: runs the filter's unload routine (registerFilter's `unload`, else FltUnregisterFilter) and
+   * resolves once its connections ended and their DisconnectNotify callbacks returned. Not loaded:
+   * ERROR_FLT_FILTER_NOT_FOUND; refused: ERROR_FLT_DO_NOT_DETACH.
+   */
+  unloadFilter(name: string): Promise<void> {
+    return this.model.unload(name);
   }
 
   /**
@@ -451,7 +565,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
         if (!server || !server.listening) resolve();
         else server.close(() => resolve());
       });
-      await Promise.all([...this.filters.values()].map((f) => f.unload()));
+      await Promise.all([...this.filterTable.values()].map((f) => f.unload()));
       // Streams that never got a connection (or whose client does not hang up) end here.
       for (const st of this.streams) if (st.state !== 'established') st.socket.destroy();
       const remaining = [...this.streams].map(
@@ -528,6 +642,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
       const ms = this.limits.handshakeTimeoutMs;
       st.handshakeTimer = setTimeout(() => {
         st.handshakeTimer = undefined;
+        // The same deadline for a MANAGE: the first frame, whichever it is.
         if (st.state === 'new') this.protocolError(st, `no complete CONNECT within ${ms} ms (handshake deadline)`);
       }, ms);
       st.handshakeTimer.unref();
@@ -607,7 +722,17 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
         st.backlog.push(frame);
         return;
       }
-      if (!st.open) return; // the kernel side already ended this stream
+      if (!st.open) return; // the kernel side already ended this stream (or the MANAGE_RESULT went out)
+      if (st.state === 'managing') throw new ProtocolError(`frame type 0x${frame.type.toString(16)} after MANAGE`);
+      if (st.state === 'new' && frame.type === FrameType.MANAGE) {
+        if (frame.id !== 0) throw new ProtocolError('MANAGE id must be 0');
+        const request = parseManage(frame.payload);
+        clearTimeout(st.handshakeTimer); // the operation takes what it takes (an UNLOAD waits for DisconnectNotify)
+        st.handshakeTimer = undefined;
+        st.state = 'managing';
+        void this.serveManage(st, request);
+        return;
+      }
       if (st.state === 'new') {
         if (frame.type !== FrameType.CONNECT)
           throw new ProtocolError(`frame type 0x${frame.type.toString(16)} before CONNECT`);
@@ -710,18 +835,133 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     st.updateFlow();
   }
 
+  /** One MANAGE request: the answer, then the stream is closed (docs/wire-protocol.md, "Management requests"). */
+  private async serveManage(st: Stream, request: ManagePayload): Promise<void> {
+    let hresult: number;
+    let records: Buffer[] = [];
+    try {
+      [hresult, records] = await this.runManage(st, request);
+    } catch (err) {
+      this.logLine(`MANAGE op ${request.op} on stream #${st.id} failed internally: ${describe(err)}`);
+      hresult = hresultFromWin32(Win32.ERROR_GEN_FAILURE);
+    }
+    if (hresult !== 0) records = [];
+    let bytes = 8;
+    for (const r of records) bytes += r.length;
+    if (bytes > MAX_PAYLOAD) {
+      this.logLine(`MANAGE op ${request.op}: ${bytes} bytes of records exceed MAX_PAYLOAD`);
+      [hresult, records] = [HR_NO_SYSTEM_RESOURCES, []];
+    }
+    st.send(FrameType.MANAGE_RESULT, 0, encodeManageResult(hresult, records));
+    st.end();
+  }
+
+  /** The checks of a MANAGE request in order (secret, op, privilege), then the operation: [hresult, records]. */
+  private async runManage(st: Stream, request: ManagePayload): Promise<[number, Buffer[]]> {
+    if (st.transport !== 'unix' && !this.secretMatches(request.secret)) {
+      this.logLine(`stream #${st.id}: wrong secret, access denied`);
+      return [E_ACCESSDENIED, []];
+    }
+    const { op, args } = request;
+    if (!MANAGE_ARG_COUNTS.has(op)) return [HResult.E_INVALIDARG, []];
+    const credentials = this.credentialsOf(st);
+    if (!credentials || !this.isAdmin(credentials)) {
+      return [op === ManageOp.LOAD || op === ManageOp.UNLOAD ? HR_PRIVILEGE_NOT_HELD : E_ACCESSDENIED, []];
+    }
+    const arg = (i: number): string => args[i] ?? '';
+    try {
+      switch (op) {
+        case ManageOp.FILTERS:
+          return [
+            0,
+            this.filters().map((f) =>
+              encodeFilterRecord({
+                flags: ManageKind.MINIFILTER,
+                frameId: f.frameId,
+                numberOfInstances: f.instances,
+                name: f.name,
+                altitude: f.altitude,
+              }),
+            ),
+          ];
+        case ManageOp.INSTANCES:
+          return [
+            0,
+            this.instances({ filter: arg(0), volume: arg(1) }).map((i) =>
+              encodeInstanceRecord({
+                flags: ManageKind.MINIFILTER,
+                frameId: i.frameId,
+                volumeFileSystemType: i.fileSystemType,
+                instanceName: i.name,
+                altitude: i.altitude,
+                volumeName: i.volume,
+                filterName: i.filter,
+              }),
+            ),
+          ];
+        case ManageOp.VOLUMES:
+          return [
+            0,
+            this.volumes().map((v) =>
+              encodeVolumeRecord({
+                flags: v.detached ? MANAGE_VOLUME_DETACHED : 0,
+                frameId: 0,
+                fileSystemType: v.fileSystemType,
+                volumeName: v.name,
+                dosName: v.dosName ?? '',
+              }),
+            ),
+          ];
+        case ManageOp.LOAD:
+          await this.load(arg(0));
+          return [0, []];
+        case ManageOp.UNLOAD:
+          await this.unloadFilter(arg(0));
+          return [0, []];
+        case ManageOp.ATTACH: {
+          const name = await this.attach(arg(0), arg(1), { altitude: arg(2), instanceName: arg(3) });
+          return [0, [encodeNameRecord(name)]];
+        }
+        case ManageOp.DETACH:
+          await this.detach(arg(0), arg(1), { instanceName: arg(2) });
+          return [0, []];
+        case ManageOp.DOS_NAME:
+          return [0, [encodeNameRecord(this.dosName(arg(0)))]];
+        case ManageOp.PORTS:
+          return [
+            0,
+            this.ports().map((p) =>
+              encodePortRecord({
+                maxConnections: p.maxConnections,
+                connections: p.connections,
+                portName: p.name,
+                filterName: p.filter,
+              }),
+            ),
+          ];
+        default:
+          return [HResult.E_INVALIDARG, []];
+      }
+    } catch (err) {
+      if (err instanceof ManagementError) return [err.hresult, []];
+      throw err;
+    }
+  }
+
+  private secretMatches(given: string): boolean {
+    const bytes = Buffer.from(given, 'latin1');
+    const secret = this.secret ?? Buffer.alloc(0);
+    return bytes.length === secret.length && timingSafeEqual(bytes, secret);
+  }
+
   /** The checks FilterConnectCommunicationPort goes through, in order; then ConnectNotify. */
   private async admit(st: Stream, p: ConnectPayload): Promise<number> {
-    if (st.transport !== 'unix') {
-      const given = Buffer.from(p.secret, 'latin1');
-      const secret = this.secret ?? Buffer.alloc(0);
-      if (given.length !== secret.length || !timingSafeEqual(given, secret)) {
-        this.logLine(`stream #${st.id}: wrong secret, access denied`);
-        return E_ACCESSDENIED;
-      }
+    if (st.transport !== 'unix' && !this.secretMatches(p.secret)) {
+      this.logLine(`stream #${st.id}: wrong secret, access denied`);
+      return E_ACCESSDENIED;
     }
     if ((p.options & ~FLT_PORT_FLAG_SYNC_HANDLE) !== 0) return hresultFromWin32(Win32.ERROR_INVALID_PARAMETER);
-    const port = this.ports.get(portKey(p.portName));
+    const port = this.portTable.get(portKey(p.portName));
     if (!port || port.closed) return hresultFromWin32(Win32.ERROR_FILE_NOT_FOUND);
     if (!this.allowed(port, this.credentialsOf(st))) return E_ACCESSDENIED;
     if (port.connections.size + port.connecting.size >= port.maxConnections) {

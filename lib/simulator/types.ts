@@ -1,6 +1,6 @@
 // Public types of the simulator (the kernel side of Filter Manager).
 import type { Socket } from 'node:net';
-import { hex32, nameOfNtStatus } from '../status';
+import { hex32, nameOfHresult, nameOfNtStatus } from '../status';
 import type { SimulatedFilter } from './filter';
 import type { FilterManagerSimulator } from './server';
 
@@ -15,6 +15,118 @@ export class NtStatusError extends Error {
     this.status = s;
   }
 }
+
+/**
+ * A management operation failed (FilterManagerSimulator.load, attach, instances, ...): `hresult` is what the
+ * fltlib call would return, and what a MANAGE request is answered with (docs/wire-protocol.md).
+ */
+export class ManagementError extends Error {
+  /** The HRESULT, unsigned (0x801F0013 for ERROR_FLT_FILTER_NOT_FOUND). */
+  readonly hresult: number;
+  constructor(hresult: number, message?: string) {
+    const h = hresult >>> 0;
+    const label = `${nameOfHresult(h) ?? 'HRESULT'} (${hex32(h)})`;
+    super(message === undefined ? label : `${message}: ${label}`);
+    this.name = 'ManagementError';
+    this.hresult = h;
+  }
+}
+
+/** A volume of the simulator's model (FilterManagerSimulator.volumes()). */
+export interface SimulatedVolume {
+  /** The NT device name, e.g. `\Device\HarddiskVolume1`. */
+  readonly name: string;
+  /** The DOS name (`C:`), or undefined when the volume has none. */
+  readonly dosName: string | undefined;
+  /** The FLT_FILESYSTEM_TYPE number (2 NTFS, 3 FAT, 13 MUP, 22 EXFAT, 28 REFS, ...). */
+  readonly fileSystemType: number;
+  /** A detached volume (FLTFL_VSI_DETACHED_VOLUME). */
+  readonly detached: boolean;
+}
+
+/** One entry of SimulatorOptions.volumes. */
+export interface SimulatedVolumeOptions {
+  /** The NT device name: starts with a backslash, unique (ignoring case). */
+  name: string;
+  /** `X:` (unique, ignoring case), or left out for none. */
+  dosName?: string;
+  /** The FLT_FILESYSTEM_TYPE number. Default 2 (NTFS). */
+  fileSystemType?: number;
+  /** Default false. */
+  detached?: boolean;
+}
+
+/** A registered filter as the model lists it (FilterManagerSimulator.filters(); FilterFindFirst's records). */
+export interface FilterSnapshot {
+  readonly name: string;
+  /** The filter's altitude ("0" when it was registered without one). */
+  readonly altitude: string;
+  /** Only minifilters are modelled. */
+  readonly kind: 'minifilter';
+  /** The frame (always 0: the simulator has one). */
+  readonly frameId: number;
+  /** Its instances, on every volume. */
+  readonly instances: number;
+}
+
+/** An instance (FilterManagerSimulator.instances(); FilterInstanceFindFirst's records). */
+export interface InstanceSnapshot {
+  readonly name: string;
+  readonly filter: string;
+  /** The volume's NT device name. */
+  readonly volume: string;
+  readonly altitude: string;
+  /** The volume's FLT_FILESYSTEM_TYPE number. */
+  readonly fileSystemType: number;
+  readonly kind: 'minifilter';
+  readonly frameId: number;
+}
+
+/** A server port that is open (FilterManagerSimulator.ports(); simulator only). */
+export interface PortSnapshot {
+  readonly name: string;
+  readonly filter: string;
+  readonly maxConnections: number;
+  /** Established connections. */
+  readonly connections: number;
+}
+
+/** What a filter's instanceSetup callback is told (InstanceSetupCallback's arguments). */
+export interface InstanceSetupContext {
+  /** The volume the instance would attach to. */
+  readonly volume: SimulatedVolume;
+  /** The instance's altitude. */
+  readonly altitude: string;
+  /** True at registration (FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT), false for an attach request. */
+  readonly automatic: boolean;
+}
+
+/** Options of {@link FilterManagerSimulator.registerFilter} (what FLT_REGISTRATION and the INF give). */
+export interface RegisterFilterOptions {
+  /** Digits with an optional fraction ("385100", "370000.5"). Default "0". */
+  altitude?: string;
+  /**
+   * InstanceSetupCallback: called for each instance about to be created (at registration on every volume, and on
+   * attach). Return false, or throw (or reject with) NtStatusError(STATUS_FLT_DO_NOT_ATTACH), to decline: the
+   * attach fails with ERROR_FLT_DO_NOT_ATTACH (another NtStatusError: its HRESULT). Default: accept every volume.
+   */
+  instanceSetup?: (context: InstanceSetupContext) => boolean | void | Promise<boolean | void>;
+  /** InstanceTeardown: called after an instance was removed (detach, or the filter's unload). Errors are logged. */
+  instanceTeardown?: (instance: InstanceSnapshot) => void | Promise<void>;
+  /**
+   * What `fltmc unload` runs (FilterUnloadCallback): UNLOAD by name and FilterManagerSimulator.unloadFilter call
+   * it instead of filter.unload() (which follows anyway, once it returns). Reject with
+   * NtStatusError(STATUS_FLT_DO_NOT_DETACH) to refuse: the filter stays loaded and UNLOAD answers
+   * ERROR_FLT_DO_NOT_DETACH. Default: FltUnregisterFilter (filter.unload()).
+   */
+  unload?: () => Promise<void>;
+}
+
+/**
+ * Registers a filter when LOAD (FilterLoad) names it: FilterManagerSimulator.addLoadable. Returns the filter it
+ * registered (through sim.registerFilter).
+ */
+export type LoadableFilter = (sim: FilterManagerSimulator) => SimulatedFilter | Promise<SimulatedFilter>;
 
 /**
  * Who is at the other end of a stream. `via: 'unix'` = peer credentials of a Unix socket (uid/gid/pid when the
@@ -142,6 +254,11 @@ export interface SimulatorOptions {
   peerCredentials?: (socket: Socket) => PeerIdentity | undefined;
   /** Bounds on what a peer can make the simulator hold; each one left out takes its DEFAULT_SIMULATOR_LIMITS value. */
   limits?: SimulatorLimits;
+  /**
+   * The volumes of the model, in the order the simulator lists them. Default: `\Device\HarddiskVolume1` (C:,
+   * NTFS), `\Device\HarddiskVolume2` (D:, REFS), `\Device\Mup` (no DOS name, MUP).
+   */
+  volumes?: SimulatedVolumeOptions[];
 }
 
 /**
@@ -153,8 +270,11 @@ export interface StreamStats {
   readonly id: number;
   /** What the stream runs over. */
   readonly transport: 'unix' | 'tcp' | 'pipe';
-  /** 'new': no CONNECT yet; 'connecting': ConnectNotify runs; 'established': a connection. */
-  readonly state: 'new' | 'connecting' | 'established';
+  /**
+   * 'new': no CONNECT yet; 'connecting': ConnectNotify runs; 'established': a connection; 'managing': a MANAGE
+   * request is being served.
+   */
+  readonly state: 'new' | 'connecting' | 'established' | 'managing';
   /** The connection, once CONNECT was admitted. */
   readonly client: ClientPort | undefined;
   /** Bytes received of a frame that is not complete yet. */

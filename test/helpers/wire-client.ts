@@ -297,8 +297,14 @@ export class WireClient {
    * when the stream closes first.
    */
   manageRaw(o: { op: number; args: readonly string[]; secret?: string; pid?: number }): Promise<Buffer> {
-    const p = new Promise<Buffer>((resolve, reject) => (this.manageWaiter = { resolve, reject }));
+    const p = this.manageResult();
     this.writeRaw(frameBytes(T.MANAGE, 0, managePayload({ ...o, secret: o.secret ?? this.secret })));
+    return p;
+  }
+
+  /** Resolves with the next MANAGE_RESULT's payload (for a MANAGE the caller writes itself). */
+  manageResult(): Promise<Buffer> {
+    const p = new Promise<Buffer>((resolve, reject) => (this.manageWaiter = { resolve, reject }));
     return withTimeout(p, { what: 'MANAGE_RESULT' });
   }
 

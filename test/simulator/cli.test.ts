@@ -118,7 +118,7 @@ test('CLI: --tcp with a port, --listen with a path; SIGINT exits 0', OPTS, async
 
 test('CLI argument parsing', () => {
   const cfg = (args: string[]): CliConfig => parseCli(args) as CliConfig;
-  const none = { driver: undefined, name: undefined, parameters: {} };
+  const none = { driver: undefined, name: undefined, altitude: undefined, parameters: {}, volumes: undefined };
   assert.deepEqual(parseCli(['--filter', 'f.js']), {
     filter: 'f.js',
     ...none,
@@ -143,12 +143,16 @@ test('CLI argument parsing', () => {
       'PortGroupSid=S-1-5-32-545',
       '--parameter',
       'N=dword:7',
+      '--altitude',
+      '385100.5',
     ]),
     {
       filter: undefined,
       driver: 'd.so',
       name: 'Flt',
+      altitude: '385100.5',
       parameters: { PortGroupSid: 'S-1-5-32-545', N: 7 },
+      volumes: undefined,
       listen: {},
       options: {},
       verbose: false,
@@ -163,6 +167,13 @@ test('CLI argument parsing', () => {
     b: 'x=y',
     c: '',
   });
+  assert.deepEqual(
+    cfg(['--filter', 'f.js', '--volume', '\\Device\\V1,dos=e:,fs=22', '--volume', '\\Device\\V2,detached']).volumes,
+    [
+      { name: '\\Device\\V1', dosName: 'e:', fileSystemType: 22 },
+      { name: '\\Device\\V2', detached: true },
+    ],
+  );
   assert.equal(parseCli(['-h']), 'help');
   const bad: [string[], RegExp][] = [
     [[], /--filter or --driver is required/],
@@ -180,6 +191,10 @@ test('CLI argument parsing', () => {
     [['--filter', 'f.js', '--tcp=99999'], /bad --tcp port/],
     [['--filter', 'f.js', '--tcp=x'], /bad --tcp port/],
     [['--filter', 'f.js', '--tcp-port', '5'], /needs --tcp/],
+    [['--filter', 'f.js', '--altitude', '5'], /go with --driver/],
+    [['--driver', 'd.so', '--altitude', '5x'], /bad --altitude/],
+    [['--filter', 'f.js', '--volume', 'C:'], /starts with a device name/],
+    [['--filter', 'f.js', '--volume', '\\Device\\V,fs=x'], /unknown part fs=x/],
   ];
   for (const [args, reason] of bad) assert.throws(() => parseCli(args), reason, args.join(' '));
 });

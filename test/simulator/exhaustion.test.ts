@@ -11,7 +11,7 @@ import {
   type SimulatorLimits,
   type StreamStats,
 } from '../../lib/simulator';
-import { T, connectPayload, frameBytes } from '../helpers/wire-client';
+import { OP, T, connectPayload, frameBytes, managePayload } from '../helpers/wire-client';
 import { PORT_NAME, startSimulator, type SimulatorHarness } from '../helpers/sim';
 import { TEST_TIMEOUT_MS, until, withTimeout } from '../helpers/timing';
 import { HR } from '../helpers/status';
@@ -29,6 +29,8 @@ const MiB = 1024 * KiB;
 /** HRESULT_FROM_WIN32(ERROR_NO_SYSTEM_RESOURCES): what RtlNtStatusToDosError makes of NtStatus.STATUS_INSUFFICIENT_RESOURCES. */
 /** The largest CONNECT payload the wire format can express: u32 + u32 + u16 + 0xFFFE name bytes + u16 + 0xFFFF + u16 + 0xFFFF. */
 const LARGEST_CONNECT_PAYLOAD = 4 + 4 + 2 + 0xfffe + 2 + 0xffff + 2 + 0xffff;
+// A MANAGE with 4 strings of 0xFFFE bytes and a 0xFFFF-byte secret: the largest first frame.
+const LARGEST_MANAGE_PAYLOAD = 4 + 4 + 2 + 4 * (2 + 0xfffe) + 2 + 0xffff;
 const GUARD = { timeout: TEST_TIMEOUT_MS };
 
 function statsOf(h: SimulatorHarness, client: ClientPort): StreamStats {
@@ -108,7 +110,7 @@ test(
 );
 
 test(
-  'exhaustion: before CONNECT, a frame longer than the largest CONNECT is refused before its payload is read (TCP, no secret)',
+  'exhaustion: a first frame longer than the largest MANAGE is refused before its payload is read (TCP, no secret)',
   GUARD,
   async (t) => {
     const h = await startSimulator({
@@ -118,9 +120,22 @@ test(
     t.after(() => h.close());
     const w = await h.open();
     const error = protocolErrorMatching(h, /exceeds/);
-    w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + LARGEST_CONNECT_PAYLOAD + 1 }));
-    assert.match((await error).reason, /largest CONNECT/);
+    w.writeRaw(frameBytes(T.CONNECT, 0, Buffer.alloc(0), { length: 8 + LARGEST_MANAGE_PAYLOAD + 1 }));
+    assert.match((await error).reason, /largest CONNECT or MANAGE/);
     await withTimeout(w.closed, { what: 'the stream to close' });
+    // The largest MANAGE is read and answered (wrong secret: access denied).
+    const largestManage = await h.open();
+    const longest = 'x'.repeat(0x7fff);
+    const manage = managePayload({
+      op: OP.ATTACH,
+      args: [longest, longest, longest, longest],
+      secret: 'a'.repeat(0xffff),
+    });
+    assert.equal(manage.length, LARGEST_MANAGE_PAYLOAD);
+    const managed = largestManage.manageResult();
+    largestManage.writeRaw(frameBytes(T.MANAGE, 0, manage));
+    assert.equal((await managed).readUInt32LE(0), HR.ERROR_ACCESS_DENIED);
+    await withTimeout(largestManage.closed, { what: 'close after MANAGE_RESULT' });
     // The largest CONNECT the wire format can carry is still read and answered (wrong secret: access denied).
     const largest = await h.open();
     const u16 = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
