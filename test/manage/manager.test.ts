@@ -113,16 +113,20 @@ test('attach/detach: default and explicit altitude and name, and every refusal w
     },
   });
   const s = { simulator: h.endpoint };
-  assert.equal(await manager.attach('extra', C, s), 'extra Instance 2', 'the default name is taken: the next one');
-  assert.equal(await manager.attach('extra', 'C:', { ...s, altitude: '360000.5', instanceName: 'mine' }), 'mine');
-  const onC = await manager.instances({ ...s, volume: C, filter: 'extra' });
+  // Registration attached "extra Instance" at 360000 on every volume; an altitude is one instance's per volume.
+  assert.equal(
+    await manager.attach('extra', C, { ...s, altitude: '360000.5' }),
+    'extra Instance 2',
+    'the default name is taken: the next one',
+  );
+  assert.equal(await manager.attach('extra', 'c:', { ...s, altitude: '360001', instanceName: 'mine' }), 'mine');
   assert.deepEqual(
-    onC.map((i) => [i.name, i.altitude]),
+    (await manager.instances({ ...s, volume: C, filter: 'extra' })).map((i) => [i.name, i.altitude]),
     [
-      ['mine', '360000.5'],
+      ['mine', '360001'],
+      ['extra Instance 2', '360000.5'],
       ['extra Instance', '360000'],
-      ['extra Instance 2', '360000'],
-    ].sort((a, b) => Number(b[1]) - Number(a[1])),
+    ],
   );
   await assert.rejects(
     manager.attach('extra', C, { ...s, instanceName: 'MINE', altitude: '1' }),
@@ -131,6 +135,11 @@ test('attach/detach: default and explicit altitude and name, and every refusal w
   await assert.rejects(
     manager.attach('extra', C, { ...s, altitude: '385100' }),
     filterError(HR.ERROR_FLT_INSTANCE_ALTITUDE_COLLISION, 'FilterAttachAtAltitude', /altitude taken/),
+  );
+  await assert.rejects(
+    manager.attach('extra', D, s),
+    filterError(HR.ERROR_FLT_INSTANCE_ALTITUDE_COLLISION, 'FilterAttach', /altitude taken/),
+    "the default altitude is the filter's own, held by its automatic instance",
   );
   await assert.rejects(
     manager.attach('nope', C, s),
@@ -142,15 +151,15 @@ test('attach/detach: default and explicit altitude and name, and every refusal w
   );
   refuse = true;
   await assert.rejects(
-    manager.attach('extra', D, { ...s, instanceName: 'refused' }),
-    filterError(HR.ERROR_FLT_DO_NOT_ATTACH, 'FilterAttach', /refused the attach/),
+    manager.attach('extra', D, { ...s, altitude: '2', instanceName: 'refused' }),
+    filterError(HR.ERROR_FLT_DO_NOT_ATTACH, 'FilterAttachAtAltitude', /refused the attach/),
   );
 
   await manager.detach('extra', C, { ...s, instanceName: 'mine' });
   await manager.detach('extra', 'c:', s); // the first in altitude order
   assert.deepEqual(
     (await manager.instances({ ...s, volume: C, filter: 'extra' })).map((i) => i.name),
-    ['extra Instance 2'],
+    ['extra Instance'],
   );
   await assert.rejects(
     manager.detach('extra', C, { ...s, instanceName: 'gone' }),
@@ -220,9 +229,7 @@ test('unload of a filter whose unload routine refuses: ERROR_FLT_DO_NOT_DETACH, 
   const s = { simulator: h.endpoint };
   h.sim.registerFilter('stubborn', {
     altitude: '300000',
-    unload: () => {
-      throw new NtStatusError(NtStatus.STATUS_FLT_DO_NOT_DETACH);
-    },
+    unload: () => Promise.reject(new NtStatusError(NtStatus.STATUS_FLT_DO_NOT_DETACH)),
   });
   await assert.rejects(
     manager.unload('stubborn', s),
