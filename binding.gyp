@@ -33,6 +33,7 @@
             "native/compat/compat_fltlib.cc",
             "native/compat/compat_manage.cc",
             "native/src/kernel_bridge.cc",
+            "native/sim/manage.cc",
             "native/sim/session.cc",
             "native/sim/wire.cc"
           ],
@@ -48,6 +49,7 @@
         }],
         ["OS=='win'", {
           "sources": [
+            "native/sim/manage.cc",
             "native/sim/session.cc",
             "native/sim/wire.cc",
             "native/win/sim_fltlib.cc",

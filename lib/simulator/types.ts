@@ -58,6 +58,7 @@ export interface SimulatedVolumeOptions {
 
 /** A registered filter as the model lists it (FilterManagerSimulator.filters(); FilterFindFirst's records). */
 export interface FilterSnapshot {
+  /** The name it was registered with. */
   readonly name: string;
   /** The filter's altitude ("0" when it was registered without one). */
   readonly altitude: string;
@@ -71,21 +72,29 @@ export interface FilterSnapshot {
 
 /** An instance (FilterManagerSimulator.instances(); FilterInstanceFindFirst's records). */
 export interface InstanceSnapshot {
+  /** The instance name ("NAME Instance" for the automatic one). */
   readonly name: string;
+  /** The filter's name. */
   readonly filter: string;
   /** The volume's NT device name. */
   readonly volume: string;
+  /** The instance's altitude. */
   readonly altitude: string;
   /** The volume's FLT_FILESYSTEM_TYPE number. */
   readonly fileSystemType: number;
+  /** Only minifilters are modelled. */
   readonly kind: 'minifilter';
+  /** The frame (always 0). */
   readonly frameId: number;
 }
 
 /** A server port that is open (FilterManagerSimulator.ports(); simulator only). */
 export interface PortSnapshot {
+  /** The port name clients connect to. */
   readonly name: string;
+  /** The name of the filter that created it. */
   readonly filter: string;
+  /** MaxConnections. */
   readonly maxConnections: number;
   /** Established connections. */
   readonly connections: number;

@@ -36,6 +36,7 @@
 #include "../sim/session.h"
 #include "../sim/wire.h"
 #include "handle.h"
+#include "socket.h"
 
 namespace fltmgr {
 namespace compat {
@@ -44,12 +45,6 @@ namespace {
 using sim::Clock;
 using sim::PendingGet;
 using sim::RemainingMs;
-
-#if defined(MSG_NOSIGNAL)
-constexpr int kSendFlags = MSG_NOSIGNAL;
-#else
-constexpr int kSendFlags = 0;  // macOS: SO_NOSIGPIPE is set on the socket instead
-#endif
 
 // Connect-time errno -> HRESULT. Anything that means "nobody serves this endpoint" is ERROR_FILE_NOT_FOUND,
 // which is what Windows reports when the minifilter (its port) is not there.
@@ -99,8 +94,8 @@ int NewSocket(int family) {
   return fd;
 }
 
-// Blocking connect bounded by the deadline (SO_SNDTIMEO bounds the kernel's wait; EINTR is resumed).
-// Returns the fd or -1 with *hr set.
+}  // namespace
+
 int OpenSocket(const wire::Endpoint& ep, Clock::time_point deadline, HRESULT* hr) {
   sockaddr_storage storage;
   std::memset(&storage, 0, sizeof(storage));
@@ -157,6 +152,8 @@ int OpenSocket(const wire::Endpoint& ep, Clock::time_point deadline, HRESULT* hr
   }
   return fd;
 }
+
+namespace {
 
 class Port final : public IoObject, public sim::Session {
  public:

@@ -182,9 +182,9 @@ BOOL CloseHandle(HANDLE hObject) {
   }
   Object* o = static_cast<Object*>(hObject);
   const uint32_t magic = o->magic();
-  if (magic != fltmgr::compat::kMagicIocp && magic != fltmgr::compat::kMagicPort) return Fail(ERROR_INVALID_HANDLE);
-  if (!o->MarkClosed()) return Fail(ERROR_INVALID_HANDLE);
-  o->OnClose();
-  o->Release();
-  return TRUE;
+  if (magic != fltmgr::compat::kMagicIocp && magic != fltmgr::compat::kMagicPort &&
+      magic != fltmgr::compat::kMagicFind) {
+    return Fail(ERROR_INVALID_HANDLE);
+  }
+  return fltmgr::compat::CloseObject(o) ? TRUE : Fail(ERROR_INVALID_HANDLE);
 }

@@ -1,46 +1,122 @@
 // fltlib management calls for non-Windows hosts (declarations: win32_compat.h and native/sim/fltsim_manage.h).
-// Step 1 of issue 8: declarations only; the bodies come with native/sim/manage.{h,cc}.
+// Everything but the transport and the handles is native/sim/manage.cc; here: one blocking socket per
+// request (unix or TCP loopback, the same connect as a port's), and find handles as compat handles.
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <new>
 
-#include "win32.h"
+#include "../sim/manage.h"
+#include "handle.h"
+#include "socket.h"
 
-HRESULT FltSimFilterLoad(const char*, LPCWSTR) { return E_NOTIMPL; }
-HRESULT FltSimFilterUnload(const char*, LPCWSTR) { return E_NOTIMPL; }
-HRESULT FltSimFilterFindFirst(const char*, FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD, LPHANDLE) {
-  return E_NOTIMPL;
+namespace fltmgr {
+namespace compat {
+namespace {
+
+class SocketStream final : public manage::Stream {
+ public:
+  explicit SocketStream(int fd) : fd_(fd) {}
+  ~SocketStream() override { close(fd_); }
+  SocketStream(const SocketStream&) = delete;
+  SocketStream& operator=(const SocketStream&) = delete;
+
+  bool WriteAll(const uint8_t* data, size_t size) override {
+    while (size > 0) {
+      const ssize_t n = send(fd_, data, size, kSendFlags);  // bounded by SO_SNDTIMEO (OpenSocket)
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  long Read(uint8_t* at, size_t room, int timeoutMs) override {
+    for (;;) {
+      pollfd p = {fd_, POLLIN, 0};
+      const int ready = poll(&p, 1, timeoutMs);
+      if (ready < 0 && errno == EINTR) continue;  // the deadline is re-read by the caller's next call
+      if (ready < 0) return kEnded;
+      if (ready == 0) return kTimedOut;
+      const ssize_t n = recv(fd_, at, room, 0);
+      if (n < 0 && errno == EINTR) continue;
+      return n <= 0 ? kEnded : static_cast<long>(n);
+    }
+  }
+
+ private:
+  const int fd_;
+};
+
+// A find handle: an ordinary compat handle (Filter*FindClose or CloseHandle closes it).
+class FindObject final : public Object {
+ public:
+  static constexpr uint32_t kMagic = kMagicFind;
+  explicit FindObject(std::shared_ptr<manage::FindState> state) : Object(kMagic), state_(std::move(state)) {}
+  void OnClose() override {}
+  const std::shared_ptr<manage::FindState>& state() const { return state_; }
+
+ private:
+  const std::shared_ptr<manage::FindState> state_;
+};
+
+class PosixHost final : public manage::Host {
+ public:
+  bool DefaultEndpoint(std::string* out) override { return Env("FLTMGR_SIMULATOR", out); }
+  bool ConnectTimeoutSetting(std::string* out) override { return Env("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS", out); }
+  wire::Endpoint::Kind Unreachable() const override { return wire::Endpoint::Kind::kPipe; }
+  uint32_t ProcessId() const override { return static_cast<uint32_t>(getpid()); }
+
+  HRESULT Open(const wire::Endpoint& ep, sim::Clock::time_point deadline,
+               std::unique_ptr<manage::Stream>* out) override {
+    HRESULT hr = S_OK;
+    const int fd = OpenSocket(ep, deadline, &hr);
+    if (fd < 0) return hr;
+    out->reset(new (std::nothrow) SocketStream(fd));
+    if (!*out) {
+      close(fd);
+      return E_OUTOFMEMORY;
+    }
+    return S_OK;
+  }
+
+  HANDLE InsertFind(std::shared_ptr<manage::FindState> state) override {
+    FindObject* o = new (std::nothrow) FindObject(std::move(state));
+    return o == nullptr ? nullptr : static_cast<Object*>(o);
+  }
+  std::shared_ptr<manage::FindState> LookupFind(HANDLE h) override {
+    Ref<FindObject> o = RefFromHandle<FindObject>(h);
+    return o ? o->state() : nullptr;
+  }
+  bool CloseFind(HANDLE h) override {
+    Ref<FindObject> o = RefFromHandle<FindObject>(h);
+    return o && CloseObject(o.get());
+  }
+
+ private:
+  static bool Env(const char* name, std::string* out) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) return false;
+    *out = v;
+    return true;
+  }
+};
+
+}  // namespace
+}  // namespace compat
+
+manage::Host& manage::ThisHost() {
+  static compat::PosixHost host;  // stateless
+  return host;
 }
-HRESULT FltSimFilterFindNext(HANDLE, FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) { return E_NOTIMPL; }
-HRESULT FltSimFilterFindClose(HANDLE) { return E_NOTIMPL; }
-HRESULT FltSimFilterInstanceFindFirst(const char*, LPCWSTR, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD,
-                                      LPHANDLE) {
-  return E_NOTIMPL;
-}
-HRESULT FltSimFilterInstanceFindNext(HANDLE, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) { return E_NOTIMPL; }
-HRESULT FltSimFilterInstanceFindClose(HANDLE) { return E_NOTIMPL; }
-HRESULT FltSimFilterVolumeFindFirst(const char*, FILTER_VOLUME_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD, PHANDLE) {
-  return E_NOTIMPL;
-}
-HRESULT FltSimFilterVolumeFindNext(HANDLE, FILTER_VOLUME_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) {
-  return E_NOTIMPL;
-}
-HRESULT FltSimFilterVolumeFindClose(HANDLE) { return E_NOTIMPL; }
-HRESULT FltSimFilterVolumeInstanceFindFirst(const char*, LPCWSTR, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD,
-                                            LPHANDLE) {
-  return E_NOTIMPL;
-}
-HRESULT FltSimFilterVolumeInstanceFindNext(HANDLE, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) {
-  return E_NOTIMPL;
-}
-HRESULT FltSimFilterVolumeInstanceFindClose(HANDLE) { return E_NOTIMPL; }
-HRESULT FltSimFilterAttach(const char*, LPCWSTR, LPCWSTR, LPCWSTR, DWORD, LPWSTR) { return E_NOTIMPL; }
-HRESULT FltSimFilterAttachAtAltitude(const char*, LPCWSTR, LPCWSTR, LPCWSTR, LPCWSTR, DWORD, LPWSTR) {
-  return E_NOTIMPL;
-}
-HRESULT FltSimFilterDetach(const char*, LPCWSTR, LPCWSTR, LPCWSTR) { return E_NOTIMPL; }
-HRESULT FltSimFilterGetDosName(const char*, LPCWSTR, LPWSTR, DWORD) { return E_NOTIMPL; }
-HRESULT FltSimPortFindFirst(const char*, LPVOID, DWORD, LPDWORD, LPHANDLE) { return E_NOTIMPL; }
-HRESULT FltSimPortFindNext(HANDLE, LPVOID, DWORD, LPDWORD) { return E_NOTIMPL; }
-HRESULT FltSimPortFindClose(HANDLE) { return E_NOTIMPL; }
+
+}  // namespace fltmgr
 
 // --- fltlib's names: the FLTMGR_SIMULATOR endpoint ---------------------------------------------------------
 

@@ -20,6 +20,7 @@ namespace compat {
 
 constexpr uint32_t kMagicIocp = 0x50434F49u;  // "IOCP"
 constexpr uint32_t kMagicPort = 0x54524F50u;  // "PORT"
+constexpr uint32_t kMagicFind = 0x444E4946u;  // "FIND": a management enumeration (compat_manage.cc)
 constexpr uint32_t kMagicDead = 0xDEADDEADu;
 
 class Object {
@@ -44,6 +45,14 @@ class Object {
   std::atomic<int32_t> refs_{1};  // the handle's own reference
   std::atomic<bool> handleClosed_{false};
 };
+
+// What CloseHandle does to a live object: false if it was already closed.
+inline bool CloseObject(Object* o) {
+  if (!o->MarkClosed()) return false;
+  o->OnClose();
+  o->Release();
+  return true;
+}
 
 // Intrusive reference.
 template <class T>

@@ -140,7 +140,9 @@ typedef HANDLE HFILTER_VOLUME;
 #define FLTFL_IASI_IS_LEGACYFILTER 2u
 #define FLTFL_VSI_DETACHED_VOLUME 1u
 
-typedef enum _FLT_FILESYSTEM_TYPE {
+// A fixed underlying type (Windows' enums are int too): a simulator's number past the last name stays a defined
+// value here (read it as a ULONG on Windows, where the header's enum has no fixed type).
+typedef enum _FLT_FILESYSTEM_TYPE : int32_t {
   FLT_FSTYPE_UNKNOWN = 0,
   FLT_FSTYPE_RAW = 1,
   FLT_FSTYPE_NTFS = 2,

@@ -3,9 +3,10 @@
 // simulator named by FLTMGR_SIMULATOR (read with GetEnvironmentVariableA at each connect). See
 // docs/windows.md. Development and test use only: it must never ship inside prebuilds/.
 //
-// The communication calls are complete. The management calls (FilterLoad, FilterFindFirst, ...) are not part
-// of the simulator wire protocol: they exist so that programs importing them load, and fail with
-// HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED).
+// The communication calls and the management calls (FilterLoad, FilterFindFirst, FilterAttach, ...: the
+// simulator's MANAGE requests, native/sim/manage.h) are complete. FilterCreate, FilterInstanceCreate and the
+// Get/Close calls on their handles have no simulator request: they exist so that programs importing them load,
+// and fail with HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED).
 #include "../win/sim_fltlib.h"
 
 namespace {
@@ -36,26 +37,82 @@ HRESULT WINAPI FilterSendMessage(HANDLE hPort, LPVOID lpInBuffer, DWORD dwInBuff
   return FltSimSendMessage(hPort, lpInBuffer, dwInBufferSize, lpOutBuffer, dwOutBufferSize, lpBytesReturned);
 }
 
-// --- management: not simulated -----------------------------------------------------------------------------
+// --- management: the simulator's MANAGE requests (endpoint: FLTMGR_SIMULATOR) ---------------------------------
 
-HRESULT WINAPI FilterLoad(LPCWSTR) { return kNotSupported; }
-HRESULT WINAPI FilterUnload(LPCWSTR) { return kNotSupported; }
+HRESULT WINAPI FilterLoad(LPCWSTR lpFilterName) { return FltSimFilterLoad(nullptr, lpFilterName); }
+HRESULT WINAPI FilterUnload(LPCWSTR lpFilterName) { return FltSimFilterUnload(nullptr, lpFilterName); }
+HRESULT WINAPI FilterFindFirst(FILTER_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer, DWORD dwBufferSize,
+                               LPDWORD lpBytesReturned, LPHANDLE lpFilterFind) {
+  return FltSimFilterFindFirst(nullptr, dwInformationClass, lpBuffer, dwBufferSize, lpBytesReturned, lpFilterFind);
+}
+HRESULT WINAPI FilterFindNext(HANDLE hFilterFind, FILTER_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer,
+                              DWORD dwBufferSize, LPDWORD lpBytesReturned) {
+  return FltSimFilterFindNext(hFilterFind, dwInformationClass, lpBuffer, dwBufferSize, lpBytesReturned);
+}
+HRESULT WINAPI FilterFindClose(HANDLE hFilterFind) { return FltSimFilterFindClose(hFilterFind); }
+HRESULT WINAPI FilterInstanceFindFirst(LPCWSTR lpFilterName, INSTANCE_INFORMATION_CLASS dwInformationClass,
+                                       LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned,
+                                       LPHANDLE lpFilterInstanceFind) {
+  return FltSimFilterInstanceFindFirst(nullptr, lpFilterName, dwInformationClass, lpBuffer, dwBufferSize,
+                                       lpBytesReturned, lpFilterInstanceFind);
+}
+HRESULT WINAPI FilterInstanceFindNext(HANDLE hFilterInstanceFind, INSTANCE_INFORMATION_CLASS dwInformationClass,
+                                      LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned) {
+  return FltSimFilterInstanceFindNext(hFilterInstanceFind, dwInformationClass, lpBuffer, dwBufferSize, lpBytesReturned);
+}
+HRESULT WINAPI FilterInstanceFindClose(HANDLE hFilterInstanceFind) {
+  return FltSimFilterInstanceFindClose(hFilterInstanceFind);
+}
+HRESULT WINAPI FilterVolumeFindFirst(FILTER_VOLUME_INFORMATION_CLASS dwInformationClass, LPVOID lpBuffer,
+                                     DWORD dwBufferSize, LPDWORD lpBytesReturned, PHANDLE lpVolumeFind) {
+  return FltSimFilterVolumeFindFirst(nullptr, dwInformationClass, lpBuffer, dwBufferSize, lpBytesReturned,
+                                     lpVolumeFind);
+}
+HRESULT WINAPI FilterVolumeFindNext(HANDLE hVolumeFind, FILTER_VOLUME_INFORMATION_CLASS dwInformationClass,
+                                    LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned) {
+  return FltSimFilterVolumeFindNext(hVolumeFind, dwInformationClass, lpBuffer, dwBufferSize, lpBytesReturned);
+}
+HRESULT WINAPI FilterVolumeFindClose(HANDLE hVolumeFind) { return FltSimFilterVolumeFindClose(hVolumeFind); }
+HRESULT WINAPI FilterVolumeInstanceFindFirst(LPCWSTR lpVolumeName, INSTANCE_INFORMATION_CLASS dwInformationClass,
+                                             LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned,
+                                             LPHANDLE lpVolumeInstanceFind) {
+  return FltSimFilterVolumeInstanceFindFirst(nullptr, lpVolumeName, dwInformationClass, lpBuffer, dwBufferSize,
+                                             lpBytesReturned, lpVolumeInstanceFind);
+}
+HRESULT WINAPI FilterVolumeInstanceFindNext(HANDLE hVolumeInstanceFind, INSTANCE_INFORMATION_CLASS dwInformationClass,
+                                            LPVOID lpBuffer, DWORD dwBufferSize, LPDWORD lpBytesReturned) {
+  return FltSimFilterVolumeInstanceFindNext(hVolumeInstanceFind, dwInformationClass, lpBuffer, dwBufferSize,
+                                            lpBytesReturned);
+}
+HRESULT WINAPI FilterVolumeInstanceFindClose(HANDLE hVolumeInstanceFind) {
+  return FltSimFilterVolumeInstanceFindClose(hVolumeInstanceFind);
+}
+HRESULT WINAPI FilterAttach(LPCWSTR lpFilterName, LPCWSTR lpVolumeName, LPCWSTR lpInstanceName,
+                            DWORD dwCreatedInstanceNameLength, LPWSTR lpCreatedInstanceName) {
+  return FltSimFilterAttach(nullptr, lpFilterName, lpVolumeName, lpInstanceName, dwCreatedInstanceNameLength,
+                            lpCreatedInstanceName);
+}
+HRESULT WINAPI FilterAttachAtAltitude(LPCWSTR lpFilterName, LPCWSTR lpVolumeName, LPCWSTR lpAltitude,
+                                      LPCWSTR lpInstanceName, DWORD dwCreatedInstanceNameLength,
+                                      LPWSTR lpCreatedInstanceName) {
+  return FltSimFilterAttachAtAltitude(nullptr, lpFilterName, lpVolumeName, lpAltitude, lpInstanceName,
+                                      dwCreatedInstanceNameLength, lpCreatedInstanceName);
+}
+HRESULT WINAPI FilterDetach(LPCWSTR lpFilterName, LPCWSTR lpVolumeName, LPCWSTR lpInstanceName) {
+  return FltSimFilterDetach(nullptr, lpFilterName, lpVolumeName, lpInstanceName);
+}
+HRESULT WINAPI FilterGetDosName(LPCWSTR lpVolumeName, LPWSTR lpDosName, DWORD dwDosNameBufferSize) {
+  return FltSimFilterGetDosName(nullptr, lpVolumeName, lpDosName, dwDosNameBufferSize);
+}
+
+// --- no simulator request ------------------------------------------------------------------------------------
+
 HRESULT WINAPI FilterCreate(LPCWSTR, HFILTER* hFilter) {
   if (hFilter != nullptr) *hFilter = INVALID_HANDLE_VALUE;
   return kNotSupported;
 }
 HRESULT WINAPI FilterClose(HFILTER) { return kNotSupported; }
 HRESULT WINAPI FilterGetInformation(HFILTER, FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) { return kNotSupported; }
-HRESULT WINAPI FilterFindFirst(FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD, LPHANDLE lpFilterFind) {
-  if (lpFilterFind != nullptr) *lpFilterFind = INVALID_HANDLE_VALUE;
-  return kNotSupported;
-}
-HRESULT WINAPI FilterFindNext(HANDLE, FILTER_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) { return kNotSupported; }
-HRESULT WINAPI FilterFindClose(HANDLE) { return kNotSupported; }
-HRESULT WINAPI FilterAttach(LPCWSTR, LPCWSTR, LPCWSTR, DWORD, LPWSTR) { return kNotSupported; }
-HRESULT WINAPI FilterAttachAtAltitude(LPCWSTR, LPCWSTR, LPCWSTR, LPCWSTR, DWORD, LPWSTR) { return kNotSupported; }
-HRESULT WINAPI FilterDetach(LPCWSTR, LPCWSTR, LPCWSTR) { return kNotSupported; }
-HRESULT WINAPI FilterGetDosName(LPCWSTR, LPWSTR, DWORD) { return kNotSupported; }
 HRESULT WINAPI FilterInstanceCreate(LPCWSTR, LPCWSTR, LPCWSTR, HFILTER_INSTANCE* hInstance) {
   if (hInstance != nullptr) *hInstance = INVALID_HANDLE_VALUE;
   return kNotSupported;
@@ -64,34 +121,8 @@ HRESULT WINAPI FilterInstanceClose(HFILTER_INSTANCE) { return kNotSupported; }
 HRESULT WINAPI FilterInstanceGetInformation(HFILTER_INSTANCE, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) {
   return kNotSupported;
 }
-HRESULT WINAPI FilterInstanceFindFirst(LPCWSTR, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD,
-                                       LPHANDLE lpFilterInstanceFind) {
-  if (lpFilterInstanceFind != nullptr) *lpFilterInstanceFind = INVALID_HANDLE_VALUE;
-  return kNotSupported;
-}
-HRESULT WINAPI FilterInstanceFindNext(HANDLE, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) {
-  return kNotSupported;
-}
-HRESULT WINAPI FilterInstanceFindClose(HANDLE) { return kNotSupported; }
-HRESULT WINAPI FilterVolumeFindFirst(FILTER_VOLUME_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD, PHANDLE lpVolumeFind) {
-  if (lpVolumeFind != nullptr) *lpVolumeFind = INVALID_HANDLE_VALUE;
-  return kNotSupported;
-}
-HRESULT WINAPI FilterVolumeFindNext(HANDLE, FILTER_VOLUME_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) {
-  return kNotSupported;
-}
-HRESULT WINAPI FilterVolumeFindClose(HANDLE) { return kNotSupported; }
 // Exported by fltlib (mingw's import library lists it) but declared by no header.
 HRESULT WINAPI FilterVolumeClose(HANDLE);
 HRESULT WINAPI FilterVolumeClose(HANDLE) { return kNotSupported; }
-HRESULT WINAPI FilterVolumeInstanceFindFirst(LPCWSTR, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD,
-                                             LPHANDLE lpVolumeInstanceFind) {
-  if (lpVolumeInstanceFind != nullptr) *lpVolumeInstanceFind = INVALID_HANDLE_VALUE;
-  return kNotSupported;
-}
-HRESULT WINAPI FilterVolumeInstanceFindNext(HANDLE, INSTANCE_INFORMATION_CLASS, LPVOID, DWORD, LPDWORD) {
-  return kNotSupported;
-}
-HRESULT WINAPI FilterVolumeInstanceFindClose(HANDLE) { return kNotSupported; }
 
 }  // extern "C"

@@ -9,11 +9,11 @@ namespace {
 bool IsServerType(uint8_t t) {
   return t == static_cast<uint8_t>(Type::kConnectResult) || t == static_cast<uint8_t>(Type::kGetComplete) ||
          t == static_cast<uint8_t>(Type::kReplyResult) || t == static_cast<uint8_t>(Type::kSendResult) ||
-         t == static_cast<uint8_t>(Type::kDisconnect);
+         t == static_cast<uint8_t>(Type::kDisconnect) || t == static_cast<uint8_t>(Type::kManageResult);
 }
 
 bool IsClientType(uint8_t t) {
-  return t >= static_cast<uint8_t>(Type::kConnect) && t <= static_cast<uint8_t>(Type::kSend);
+  return t >= static_cast<uint8_t>(Type::kConnect) && t <= static_cast<uint8_t>(Type::kManage);
 }
 
 HeaderError DecodeHeader(const uint8_t* p, FrameHeader* out, bool (*typeOk)(uint8_t)) {

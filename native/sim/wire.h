@@ -40,11 +40,13 @@ enum class Type : uint8_t {
   kCancel = 0x03,
   kReply = 0x04,
   kSend = 0x05,
+  kManage = 0x06,  // a management request: the stream's only request (native/sim/manage.h)
   kConnectResult = 0x81,
   kGetComplete = 0x82,
   kReplyResult = 0x84,
   kSendResult = 0x85,
   kDisconnect = 0x86,
+  kManageResult = 0x87,
 };
 
 // NTSTATUS values carried by GET_COMPLETE and DISCONNECT (as unsigned bit patterns).
@@ -107,7 +109,7 @@ enum class HeaderError {
   kUnknownType,
 };
 
-// Decodes 12 header bytes. Accepts only the types a client receives (0x81..0x86 as listed); a
+// Decodes 12 header bytes. Accepts only the types a client receives (0x81..0x87 as listed); a
 // client-to-simulator type from the server is kUnknownType.
 HeaderError DecodeServerHeader(const uint8_t* p, FrameHeader* out);
 // The same for frames a server receives (used by test servers and the simulator-side tooling).

@@ -1,5 +1,6 @@
-// Standalone tests of the POSIX compat layer (kernel32 subset + simulator-backed fltlib) against an
-// in-process fake simulator. Run through native/test/run.sh (ASan/UBSan and TSan builds).
+// Standalone tests of the POSIX compat layer (kernel32 subset + simulator-backed fltlib; the management calls
+// in manage_test.cc) against an in-process fake simulator. Run through native/test/run.sh (ASan/UBSan and TSan
+// builds).
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "../compat/win32_compat.h"
 #include "../sim/wire.h"
 #include "fake_sim.h"
+#include "manage_test.h"
 
 using fltmgr::wire::Type;
 using test::Bytes;
@@ -1494,6 +1496,14 @@ int main(int argc, char** argv) {
       {"many_outstanding_gets", TestManyOutstandingGets},
       {"stress", TestStress},
       {"close_race", TestCloseRace},
+      {"manage_encoding", TestManageEncoding},
+      {"manage_decoding", TestManageDecoding},
+      {"manage_records", TestManageRecords},
+      {"manage_find", [] { TestManageFind(gDir); }},
+      {"manage_instances_volumes", [] { TestManageInstancesAndVolumes(gDir); }},
+      {"manage_calls", [] { TestManageCalls(gDir); }},
+      {"manage_ports_secret", TestManagePortsAndSecret},
+      {"manage_malformed", [] { TestManageMalformed(gDir); }},
   };
   const char* only = argc > 1 ? argv[1] : nullptr;
   int failedTests = 0;

@@ -81,6 +81,45 @@ inline Bytes GetCompletePayload(uint32_t status, uint32_t replyLength, uint64_t 
   return b;
 }
 
+// --- MANAGE (native/sim/manage.h): what a management request carries, and canned answers ----------------
+struct ManageRequest {
+  uint32_t op = 0;
+  uint32_t pid = 0;
+  std::vector<std::u16string> args;
+  std::string secret;
+};
+
+// A wire string: u16 byteLength + UTF-16LE.
+inline Bytes Str16(const std::u16string& s) {
+  Bytes b(2 + s.size() * 2);
+  fltmgr::wire::PutU16(b.data(), static_cast<uint16_t>(s.size() * 2));
+  for (size_t i = 0; i < s.size(); ++i) fltmgr::wire::PutU16(b.data() + 2 + 2 * i, static_cast<uint16_t>(s[i]));
+  return b;
+}
+
+// A MANAGE_RESULT payload: i32 hresult, u32 count, the records' bytes.
+inline Bytes ManageResultPayload(uint32_t hresult, uint32_t count, const Bytes& records = {}) {
+  return Cat({U32(hresult), U32(count), records});
+}
+
+inline Bytes FilterRecordBytes(uint32_t flags, uint32_t frame, uint32_t instances, const std::u16string& name,
+                               const std::u16string& altitude) {
+  return Cat({U32(flags), U32(frame), U32(instances), Str16(name), Str16(altitude)});
+}
+inline Bytes InstanceRecordBytes(uint32_t flags, uint32_t frame, uint32_t fsType, const std::u16string& instance,
+                                 const std::u16string& altitude, const std::u16string& volume,
+                                 const std::u16string& filter) {
+  return Cat({U32(flags), U32(frame), U32(fsType), Str16(instance), Str16(altitude), Str16(volume), Str16(filter)});
+}
+inline Bytes VolumeRecordBytes(uint32_t flags, uint32_t frame, uint32_t fsType, const std::u16string& volume,
+                               const std::u16string& dosName) {
+  return Cat({U32(flags), U32(frame), U32(fsType), Str16(volume), Str16(dosName)});
+}
+inline Bytes PortRecordBytes(uint32_t maxConnections, uint32_t connections, const std::u16string& port,
+                             const std::u16string& filter) {
+  return Cat({U32(maxConnections), U32(connections), Str16(port), Str16(filter)});
+}
+
 // One accepted stream, server side.
 class ServerConn {
  public:
@@ -182,6 +221,41 @@ class ServerConn {
     if (secret) secret->assign(reinterpret_cast<const char*>(p.data() + at), secretBytes);
     Write(fltmgr::wire::Type::kConnectResult, 0, U32(static_cast<uint32_t>(result)));
     return true;
+  }
+
+  // Reads a MANAGE (the stream's first frame) and parses it strictly. False if it is anything else.
+  bool ReadManage(ManageRequest* out) {
+    Frame f;
+    if (!Read(&f) || f.type != fltmgr::wire::Type::kManage || f.id != 0) return false;
+    const Bytes& p = f.payload;
+    if (p.size() < 10) return false;
+    out->op = fltmgr::wire::GetU32(p.data());
+    out->pid = fltmgr::wire::GetU32(p.data() + 4);
+    const uint16_t argc = fltmgr::wire::GetU16(p.data() + 8);
+    size_t at = 10;
+    out->args.clear();
+    for (uint16_t i = 0; i < argc; ++i) {
+      if (at + 2 > p.size()) return false;
+      const uint16_t bytes = fltmgr::wire::GetU16(p.data() + at);
+      at += 2;
+      if ((bytes & 1) != 0 || at + bytes > p.size()) return false;
+      std::u16string s;
+      for (size_t k = 0; k < bytes; k += 2) s.push_back(static_cast<char16_t>(fltmgr::wire::GetU16(p.data() + at + k)));
+      out->args.push_back(s);
+      at += bytes;
+    }
+    if (at + 2 > p.size()) return false;
+    const uint16_t secretBytes = fltmgr::wire::GetU16(p.data() + at);
+    at += 2;
+    if (at + secretBytes != p.size()) return false;
+    out->secret.assign(reinterpret_cast<const char*>(p.data() + at), secretBytes);
+    return true;
+  }
+
+  // Answers a MANAGE as the simulator does: one MANAGE_RESULT, then the stream is closed.
+  void AnswerManage(const Bytes& resultPayload) {
+    Write(fltmgr::wire::Type::kManageResult, 0, resultPayload);
+    Close();
   }
 
   // Reads frames until a GET arrives; returns its id (0 on failure) and capacity.

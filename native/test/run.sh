@@ -13,10 +13,11 @@ product=(
   "$root/native/compat/compat_kernel32.cc"
   "$root/native/compat/compat_fltlib.cc"
   "$root/native/compat/compat_manage.cc"
+  "$root/native/sim/manage.cc"
   "$root/native/sim/session.cc"
   "$root/native/sim/wire.cc"
 )
-srcs=("${product[@]}" "$here/compat_test.cc")
+srcs=("${product[@]}" "$here/compat_test.cc" "$here/manage_test.cc")
 common=(-std=c++17 -pthread -Wall -Wextra -Werror -Wshadow -g -O1 -fno-omit-frame-pointer)
 
 # The product files must also build warning-free without sanitizers (node-gyp uses -Werror).
@@ -24,7 +25,7 @@ for f in "${product[@]}"; do
   "$cxx" -std=c++17 -Wall -Wextra -Werror -Wshadow -O2 -c "$f" -o "$out/$(basename "$f" .cc).o"
 done
 # native/sim is shared with the MSVC build (/W4 /we4244 /we4267): keep it free of narrowing conversions.
-for f in "$root/native/sim/wire.cc" "$root/native/sim/session.cc"; do
+for f in "$root/native/sim/wire.cc" "$root/native/sim/session.cc" "$root/native/sim/manage.cc"; do
   "$cxx" -std=c++17 -Wall -Wextra -Werror -Wshadow -Wconversion -Wsign-conversion -c "$f" \
     -o "$out/$(basename "$f" .cc)-conv.o"
 done

@@ -40,6 +40,7 @@
 // relay). The relay thread never takes getMu_ or upWriteMu_, and never blocks on the user: its pipe writes
 // are overlapped and reaped later, so a stalled reader cannot stall the simulator's answers.
 #include "sim_fltlib.h"
+#include "upstream.h"
 
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -100,22 +101,6 @@ uint32_t LoadStatus(const OVERLAPPED& ov) {
   return static_cast<uint32_t>(v);
 }
 
-bool ReadEnv(const char* name, std::string* out) {
-  out->clear();
-  char small[512];
-  DWORD n = GetEnvironmentVariableA(name, small, static_cast<DWORD>(sizeof(small)));
-  if (n == 0) return false;
-  if (n < sizeof(small)) {
-    out->assign(small, n);
-    return true;
-  }
-  std::vector<char> big(n);
-  n = GetEnvironmentVariableA(name, big.data(), static_cast<DWORD>(big.size()));
-  if (n == 0 || n >= big.size()) return false;
-  out->assign(big.data(), n);
-  return true;
-}
-
 DWORD RemainingMs(Clock::time_point deadline) { return static_cast<DWORD>(sim::RemainingMs(deadline)); }
 
 std::wstring Utf8ToWide(const std::string& s) {
@@ -142,21 +127,6 @@ void PinModule() {
 
 // ---------------------------------------------------------------------------------------------------------
 // Upstream: the stream to the simulator.
-
-class Upstream {
- public:
-  virtual ~Upstream() = default;
-  // Starts an overlapped read; false if it failed at once (the stream is over).
-  virtual bool StartRead(uint8_t* buffer, DWORD size) = 0;
-  virtual HANDLE ReadEvent() const = 0;
-  // After ReadEvent() is signalled (or with wait = true, blocking): bytes read (> 0), 0 = end of stream,
-  // -1 = error.
-  virtual long FinishRead(bool wait) = 0;
-  // Writes everything (blocking). Callers serialise.
-  virtual bool WriteAll(const uint8_t* data, size_t size) = 0;
-  // Cancels every operation on the stream (unblocks the reader and writers).
-  virtual void CancelAll() = 0;
-};
 
 class PipeUpstream final : public Upstream {
  public:
@@ -361,6 +331,48 @@ HRESULT OpenPipeUpstream(const wire::Endpoint& ep, Clock::time_point deadline, s
   }
 }
 
+}  // namespace
+
+bool ReadEnv(const char* name, std::string* out) {
+  out->clear();
+  char small[512];
+  DWORD n = GetEnvironmentVariableA(name, small, static_cast<DWORD>(sizeof(small)));
+  if (n == 0) return false;
+  if (n < sizeof(small)) {
+    out->assign(small, n);
+    return true;
+  }
+  std::vector<char> big(n);
+  n = GetEnvironmentVariableA(name, big.data(), static_cast<DWORD>(big.size()));
+  if (n == 0 || n >= big.size()) return false;
+  out->assign(big.data(), n);
+  return true;
+}
+
+long ReadUpstreamFor(Upstream& up, uint8_t* at, size_t room, int timeoutMs) {
+  if (!up.StartRead(at, static_cast<DWORD>(room))) return -1;
+  if (WaitForSingleObject(up.ReadEvent(), timeoutMs < 0 ? INFINITE : static_cast<DWORD>(timeoutMs)) != WAIT_OBJECT_0) {
+    up.CancelAll();
+    (void)up.FinishRead(true);
+    return -2;
+  }
+  const long n = up.FinishRead(false);
+  if (n == -2) return 0;  // a zero-length pipe message
+  return n <= 0 ? -1 : n;
+}
+
+HRESULT OpenUpstream(const wire::Endpoint& ep, Clock::time_point deadline, std::unique_ptr<Upstream>* out) {
+  if (ep.kind != wire::Endpoint::Kind::kTcp) return OpenPipeUpstream(ep, deadline, out);
+  std::unique_ptr<SocketUpstream> up(new (std::nothrow) SocketUpstream());
+  if (!up) return E_OUTOFMEMORY;
+  const HRESULT hr = up->Connect(ep, deadline);
+  if (FAILED(hr)) return hr;
+  *out = std::move(up);
+  return S_OK;
+}
+
+namespace {
+
 // ---------------------------------------------------------------------------------------------------------
 // Port
 
@@ -532,17 +544,8 @@ HRESULT Port::Open(const wire::Endpoint& ep, const std::vector<uint8_t>& connect
   const bool hasTimeout = ReadEnv("FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS", &timeout);
   const int timeoutMs = sim::ConnectTimeoutMs(hasTimeout ? timeout.c_str() : nullptr);
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
-  HRESULT hr = S_OK;
-  if (ep.kind == wire::Endpoint::Kind::kTcp) {
-    std::unique_ptr<SocketUpstream> up(new (std::nothrow) SocketUpstream());
-    if (!up) return E_OUTOFMEMORY;
-    hr = up->Connect(ep, deadline);
-    if (FAILED(hr)) return hr;
-    up_ = std::move(up);
-  } else {
-    hr = OpenPipeUpstream(ep, deadline, &up_);
-    if (FAILED(hr)) return hr;
-  }
+  HRESULT hr = OpenUpstream(ep, deadline, &up_);
+  if (FAILED(hr)) return hr;
   hr = Handshake(connectFrame, deadline);
   if (FAILED(hr)) return hr;
   return CreatePipePair(sa);
@@ -554,16 +557,8 @@ HRESULT Port::Handshake(const std::vector<uint8_t>& frame, Clock::time_point dea
 }
 
 long Port::ReadUpstream(uint8_t* at, size_t room, int timeoutMs) {
-  if (!up_->StartRead(at, static_cast<DWORD>(room))) return kReadEnded;
-  if (WaitForSingleObject(up_->ReadEvent(), timeoutMs < 0 ? INFINITE : static_cast<DWORD>(timeoutMs)) !=
-      WAIT_OBJECT_0) {
-    up_->CancelAll();
-    (void)up_->FinishRead(true);
-    return kReadTimedOut;
-  }
-  const long n = up_->FinishRead(false);
-  if (n == -2) return 0;  // a zero-length pipe message
-  return n <= 0 ? kReadEnded : n;
+  static_assert(kReadEnded == -1 && kReadTimedOut == -2, "ReadUpstreamFor's results");
+  return ReadUpstreamFor(*up_, at, room, timeoutMs);
 }
 
 HRESULT Port::CreatePipePair(LPSECURITY_ATTRIBUTES sa) {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseCli, type CliConfig } from '../../lib/simulator/cli';
 import { PORT_NAME } from '../helpers/sim';
-import { WireClient } from '../helpers/wire-client';
+import { OP, WireClient, manage } from '../helpers/wire-client';
 import { TEST_TIMEOUT_MS, withTimeout } from '../helpers/timing';
 import { NtStatus } from '../../lib/status';
 import { FilterPort } from '../../lib';
@@ -238,5 +238,50 @@ test(
     // The driver's warning (DbgPrintEx, warning level) reaches stderr: it read the parameter (value names are
     // case-insensitive, as in the registry) and refused it.
     assert.match(r.stderr(), /\[driver\] fltsample: PortGroupSid not-a-sid is not a SID string/);
+  },
+);
+
+test(
+  'CLI --filter: the filter is loadable by its name (UNLOAD then LOAD over the wire); --volume sets the volumes',
+  OPTS,
+  async (t) => {
+    const r = run(['--filter', FILTER, '--volume', '\\Device\\Stick,dos=E:,fs=22']);
+    t.after(() => r.child.kill('SIGKILL'));
+    const { endpoint } = JSON.parse(await withTimeout(r.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+    assert.deepEqual((await manage(endpoint, OP.VOLUMES)).records, [
+      { flags: 0, frameId: 0, fileSystemType: 22, volumeName: '\\Device\\Stick', dosName: 'E:' },
+    ]);
+    const c = await WireClient.connect(endpoint, { portName: PORT_NAME });
+    assert.deepEqual(await manage(endpoint, OP.UNLOAD, ['ECHO-FILTER']), { hresult: 0, records: [] });
+    assert.equal(await withTimeout(c.disconnected, { what: 'DISCONNECT' }), NtStatus.STATUS_PORT_DISCONNECTED);
+    assert.deepEqual((await manage(endpoint, OP.FILTERS)).records, []);
+    assert.deepEqual(await manage(endpoint, OP.LOAD, ['echo-filter']), { hresult: 0, records: [] });
+    const again = await WireClient.connect(endpoint, { portName: PORT_NAME });
+    assert.deepEqual((await again.send(Buffer.from('x'), 64)).output, Buffer.from('x'));
+    assert.equal(await stop(r, 'SIGTERM'), 0, r.stderr());
+  },
+);
+
+test(
+  "CLI --driver: UNLOAD by name runs the C driver's unload, LOAD maps a fresh image; SIGTERM exits 0",
+  { ...OPTS, skip: kernelHarnessAvailable() ? false : 'the kernel harness runs on Linux only' },
+  async (t) => {
+    const r = run(['--driver', sampleImage(), '--name', P.FILTER_NAME, '--altitude', P.SAMPLE_ALTITUDE]);
+    t.after(() => r.child.kill('SIGKILL'));
+    const { endpoint } = JSON.parse(await withTimeout(r.firstLine, { what: 'endpoint line' })) as { endpoint: string };
+    const listed = await manage(endpoint, OP.FILTERS);
+    assert.deepEqual(
+      listed.records.map((f) => [f['name'], f['altitude']]),
+      [[P.FILTER_NAME, P.SAMPLE_ALTITUDE]],
+    );
+    for (let i = 0; i < 2; i++) {
+      const port = await FilterPort.connect(P.PORT_NAME, { simulator: endpoint });
+      assert.equal((await P.getStats(port)).connectionsTotal, 1n, 'a fresh image counts from zero');
+      await port.close();
+      assert.deepEqual(await manage(endpoint, OP.UNLOAD, [P.FILTER_NAME]), { hresult: 0, records: [] });
+      assert.deepEqual((await manage(endpoint, OP.FILTERS)).records, []);
+      assert.deepEqual(await manage(endpoint, OP.LOAD, [P.FILTER_NAME]), { hresult: 0, records: [] });
+    }
+    assert.equal(await stop(r, 'SIGTERM'), 0, r.stderr());
   },
 );

@@ -90,7 +90,8 @@ enum WireMode : uint8_t {
   kWireEndpoint = 2,      // ParseEndpoint on the rest (NUL-terminated at the first 0 byte)
   kWireConnect = 3,       // ConnectPayloadSize / EncodeConnectPayload round trip
   kWireEncoders = 4,      // EncodeGet / EncodeReplyHead / EncodeSendHead / EncodeHeader round trips
-  kWireModes = 5,
+  kWireManage = 5,        // u8 op, then a MANAGE_RESULT payload: DecodeManageResult + the Windows records
+  kWireModes = 6,
 };
 
 // ---- fuzz_client: a script of client calls and server answers ---------------------------------------

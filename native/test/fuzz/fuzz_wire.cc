@@ -1,10 +1,13 @@
-// libFuzzer target: the native frame codec (native/sim/wire.cc). Every payload is copied into a heap
+// libFuzzer target: the native frame codec (native/sim/wire.cc) and the MANAGE_RESULT decoder with the Windows
+// record builders (native/sim/manage.cc). Every payload is copied into a heap
 // block of exactly its size, so a decoder that reads one byte too far is an AddressSanitizer report.
 // Invariants are checked against the documented rules (docs/wire-protocol.md), written out here again.
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
 
+#include "../../sim/manage.h"
 #include "../../sim/wire.h"
 #include "fuzz_common.h"
 
@@ -12,8 +15,8 @@ namespace {
 using namespace fltmgr::wire;
 using fuzz::Input;
 
-bool IsServerTypeByte(uint8_t t) { return t == 0x81 || t == 0x82 || t == 0x84 || t == 0x85 || t == 0x86; }
-bool IsClientTypeByte(uint8_t t) { return t >= 0x01 && t <= 0x05; }
+bool IsServerTypeByte(uint8_t t) { return t == 0x81 || t == 0x82 || t == 0x84 || t == 0x85 || t == 0x86 || t == 0x87; }
+bool IsClientTypeByte(uint8_t t) { return t >= 0x01 && t <= 0x06; }
 
 // The documented header rules. The order of the checks only decides which error is named.
 HeaderError ExpectedHeader(const uint8_t* p, bool server) {
@@ -283,7 +286,126 @@ void Encoders(Input& in) {
   FUZZ_REQUIRE((ce == HeaderError::kNone) == IsClientTypeByte(type), "client header for type 0x%02x", type);
 }
 
+// --- MANAGE_RESULT -------------------------------------------------------------------------------------------
+namespace manage = fltmgr::manage;
+
+void PutStr(std::vector<uint8_t>* out, const manage::Str& s) {
+  const size_t at = out->size();
+  out->resize(at + 2 + s.size() * 2);
+  PutU16(out->data() + at, static_cast<uint16_t>(s.size() * 2));
+  for (size_t i = 0; i < s.size(); ++i) PutU16(out->data() + at + 2 + 2 * i, static_cast<uint16_t>(s[i]));
+}
+void PutNum(std::vector<uint8_t>* out, uint32_t v) {
+  const size_t at = out->size();
+  out->resize(at + 4);
+  PutU32(out->data() + at, v);
+}
+
+// The payload a decoded result came from, written back in the documented layout.
+std::vector<uint8_t> Reencode(manage::Op op, const manage::Result& r) {
+  std::vector<uint8_t> out;
+  PutNum(&out, static_cast<uint32_t>(r.hr));
+  const size_t countAt = out.size();
+  PutNum(&out, 0);
+  uint32_t count = 0;
+  for (const auto& f : r.filters) {
+    PutNum(&out, f.flags), PutNum(&out, f.frameId), PutNum(&out, f.instances), PutStr(&out, f.name);
+    PutStr(&out, f.altitude), ++count;
+  }
+  for (const auto& i : r.instances) {
+    PutNum(&out, i.flags), PutNum(&out, i.frameId), PutNum(&out, i.fileSystemType), PutStr(&out, i.instance);
+    PutStr(&out, i.altitude), PutStr(&out, i.volume), PutStr(&out, i.filter), ++count;
+  }
+  for (const auto& v : r.volumes) {
+    PutNum(&out, v.flags), PutNum(&out, v.frameId), PutNum(&out, v.fileSystemType), PutStr(&out, v.volume);
+    PutStr(&out, v.dosName), ++count;
+  }
+  for (const auto& p : r.ports) {
+    PutNum(&out, p.maxConnections), PutNum(&out, p.connections), PutStr(&out, p.port), PutStr(&out, p.filter);
+    ++count;
+  }
+  if ((op == manage::Op::kAttach || op == manage::Op::kDosName) && r.hr >= 0) PutStr(&out, r.name), ++count;
+  PutU32(out.data() + countAt, count);
+  return out;
+}
+
+// Builds a record into an exactly-sized heap block (and one byte less, which must be refused), then checks that
+// every offset+length pair stays inside what was written.
+template <class Build>
+void CheckRecord(Build build, const char* what) {
+  DWORD need = 0;
+  const HRESULT first = build(nullptr, 0, &need);
+  if (first == fltmgr::sim::kHrInvalidArg || first == fltmgr::sim::kHrInvalidData) return;
+  FUZZ_REQUIRE(first == fltmgr::sim::kHrInsufficientBuffer && need > 0, "%s: empty buffer gave 0x%08x", what,
+               static_cast<unsigned>(first));
+  std::unique_ptr<uint8_t[]> exact(new uint8_t[need]);
+  DWORD got = 0;
+  FUZZ_REQUIRE(build(exact.get(), need, &got) == S_OK && got == need, "%s: exact buffer", what);
+  std::unique_ptr<uint8_t[]> shorter(new uint8_t[need]);
+  FUZZ_REQUIRE(build(shorter.get(), need - 1, &got) == fltmgr::sim::kHrInsufficientBuffer && got == need,
+               "%s: one byte short", what);
+}
+
+void CheckNames(const uint8_t* rec, DWORD size, std::initializer_list<std::pair<size_t, size_t>> fields) {
+  for (const auto& f : fields) {  // (length field offset, offset field offset)
+    const uint32_t len = GetU16(rec + f.first);
+    const uint32_t off = GetU16(rec + f.second);
+    FUZZ_REQUIRE(off + len <= size && off % 2 == 0 && len % 2 == 0, "name at %u+%u outside %u", off, len, size);
+  }
+}
+
+void Manage(Input& in) {
+  const manage::Op op = static_cast<manage::Op>(1 + in.U8() % 9);
+  const std::vector<uint8_t> bytes = in.Rest();
+  const uint32_t size = static_cast<uint32_t>(bytes.size());
+  std::unique_ptr<uint8_t[]> payload(new uint8_t[size == 0 ? 1 : size]);
+  if (size != 0) std::memcpy(payload.get(), bytes.data(), size);
+  manage::Result r;
+  if (!manage::DecodeManageResult(op, size == 0 ? payload.get() + 1 : payload.get(), size, &r)) return;
+  // Accepted: exactly the documented layout (it re-encodes to the same bytes), no records with a failure.
+  FUZZ_REQUIRE(Reencode(op, r) == bytes, "MANAGE_RESULT op %u does not re-encode to its input",
+               static_cast<unsigned>(op));
+  if (r.hr < 0)
+    FUZZ_REQUIRE(r.filters.empty() && r.instances.empty() && r.volumes.empty() && r.ports.empty(), "records");
+  for (const auto& f : r.filters) {
+    for (int cls = 0; cls <= 3; ++cls) {
+      CheckRecord([&](void* b, DWORD n, DWORD* got) { return manage::BuildFilterRecord(f, cls, b, n, got); }, "filter");
+    }
+  }
+  for (const auto& i : r.instances) {
+    for (int cls = 0; cls <= 4; ++cls) {
+      CheckRecord([&](void* b, DWORD n, DWORD* got) { return manage::BuildInstanceRecord(i, cls, b, n, got); },
+                  "instance");
+    }
+    std::vector<uint8_t> full(sizeof(INSTANCE_FULL_INFORMATION) + 4 * 65536);
+    DWORD got = 0;
+    if (manage::BuildInstanceRecord(i, InstanceFullInformation, full.data(), static_cast<DWORD>(full.size()), &got) ==
+        S_OK) {
+      CheckNames(full.data(), got,
+                 {{offsetof(INSTANCE_FULL_INFORMATION, InstanceNameLength),
+                   offsetof(INSTANCE_FULL_INFORMATION, InstanceNameBufferOffset)},
+                  {offsetof(INSTANCE_FULL_INFORMATION, AltitudeLength),
+                   offsetof(INSTANCE_FULL_INFORMATION, AltitudeBufferOffset)},
+                  {offsetof(INSTANCE_FULL_INFORMATION, VolumeNameLength),
+                   offsetof(INSTANCE_FULL_INFORMATION, VolumeNameBufferOffset)},
+                  {offsetof(INSTANCE_FULL_INFORMATION, FilterNameLength),
+                   offsetof(INSTANCE_FULL_INFORMATION, FilterNameBufferOffset)}});
+    }
+  }
+  for (const auto& v : r.volumes) {
+    for (int cls = 0; cls <= 2; ++cls) {
+      CheckRecord([&](void* b, DWORD n, DWORD* got) { return manage::BuildVolumeRecord(v, cls, b, n, got); }, "volume");
+    }
+  }
+  for (const auto& p : r.ports) {
+    CheckRecord([&](void* b, DWORD n, DWORD* got) { return manage::BuildPortRecord(p, b, n, got); }, "port");
+  }
+}
+
 }  // namespace
+
+// manage.cc's FltSim* entry points need a Host; this target only decodes, so none is ever asked for.
+fltmgr::manage::Host& fltmgr::manage::ThisHost() { std::abort(); }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Input in(data, size);
@@ -302,6 +424,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case fuzz::kWireEncoders:
       Encoders(in);
+      break;
+    case fuzz::kWireManage:
+      Manage(in);
       break;
   }
   return 0;

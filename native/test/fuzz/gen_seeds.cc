@@ -127,6 +127,23 @@ void WireSeeds() {
   Write(t, "encoders",
         Mode(fuzz::kWireEncoders,
              Script().U32(0x1001).U32(4096).U32(0xC0000022u).U64(7).U32(3).U32(5).U8(0x85).U32(20).bytes()));
+
+  // MANAGE_RESULT payloads (u8 op - 1, then the payload): one per record shape, and a failure.
+  const Bytes mname = {14, 0, 's', 0, 'c', 0, 'a', 0, 'n', 0, 'n', 0, 'e', 0, 'r', 0};
+  const Bytes altitude = {12, 0, '2', 0, '6', 0, '5', 0, '0', 0, '0', 0, '0', 0};
+  const Bytes volume = {6, 0, '\\', 0, 'V', 0, '1', 0};
+  const Bytes dos = {4, 0, 'C', 0, ':', 0};
+  Write(t, "manage-filters",
+        Mode(fuzz::kWireManage, Cat({Bytes{0}, U32(0), U32(2), U32(1), U32(0), U32(1), mname, altitude, U32(2), U32(0),
+                                     U32(0), mname, Bytes{0, 0}})));
+  Write(
+      t, "manage-instances",
+      Mode(fuzz::kWireManage, Cat({Bytes{1}, U32(0), U32(1), U32(1), U32(0), U32(2), mname, altitude, volume, mname})));
+  Write(t, "manage-volumes",
+        Mode(fuzz::kWireManage, Cat({Bytes{2}, U32(0), U32(1), U32(0), U32(0), U32(28), volume, dos})));
+  Write(t, "manage-attach", Mode(fuzz::kWireManage, Cat({Bytes{5}, U32(0), U32(1), mname})));
+  Write(t, "manage-ports", Mode(fuzz::kWireManage, Cat({Bytes{8}, U32(0), U32(1), U32(4), U32(1), mname, mname})));
+  Write(t, "manage-failure", Mode(fuzz::kWireManage, Cat({Bytes{1}, U32(0x801F0013u), U32(0)})));
 }
 
 // ---- client scripts ---------------------------------------------------------------------------------

@@ -37,7 +37,9 @@ targets=(fuzz_wire fuzz_client)
 build() {
   local t="$1"
   case "$t" in
-    fuzz_wire) "$cxx" "${flags[@]}" -Werror "$here/fuzz_wire.cc" "$sim/wire.cc" -o "$out/$t" ;;
+    fuzz_wire)
+      "$cxx" "${flags[@]}" -Werror "$here/fuzz_wire.cc" "$sim/manage.cc" "$sim/session.cc" "$sim/wire.cc" -o "$out/$t"
+      ;;
     fuzz_client)
       # The product files are built without -Werror here: gcc's -Werror build in native/test/run.sh and
       # node-gyp are the warning gates for them.
