@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { socketPeerCredentials } from '../binding';
-import { HResult, NtStatus, Win32, hresultFromNtStatus, hresultFromWin32 } from '../status';
+import { HResult, NtStatus, Win32, hex32, hresultFromNtStatus, hresultFromWin32 } from '../status';
 import { ClientPortImpl, type ServerPortImpl, SimulatedFilter, type SimulatorCore, type StreamLink } from './filter';
 import { MAX_NAME_UNITS, ManagementModel, nameKey, validateFilterOptions } from './model';
 import {
@@ -272,6 +272,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
   private readonly streams = new Set<Stream>();
   private readonly core: SimulatorCore;
   private readonly model: ManagementModel;
+  private readonly verbose: boolean;
   private server: net.Server | undefined;
   private transport: Transport | undefined;
   private endpointText: string | undefined;
@@ -305,6 +306,7 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     this.peerCredentials = options.peerCredentials;
     this.limits = resolveLimits(options.limits);
     const verbose = options.verbose ?? fromEnv;
+    this.verbose = verbose;
     this.core = {
       log: (line) => this.logLine(line),
       nextMessageId: () => ++this.lastMessageId,
@@ -851,6 +853,10 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     if (bytes > MAX_PAYLOAD) {
       this.logLine(`MANAGE op ${request.op}: ${bytes} bytes of records exceed MAX_PAYLOAD`);
       [hresult, records] = [HR_NO_SYSTEM_RESOURCES, []];
+    }
+    if (this.verbose) {
+      const pid = st.identity.pid ?? (request.clientPid !== 0 ? request.clientPid : '?');
+      this.logLine(`manage: op ${request.op} [${request.args.join(', ')}], pid ${pid}: ${hex32(hresult)}`);
     }
     st.send(FrameType.MANAGE_RESULT, 0, encodeManageResult(hresult, records));
     st.end();

@@ -107,4 +107,23 @@ describe('management requests against C drivers', { skip: !kernelHarnessAvailabl
     assert.deepEqual(driver.violations, []);
     assert.deepEqual(r.base.sim.filters(), []);
   });
+  test("a driver that leaks: UNLOAD answers S_OK (it did unload); the verifier's findings are logged and kept", async (t) => {
+    const sanitized = process.env['FLTMGR_SANITIZED'] === '1';
+    const image = buildKernelImage({
+      sources: [path.join(__dirname, '..', 'fixtures', 'kernel', 'pool-leak.c')],
+      out: path.join(packageRoot(), 'build', 'kernel', 'fixtures', `pool-leak${sanitized ? '-asan' : ''}.so`),
+    });
+    const r = await rig(t, image, 'Leaky', '123457');
+    await r.load(r.base.sim);
+    const driver = r.drivers[0] as KernelDriver;
+    assert.deepEqual(await manage(r.base.endpoint, OP.UNLOAD, ['Leaky']), { hresult: 0, records: [] });
+    assert.equal(driver.unloaded, true);
+    assert.deepEqual(r.base.sim.filters(), []);
+    assert.equal(driver.violations.length, 1);
+    assert.match(driver.violations[0] ?? '', /leaked pool tag 'KvLk'/);
+    assert.ok(
+      r.base.logs.some((l) => /^unload of Leaky: KernelVerifierError: .*leaked pool tag 'KvLk'/s.test(l)),
+      r.base.logs.join('\n'),
+    );
+  });
 });

@@ -293,6 +293,15 @@ test('privilege: non-administrators get ERROR_PRIVILEGE_NOT_HELD for LOAD/UNLOAD
   assert.equal((await manage(h.endpoint, OP.LOAD, ['Flt'])).hresult, 0);
 });
 
+test('verbose: one log line per request, with the caller and the answer', async (t) => {
+  const h = await start(t, { options: { verbose: true } });
+  failed(await manage(h.endpoint, OP.DOS_NAME, [MUP]), HR.FILE_NOT_FOUND, 'no DOS name');
+  assert.ok(
+    h.logs.some((l) => new RegExp(`^manage: op 8 \\[\\\\Device\\\\Mup\\], pid \\d+: 0x80070002$`).test(l)),
+    h.logs.join('\n'),
+  );
+});
+
 test('TCP: the secret is checked first (even an unknown op); with it, requests are served', async (t) => {
   const h = await start(t, { listen: { tcp: {} } });
   assert.match(h.endpoint, /^tcp:/);
