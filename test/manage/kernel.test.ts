@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { FilterPort } from '../../lib';
+import { FilterError, FilterPort } from '../../lib';
 import { packageRoot } from '../../lib/binding';
 import * as manager from '../../lib/manager';
 import { buildKernelImage } from '../../lib/simulator/kernel-build';
@@ -49,9 +49,15 @@ test(
     );
 
     const port = await FilterPort.connect('\\LockFilterPort', s);
-    const disconnected = new Promise((resolve) => port.once('disconnect', resolve));
+    const iterator = port.messages()[Symbol.asyncIterator]();
+    const receiving = iterator.next().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     await manager.unload('lockfilter', s);
-    await disconnected; // the C driver's unload closed its port first
+    // The C driver's unload closed its port: the receive loop sees the disconnect.
+    const ended = await receiving;
+    assert.ok(ended instanceof FilterError && ended.disconnected, String(ended));
     await port.close();
     assert.equal(driver.unloaded, true);
     assert.deepEqual(await manager.filters(s), []);
