@@ -122,6 +122,10 @@ const managementHints = new Map<number, (syscall: FilterSyscall, subject: string
         : 'not supported by this Filter Manager',
   ],
   [
+    0x8007007a,
+    (_s, subject) => `a record larger than fltmgr's 64 KiB enumeration buffer${subject ? ` (${subject})` : ''}`,
+  ],
+  [
     0x800705b4,
     () =>
       'the simulator did not answer in time (FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS): is the endpoint a fltmgr ' +

@@ -101,14 +101,13 @@ HRESULT Enumerate(const Enumeration& names, First first, Next next, Close close,
     }
     return true;
   };
-  auto grow = [&](HRESULT* hr, DWORD needed) {
+  auto grow = [&](DWORD needed) {
     const DWORD size = GrownSize(static_cast<DWORD>(buffer.size()), needed);
     if (size == 0) {
       *detail = "a record needs " + std::to_string(needed) + " bytes, more than the " + std::to_string(kMaxBuffer) +
                 "-byte limit";
       return false;
     }
-    (void)hr;
     buffer.assign(size, 0);
     return true;
   };
@@ -126,7 +125,7 @@ HRESULT Enumerate(const Enumeration& names, First first, Next next, Close close,
     }
     if (ValidHandle(h)) (void)close(h);  // no handle is expected with a failure; never leak one
     if (hr == kHrNoMoreItems) return S_OK;
-    if (!NeedsMore(hr) || !grow(&hr, returned)) return hr;
+    if (!NeedsMore(hr) || !grow(returned)) return hr;
   }
   *syscall = names.nextName;
   for (;;) {
@@ -134,7 +133,7 @@ HRESULT Enumerate(const Enumeration& names, First first, Next next, Close close,
     hr = next(find, buffer.data(), static_cast<DWORD>(buffer.size()), &returned);
     if (hr == kHrNoMoreItems) return S_OK;
     if (NeedsMore(hr)) {
-      if (!grow(&hr, returned)) return hr;
+      if (!grow(returned)) return hr;
       continue;  // FindNext did not advance
     }
     if (FAILED(hr)) return hr;
@@ -144,8 +143,15 @@ HRESULT Enumerate(const Enumeration& names, First first, Next next, Close close,
 
 class ManageCall : public BlockingCall {
  public:
-  ManageCall(Op op, const ManagementApi* api, bool hasEndpoint, std::string endpoint, std::vector<std::u16string> args)
-      : op_(op), api_(api), hasEndpoint_(hasEndpoint), endpoint_(std::move(endpoint)), args_(std::move(args)) {}
+  // syscall: the call named when it never runs (the executor stopped); Run() names the one that answered.
+  ManageCall(Op op, const char* syscall, const ManagementApi* api, bool hasEndpoint, std::string endpoint,
+             std::vector<std::u16string> args)
+      : op_(op),
+        api_(api),
+        hasEndpoint_(hasEndpoint),
+        endpoint_(std::move(endpoint)),
+        args_(std::move(args)),
+        syscall_(syscall) {}
 
   void Run() override {
     const char* ep = hasEndpoint_ ? endpoint_.c_str() : nullptr;
@@ -328,8 +334,8 @@ class ManageCall : public BlockingCall {
   const bool hasEndpoint_;
   const std::string endpoint_;
   const std::vector<std::u16string> args_;
+  const char* syscall_;
   HRESULT hr_ = S_OK;
-  const char* syscall_ = "";
   std::string detail_;
   std::vector<records::FilterRecord> filters_;
   std::vector<records::InstanceRecord> instances_;
@@ -342,18 +348,19 @@ struct OpSpec {
   const char* name;
   Op op;
   size_t args;
+  const char* syscall;  // the first fltlib call it makes
 };
 constexpr OpSpec kOps[] = {
-    {"filters", Op::kFilters, 0},
-    {"filterInstances", Op::kFilterInstances, 1},
-    {"volumeInstances", Op::kVolumeInstances, 1},
-    {"volumes", Op::kVolumes, 0},
-    {"load", Op::kLoad, 1},
-    {"unload", Op::kUnload, 1},
-    {"attach", Op::kAttach, 4},
-    {"detach", Op::kDetach, 3},
-    {"dosName", Op::kDosName, 1},
-    {"ports", Op::kPorts, 0},
+    {"filters", Op::kFilters, 0, "FilterFindFirst"},
+    {"filterInstances", Op::kFilterInstances, 1, "FilterInstanceFindFirst"},
+    {"volumeInstances", Op::kVolumeInstances, 1, "FilterVolumeInstanceFindFirst"},
+    {"volumes", Op::kVolumes, 0, "FilterVolumeFindFirst"},
+    {"load", Op::kLoad, 1, "FilterLoad"},
+    {"unload", Op::kUnload, 1, "FilterUnload"},
+    {"attach", Op::kAttach, 4, "FilterAttach"},
+    {"detach", Op::kDetach, 3, "FilterDetach"},
+    {"dosName", Op::kDosName, 1, "FilterGetDosName"},
+    {"ports", Op::kPorts, 0, "SimulatorListPorts"},
 };
 
 }  // namespace
@@ -399,8 +406,8 @@ Napi::Value Manage(const Napi::CallbackInfo& info) {
   }
 
   Addon* addon = env.GetInstanceData<Addon>();
-  return addon->calls->Submit(
-      env, std::make_unique<ManageCall>(spec->op, api, hasEndpoint, std::move(endpoint), std::move(args)));
+  return addon->calls->Submit(env, std::make_unique<ManageCall>(spec->op, spec->syscall, api, hasEndpoint,
+                                                                std::move(endpoint), std::move(args)));
 }
 
 }  // namespace fltmgr
