@@ -5,7 +5,8 @@
 //                                   the Node-API from the host executable, so it also loads in Electron)
 //   build-win/fltlib.dll            the substitute fltlib.dll (test tool: never in prebuilds/)
 //   build-win/scanner_client.exe    the C client (classic scanner pattern), linked against the real import
-//                                   library (-lfltlib); build-win/edge_client.exe: the edge cases
+//                                   library (-lfltlib); build-win/edge_client.exe: the edge cases;
+//                                   build-win/manage_client.exe: the management calls (FilterFindFirst, ...)
 // fltlib.dll sits outside Release/ on purpose: prebuildify copies every .dll of its output folder into
 // prebuilds/.
 //
@@ -136,7 +137,11 @@ async function buildWin(options = {}) {
           substitute: path.join(opts.out, 'fltlib.dll'),
           // The C clients link mingw's libfltlib.a, which only the x64 target has (CMakeLists.txt).
           ...(opts.arch === 'x64'
-            ? { cClient: path.join(opts.out, 'scanner_client.exe'), edgeClient: path.join(opts.out, 'edge_client.exe') }
+            ? {
+                cClient: path.join(opts.out, 'scanner_client.exe'),
+                edgeClient: path.join(opts.out, 'edge_client.exe'),
+                manageClient: path.join(opts.out, 'manage_client.exe'),
+              }
             : {}),
         }
       : {}),

@@ -11,7 +11,8 @@
 // Find semantics (the simulator's choice, see docs/wire-protocol.md): FindFirst takes a snapshot; each
 // First/Next returns ONE record (NextEntryOffset 0). Buffer too small: 0x8007007A with *lpBytesReturned = the
 // size needed (FindFirst then returns no handle; FindNext does not advance). End: 0x80070103 (FindFirst on an
-// empty list too, with no handle). A handle of the wrong kind, or closed: E_HANDLE.
+// empty list too, with no handle). A handle that is not a find handle of the call's kind: E_HANDLE (a closed
+// handle must not be used again, as on Windows: the POSIX client cannot tell it from a live one).
 #pragma once
 
 #include "../compat/win32.h"

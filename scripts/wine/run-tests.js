@@ -350,6 +350,9 @@ async function main() {
     fs.mkdirSync(dir, { recursive: true });
     client = path.join(dir, 'scanner_client.exe');
     fs.copyFileSync(clientBuilt, client);
+    // The management client goes next to it (test/wine/c-client.test.ts finds it there).
+    const manageBuilt = path.join(ROOT, 'build-win', 'manage_client.exe');
+    if (fs.existsSync(manageBuilt)) fs.copyFileSync(manageBuilt, path.join(dir, 'manage_client.exe'));
   } else {
     console.log('wine: NOTE build-win/scanner_client.exe not found: the C client checks are skipped');
   }
