@@ -123,7 +123,7 @@ const managementHints = new Map<number, (syscall: FilterSyscall, subject: string
   ],
   [
     0x8007007a,
-    (_s, subject) => `a record larger than fltmgr's 64 KiB enumeration buffer${subject ? ` (${subject})` : ''}`,
+    (_s, subject) => `a record larger than fltmgr's 1 MiB enumeration buffer${subject ? ` (${subject})` : ''}`,
   ],
   [
     0x800705b4,

@@ -41,6 +41,25 @@ test('filters(): every filter with altitude, kind, frame and instance count, hig
   ]);
 });
 
+test('records larger than the first 1 KiB buffer: the enumeration grows it to the size the call reports', async (t) => {
+  const h = await start(t);
+  const long = `f${'x'.repeat(2999)}`; // 6000 bytes of UTF-16 in each record that names it
+  h.sim.registerFilter(long, { altitude: '1' });
+  const s = { simulator: h.endpoint };
+  assert.deepEqual(
+    (await manager.filters(s)).map((f) => f.name),
+    [FILTER_NAME, long],
+  );
+  const mine = await manager.instances({ ...s, volume: C });
+  assert.deepEqual(
+    mine.map((i) => [i.filter, i.name]),
+    [
+      [FILTER_NAME, `${FILTER_NAME} Instance`],
+      [long, `${long} Instance`],
+    ],
+  );
+});
+
 test('volumes(): device name, DOS name (none for \\Device\\Mup), file system, frame', async (t) => {
   const h = await start(t);
   assert.deepEqual(await manager.volumes({ simulator: h.endpoint }), [
