@@ -17,7 +17,9 @@
         "native/src/receive_loop.cc",
         "native/src/receive_loop_napi.cc",
         "native/src/send_pool.cc",
-        "native/src/peercred.cc"
+        "native/src/peercred.cc",
+        "native/src/manage.cc",
+        "native/src/manage_records.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],

@@ -56,6 +56,90 @@ export interface NativeConnectOptions {
   syncHandle?: boolean;
 }
 
+/** Where a management call goes (native/src/manage.cc): the backend, and the simulator's endpoint if chosen. */
+export interface NativeManageOptions {
+  backend: Backend;
+  endpoint?: string;
+}
+
+/**
+ * What a management call resolves with: hresult (0 on success) and the call that returned it (the fltlib name,
+ * FilterError.syscall), the decoded records, or a string (attach: the instance name; dosName: the DOS name).
+ * `detail` says what was wrong with a malformed record (hresult ERROR_INVALID_DATA).
+ */
+export interface NativeManageResult<R> {
+  hresult: number;
+  syscall: string;
+  records?: R[];
+  value?: string;
+  detail?: string;
+}
+
+/** FILTER_AGGREGATE_STANDARD_INFORMATION, decoded (native/src/manage_records.cc). flags: 1 minifilter, 2 legacy. */
+export interface NativeFilterRecord {
+  flags: number;
+  frame: number;
+  instances: number;
+  name: string;
+  altitude: string;
+}
+
+/** INSTANCE_AGGREGATE_STANDARD_INFORMATION, decoded. flags: 1 minifilter, 2 legacy; detached: the IASIM flags. */
+export interface NativeInstanceRecord {
+  flags: number;
+  detached: number;
+  frame: number;
+  fileSystem: number;
+  name: string;
+  altitude: string;
+  volume: string;
+  filter: string;
+}
+
+/** FILTER_VOLUME_STANDARD_INFORMATION, decoded. flags: 1 = detached volume. */
+export interface NativeVolumeRecord {
+  flags: number;
+  frame: number;
+  fileSystem: number;
+  name: string;
+}
+
+/** The simulator's communication port records (MANAGE op PORTS). */
+export interface NativePortRecord {
+  name: string;
+  filter: string;
+  maxConnections: number;
+  connections: number;
+}
+
+/** The addon's management entry point: one fltlib call (or enumeration) per call, on the addon's threads. */
+export interface NativeManage {
+  (op: 'filters', o: NativeManageOptions): Promise<NativeManageResult<NativeFilterRecord>>;
+  (op: 'volumes', o: NativeManageOptions): Promise<NativeManageResult<NativeVolumeRecord>>;
+  (
+    op: 'filterInstances' | 'volumeInstances',
+    o: NativeManageOptions,
+    name: string,
+  ): Promise<NativeManageResult<NativeInstanceRecord>>;
+  (op: 'load' | 'unload' | 'dosName', o: NativeManageOptions, name: string): Promise<NativeManageResult<never>>;
+  (
+    op: 'attach',
+    o: NativeManageOptions,
+    filter: string,
+    volume: string,
+    altitude: string | undefined,
+    instanceName: string | undefined,
+  ): Promise<NativeManageResult<never>>;
+  (
+    op: 'detach',
+    o: NativeManageOptions,
+    filter: string,
+    volume: string,
+    instanceName: string | undefined,
+  ): Promise<NativeManageResult<never>>;
+  (op: 'ports', o: NativeManageOptions): Promise<NativeManageResult<NativePortRecord>>;
+}
+
 /** SO_PEERCRED of a Unix socket (the simulator identifies peers with it). */
 export interface PeerCredentials {
   uid: number;
@@ -94,6 +178,8 @@ export interface Binding {
   /** sizeof(FILTER_MESSAGE_HEADER) and sizeof(FILTER_REPLY_HEADER) as the addon was compiled. */
   headerSizes: { message: number; reply: number };
   peerCredentials(fd: number): PeerCredentials | undefined;
+  /** The management calls (fltmgr/manager). */
+  manage: NativeManage;
   /** The kernel harness's bridge (native/src/kernel_bridge.cc); POSIX hosts only. */
   KernelImage?: new (
     path: string,

@@ -27,7 +27,117 @@ export type FilterSyscall =
   | 'FilterGetMessage'
   | 'FilterReplyMessage'
   | 'CreateIoCompletionPort'
-  | 'GetQueuedCompletionStatusEx';
+  | 'GetQueuedCompletionStatusEx'
+  | ManagementSyscall;
+
+/** The management calls of `fltmgr/manager` (fltlib's, plus the simulator's port listing). */
+export type ManagementSyscall =
+  | 'FilterLoad'
+  | 'FilterUnload'
+  | 'FilterFindFirst'
+  | 'FilterFindNext'
+  | 'FilterInstanceFindFirst'
+  | 'FilterInstanceFindNext'
+  | 'FilterVolumeFindFirst'
+  | 'FilterVolumeFindNext'
+  | 'FilterVolumeInstanceFindFirst'
+  | 'FilterVolumeInstanceFindNext'
+  | 'FilterAttach'
+  | 'FilterAttachAtAltitude'
+  | 'FilterDetach'
+  | 'FilterGetDosName'
+  | 'SimulatorListPorts';
+
+const MANAGEMENT_SYSCALLS: ReadonlySet<string> = new Set<ManagementSyscall>([
+  'FilterLoad',
+  'FilterUnload',
+  'FilterFindFirst',
+  'FilterFindNext',
+  'FilterInstanceFindFirst',
+  'FilterInstanceFindNext',
+  'FilterVolumeFindFirst',
+  'FilterVolumeFindNext',
+  'FilterVolumeInstanceFindFirst',
+  'FilterVolumeInstanceFindNext',
+  'FilterAttach',
+  'FilterAttachAtAltitude',
+  'FilterDetach',
+  'FilterGetDosName',
+  'SimulatorListPorts',
+]);
+
+// The management calls' hints (fltmgr/manager): what the error means for a filter, volume or instance. Consulted
+// before the port hints for those calls; `subject` names what the call was about.
+const managementHints = new Map<number, (syscall: FilterSyscall, subject: string) => string>([
+  [
+    0x80070005,
+    () =>
+      'not elevated: Filter Manager lets only Administrators list, attach and detach filters (run as ' +
+      'Administrator; with the simulator, as a user it counts as an administrator)',
+  ],
+  [
+    0x80070522,
+    () =>
+      'not elevated: loading and unloading a filter needs SeLoadDriverPrivilege, which only an elevated ' +
+      'Administrator holds (run as Administrator)',
+  ],
+  [
+    0x801f0013,
+    (_s, subject) => `filter not found: no filter ${subject} is loaded (list them with fltmgr filters / fltmc filters)`,
+  ],
+  [
+    0x801f0014,
+    (_s, subject) =>
+      `volume not found: ${subject} names no volume Filter Manager knows (list them with fltmgr volumes; ` +
+      'use the device name such as \\Device\\HarddiskVolume1 or a drive letter such as C:)',
+  ],
+  [
+    0x801f0011,
+    () => 'altitude taken: another instance is attached at that altitude on this volume; choose another altitude',
+  ],
+  [
+    0x801f0012,
+    () => 'instance exists: this filter already has an instance of that name on this volume; choose another name',
+  ],
+  [0x801f0015, (_s, subject) => `instance not found: ${subject} has no such instance on that volume`],
+  [0x801f000f, () => 'the filter refused the attach (its InstanceSetupCallback returned STATUS_FLT_DO_NOT_ATTACH)'],
+  [0x801f0010, () => 'the filter refused to unload (its FilterUnloadCallback returned STATUS_FLT_DO_NOT_DETACH)'],
+  [0x80070420, (_s, subject) => `already loaded: the filter ${subject} is running (unload it first to reload it)`],
+  [
+    0x80070002,
+    (s, subject) =>
+      s === 'FilterLoad'
+        ? `not loadable: no driver service named ${subject} is installed (install the minifilter's INF, or ` +
+          'check the name; with the simulator: no module of that name was given to it, or no simulator runs at ' +
+          'the endpoint)'
+        : s === 'FilterGetDosName'
+          ? `the volume ${subject} has no DOS name (no drive letter or mount point)`
+          : 'not found: with the simulator, is it running at the endpoint (FLTMGR_SIMULATOR / options.simulator)?',
+  ],
+  [
+    0x80070032,
+    (s) =>
+      s === 'SimulatorListPorts'
+        ? 'listing communication ports is a simulator feature: Windows has no API that enumerates them'
+        : 'not supported by this Filter Manager',
+  ],
+  [
+    0x8007007a,
+    (_s, subject) => `a record larger than fltmgr's 1 MiB enumeration buffer${subject ? ` (${subject})` : ''}`,
+  ],
+  [
+    0x800705b4,
+    () =>
+      'the simulator did not answer in time (FLTMGR_SIMULATOR_CONNECT_TIMEOUT_MS): is the endpoint a fltmgr ' +
+      'simulator, and is it responsive?',
+  ],
+  [
+    0x8007000d,
+    (_s, subject) =>
+      `Filter Manager (or the simulator) returned a malformed record${subject ? ` (${subject})` : ''}: it was ` +
+      'rejected, nothing was read outside the returned bytes',
+  ],
+]);
 
 const hints = new Map<number, (syscall: FilterSyscall, subject: string) => string>([
   [
@@ -102,7 +212,10 @@ export class FilterError extends Error {
   constructor(hresult: number, syscall: FilterSyscall, subject = '') {
     const hr = hresult >>> 0;
     const code = nameOfHresult(hr) ?? hex32(hr);
-    const hint = hints.get(hr)?.(syscall, subject);
+    const hint = (MANAGEMENT_SYSCALLS.has(syscall) ? (managementHints.get(hr) ?? hints.get(hr)) : hints.get(hr))?.(
+      syscall,
+      subject,
+    );
     super(`${syscall} failed: ${code} (${hex32(hr)})${hint ? `: ${hint}` : ''}`);
     this.hresult = hr;
     this.code = code;

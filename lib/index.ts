@@ -12,7 +12,14 @@ export {
   type SendOptions,
   type ServeOptions,
 } from './port';
-export { FilterError, FltmgrError, type FilterErrorCode, type FltmgrErrorCode, type FilterSyscall } from './errors';
+export {
+  FilterError,
+  FltmgrError,
+  type FilterErrorCode,
+  type FltmgrErrorCode,
+  type FilterSyscall,
+  type ManagementSyscall,
+} from './errors';
 export type { Backend } from './binding';
 export { configureBinding } from './binding';
 export type { HResultName, NtStatusName, Win32Name } from './status';

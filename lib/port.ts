@@ -671,7 +671,8 @@ function checkSignal(signal: unknown): AbortSignal | undefined {
   return signal;
 }
 
-function chooseBackend(
+/** @internal Where Filter* calls go: FilterPort.connect's `simulator` option (fltmgr/manager chooses the same way). */
+export function chooseBackend(
   simulator: ConnectOptions['simulator'],
   hasSystem: boolean,
 ): { backend: Backend; endpoint?: string } {
@@ -705,7 +706,8 @@ function chooseBackend(
   return { backend: 'fltlib' };
 }
 
-function checkEndpoint(binding: Binding, endpoint: string, fromEnvironment: boolean): void {
+/** @internal Rejects an endpoint this host cannot reach, naming where it came from. */
+export function checkEndpoint(binding: Binding, endpoint: string, fromEnvironment: boolean): void {
   const why = binding.checkEndpoint(endpoint);
   if (why === undefined) return;
   const where = fromEnvironment ? 'FLTMGR_SIMULATOR' : 'options.simulator';

@@ -11,6 +11,7 @@
 #include "fltapi.h"
 #include "hresult.h"
 #include "kernel_bridge.h"
+#include "manage.h"
 #include "port.h"
 #include "receive_loop.h"
 #include "send_pool.h"
@@ -93,6 +94,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::CheckEndpoint>("checkEndpoint"),
                        });
   exports.Set("peerCredentials", Napi::Function::New<PeerCredentials>(env, "peerCredentials"));
+  // The management calls (fltmgr/manager); they run on `calls` too.
+  exports.Set("manage", Napi::Function::New<Manage>(env, "manage"));
 #if !defined(_WIN32)
   // The kernel harness's bridge (driver images run in this process against the simulator): POSIX hosts only.
   exports.Set("KernelImage", DefineKernelImage(env));

@@ -1,5 +1,6 @@
 #include "fltapi.h"
 
+#include "../sim/fltsim_manage.h"
 #if defined(_WIN32)
 #include "../win/sim_fltlib.h"
 #endif
@@ -35,6 +36,81 @@ HRESULT FltlibAbort(HANDLE port) {
   return CancelIoEx(port, nullptr) || GetLastError() == ERROR_NOT_FOUND ? S_OK : HRESULT_FROM_WIN32(GetLastError());
 }
 
+// Management: adapters for the same two reasons (WINAPI; the endpoint the table passes first is not fltlib's).
+HRESULT FltlibLoad(const char*, LPCWSTR name) { return FilterLoad(name); }
+HRESULT FltlibUnload(const char*, LPCWSTR name) { return FilterUnload(name); }
+HRESULT FltlibFilterFindFirst(const char*, FILTER_INFORMATION_CLASS cls, LPVOID buffer, DWORD size, LPDWORD returned,
+                              LPHANDLE find) {
+  return FilterFindFirst(cls, buffer, size, returned, find);
+}
+HRESULT FltlibFilterFindNext(HANDLE find, FILTER_INFORMATION_CLASS cls, LPVOID buffer, DWORD size, LPDWORD returned) {
+  return FilterFindNext(find, cls, buffer, size, returned);
+}
+HRESULT FltlibFilterFindClose(HANDLE find) { return FilterFindClose(find); }
+HRESULT FltlibInstanceFindFirst(const char*, LPCWSTR filter, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                                LPDWORD returned, LPHANDLE find) {
+  return FilterInstanceFindFirst(filter, cls, buffer, size, returned, find);
+}
+HRESULT FltlibInstanceFindNext(HANDLE find, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                               LPDWORD returned) {
+  return FilterInstanceFindNext(find, cls, buffer, size, returned);
+}
+HRESULT FltlibInstanceFindClose(HANDLE find) { return FilterInstanceFindClose(find); }
+HRESULT FltlibVolumeFindFirst(const char*, FILTER_VOLUME_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                              LPDWORD returned, PHANDLE find) {
+  return FilterVolumeFindFirst(cls, buffer, size, returned, find);
+}
+HRESULT FltlibVolumeFindNext(HANDLE find, FILTER_VOLUME_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                             LPDWORD returned) {
+  return FilterVolumeFindNext(find, cls, buffer, size, returned);
+}
+HRESULT FltlibVolumeFindClose(HANDLE find) { return FilterVolumeFindClose(find); }
+HRESULT FltlibVolumeInstanceFindFirst(const char*, LPCWSTR volume, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer,
+                                      DWORD size, LPDWORD returned, LPHANDLE find) {
+  return FilterVolumeInstanceFindFirst(volume, cls, buffer, size, returned, find);
+}
+HRESULT FltlibVolumeInstanceFindNext(HANDLE find, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                                     LPDWORD returned) {
+  return FilterVolumeInstanceFindNext(find, cls, buffer, size, returned);
+}
+HRESULT FltlibVolumeInstanceFindClose(HANDLE find) { return FilterVolumeInstanceFindClose(find); }
+HRESULT FltlibAttach(const char*, LPCWSTR filter, LPCWSTR volume, LPCWSTR instance, DWORD createdSize, LPWSTR created) {
+  return FilterAttach(filter, volume, instance, createdSize, created);
+}
+HRESULT FltlibAttachAtAltitude(const char*, LPCWSTR filter, LPCWSTR volume, LPCWSTR altitude, LPCWSTR instance,
+                               DWORD createdSize, LPWSTR created) {
+  // fltlib declares lpAltitude as LPWSTR though it only reads it.
+  return FilterAttachAtAltitude(filter, volume, const_cast<LPWSTR>(altitude), instance, createdSize, created);
+}
+HRESULT FltlibDetach(const char*, LPCWSTR filter, LPCWSTR volume, LPCWSTR instance) {
+  return FilterDetach(filter, volume, instance);
+}
+HRESULT FltlibGetDosName(const char*, LPCWSTR volume, LPWSTR dosName, DWORD size) {
+  return FilterGetDosName(volume, dosName, size);
+}
+
+const ManagementApi kFltlibManagementApi = {FltlibLoad,
+                                            FltlibUnload,
+                                            FltlibFilterFindFirst,
+                                            FltlibFilterFindNext,
+                                            FltlibFilterFindClose,
+                                            FltlibInstanceFindFirst,
+                                            FltlibInstanceFindNext,
+                                            FltlibInstanceFindClose,
+                                            FltlibVolumeFindFirst,
+                                            FltlibVolumeFindNext,
+                                            FltlibVolumeFindClose,
+                                            FltlibVolumeInstanceFindFirst,
+                                            FltlibVolumeInstanceFindNext,
+                                            FltlibVolumeInstanceFindClose,
+                                            FltlibAttach,
+                                            FltlibAttachAtAltitude,
+                                            FltlibDetach,
+                                            FltlibGetDosName,
+                                            nullptr,
+                                            nullptr,
+                                            nullptr};
+
 const FilterApi kFltlibApi = {FltlibConnect,     FltlibGetMessage, FltlibReplyMessage,
                               FltlibSendMessage, FltlibClose,      FltlibAbort};
 const FilterApi kSimulatorApi = {SimConnect,        FltSimGetMessage, FltSimReplyMessage,
@@ -46,7 +122,42 @@ const FilterApi kSimulatorApi = {SimConnect,        FilterGetMessage, FilterRepl
                                  FilterSendMessage, SimClose,         FltSimAbortPort};
 #endif
 
+// The simulator clients export the table's signatures as they are (native/sim/fltsim_manage.h).
+const ManagementApi kSimulatorManagementApi = {
+    FltSimFilterLoad,
+    FltSimFilterUnload,
+    FltSimFilterFindFirst,
+    FltSimFilterFindNext,
+    FltSimFilterFindClose,
+    FltSimFilterInstanceFindFirst,
+    FltSimFilterInstanceFindNext,
+    FltSimFilterInstanceFindClose,
+    FltSimFilterVolumeFindFirst,
+    FltSimFilterVolumeFindNext,
+    FltSimFilterVolumeFindClose,
+    FltSimFilterVolumeInstanceFindFirst,
+    FltSimFilterVolumeInstanceFindNext,
+    FltSimFilterVolumeInstanceFindClose,
+    FltSimFilterAttach,
+    FltSimFilterAttachAtAltitude,
+    FltSimFilterDetach,
+    FltSimFilterGetDosName,
+    FltSimPortFindFirst,
+    FltSimPortFindNext,
+    FltSimPortFindClose,
+};
+
 }  // namespace
+
+const ManagementApi* FltlibManagementApi() {
+#if defined(_WIN32)
+  return &kFltlibManagementApi;
+#else
+  return nullptr;
+#endif
+}
+
+const ManagementApi* SimulatorManagementApi() { return &kSimulatorManagementApi; }
 
 const FilterApi* FltlibFilterApi() {
 #if defined(_WIN32)

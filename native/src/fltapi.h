@@ -32,4 +32,47 @@ const FilterApi* FltlibFilterApi();
 // The simulator-backed implementation (compat layer on POSIX; named-pipe relay on Windows).
 const FilterApi* SimulatorFilterApi();
 
+// The management calls (native/src/manage.cc), chosen per call like FilterApi: fltlib's signatures, with the
+// simulator endpoint first on every call that does not take a find handle (nullptr = the default, FLTMGR_SIMULATOR;
+// real fltlib ignores it). Find handles are closed with the matching findClose on every path.
+struct ManagementApi {
+  HRESULT (*load)(const char* simulatorEndpoint, LPCWSTR filterName);
+  HRESULT (*unload)(const char* simulatorEndpoint, LPCWSTR filterName);
+  HRESULT (*filterFindFirst)(const char* simulatorEndpoint, FILTER_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                             LPDWORD returned, LPHANDLE find);
+  HRESULT (*filterFindNext)(HANDLE find, FILTER_INFORMATION_CLASS cls, LPVOID buffer, DWORD size, LPDWORD returned);
+  HRESULT (*filterFindClose)(HANDLE find);
+  HRESULT (*instanceFindFirst)(const char* simulatorEndpoint, LPCWSTR filterName, INSTANCE_INFORMATION_CLASS cls,
+                               LPVOID buffer, DWORD size, LPDWORD returned, LPHANDLE find);
+  HRESULT (*instanceFindNext)(HANDLE find, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer, DWORD size, LPDWORD returned);
+  HRESULT (*instanceFindClose)(HANDLE find);
+  HRESULT (*volumeFindFirst)(const char* simulatorEndpoint, FILTER_VOLUME_INFORMATION_CLASS cls, LPVOID buffer,
+                             DWORD size, LPDWORD returned, PHANDLE find);
+  HRESULT (*volumeFindNext)(HANDLE find, FILTER_VOLUME_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                            LPDWORD returned);
+  HRESULT (*volumeFindClose)(HANDLE find);
+  HRESULT (*volumeInstanceFindFirst)(const char* simulatorEndpoint, LPCWSTR volumeName, INSTANCE_INFORMATION_CLASS cls,
+                                     LPVOID buffer, DWORD size, LPDWORD returned, LPHANDLE find);
+  HRESULT (*volumeInstanceFindNext)(HANDLE find, INSTANCE_INFORMATION_CLASS cls, LPVOID buffer, DWORD size,
+                                    LPDWORD returned);
+  HRESULT (*volumeInstanceFindClose)(HANDLE find);
+  // createdSize in bytes (fltlib's convention).
+  HRESULT (*attach)(const char* simulatorEndpoint, LPCWSTR filterName, LPCWSTR volumeName, LPCWSTR instanceName,
+                    DWORD createdSize, LPWSTR created);
+  HRESULT (*attachAtAltitude)(const char* simulatorEndpoint, LPCWSTR filterName, LPCWSTR volumeName, LPCWSTR altitude,
+                              LPCWSTR instanceName, DWORD createdSize, LPWSTR created);
+  HRESULT (*detach)(const char* simulatorEndpoint, LPCWSTR filterName, LPCWSTR volumeName, LPCWSTR instanceName);
+  // dosNameSize in WCHARs.
+  HRESULT (*getDosName)(const char* simulatorEndpoint, LPCWSTR volumeName, LPWSTR dosName, DWORD dosNameSize);
+  // The simulator's communication ports (no Windows API lists them): nullptr for real fltlib.
+  HRESULT (*portFindFirst)(const char* simulatorEndpoint, LPVOID buffer, DWORD size, LPDWORD returned, LPHANDLE find);
+  HRESULT (*portFindNext)(HANDLE find, LPVOID buffer, DWORD size, LPDWORD returned);
+  HRESULT (*portFindClose)(HANDLE find);
+};
+
+// Real fltlib's management calls. On hosts without it, nullptr.
+const ManagementApi* FltlibManagementApi();
+// The simulator's (native/sim/fltsim_manage.h).
+const ManagementApi* SimulatorManagementApi();
+
 }  // namespace fltmgr
