@@ -110,9 +110,7 @@ const managementHints = new Map<number, (syscall: FilterSyscall, subject: string
         ? `not loadable: no driver service named ${subject} is installed (install the minifilter's INF, or ` +
           'check the name; with the simulator: no module of that name was given to it, or no simulator runs at ' +
           'the endpoint)'
-        : s === 'FilterGetDosName'
-          ? `the volume ${subject} has no DOS name (no drive letter or mount point)`
-          : 'not found: with the simulator, is it running at the endpoint (FLTMGR_SIMULATOR / options.simulator)?',
+        : 'not found: with the simulator, is it running at the endpoint (FLTMGR_SIMULATOR / options.simulator)?',
   ],
   [
     0x80070032,

@@ -227,8 +227,8 @@ export async function volumes(options?: ManagerOptions): Promise<VolumeInfo[]> {
   const list = records(await binding.manage('volumes', where), '');
   return Promise.all(
     list.map(async (v) => {
-      // A volume without a DOS name (S_OK and '' on Windows; ERROR_FILE_NOT_FOUND from the simulator), or one
-      // that went away meanwhile, is listed without one: the listing does not fail for it.
+      // A volume without a DOS name (S_OK and '', documented), or one that went away meanwhile, is listed
+      // without one: the listing does not fail for it.
       const dos = await binding.manage('dosName', where, v.name);
       return {
         name: v.name,
@@ -288,7 +288,7 @@ export async function detach(filter: string, volume: string, options?: DetachOpt
 
 /**
  * FilterGetDosName: the volume's drive letter ('C:'), or a mount point path when it has no letter. A volume
- * with neither: '' on Windows (S_OK, documented); the simulator rejects with ERROR_FILE_NOT_FOUND.
+ * with neither: '' (S_OK and an empty name, as FilterGetDosName's documentation says; the simulator does the same).
  */
 export async function dosName(volume: string, options?: ManagerOptions): Promise<string> {
   const v = checkName('volume', volume, MAX_VOLUME_NAME);

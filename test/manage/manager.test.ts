@@ -194,15 +194,13 @@ test('attach/detach: default and explicit altitude and name, and every refusal w
   );
 });
 
-test('dosName(): the drive letter; a volume without one and an unknown volume reject with hints', async (t) => {
+test('dosName(): the drive letter; "" for a volume without one; an unknown volume rejects with a hint', async (t) => {
   const h = await start(t);
   const s = { simulator: h.endpoint };
   assert.equal(await manager.dosName(C, s), 'C:');
   assert.equal(await manager.dosName(D, s), 'D:');
-  await assert.rejects(
-    manager.dosName(MUP, s),
-    filterError(HR.ERROR_FILE_NOT_FOUND, 'FilterGetDosName', /has no DOS name/),
-  );
+  // No drive letter and no mount point: S_OK and an empty name (FilterGetDosName's documentation).
+  assert.equal(await manager.dosName(MUP, s), '');
   await assert.rejects(
     manager.dosName('\\Device\\Nope', s),
     filterError(HR.ERROR_FLT_VOLUME_NOT_FOUND, 'FilterGetDosName', /volume not found/),
