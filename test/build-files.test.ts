@@ -222,3 +222,13 @@ describe('driver-sample build files', () => {
     }
   });
 });
+
+test("cmake/fltlib-x86.def imports every fltlib call the addon makes (mingw's i686 target has no libfltlib.a)", () => {
+  // The calls: `return FilterXxx(` in the real-fltlib adapters of native/src/fltapi.cc.
+  const source = fs.readFileSync(path.join(root, 'native', 'src', 'fltapi.cc'), 'utf8');
+  const called = new Set([...source.matchAll(/return (Filter\w+)\(/g)].map((m) => m[1] as string));
+  const def = fs.readFileSync(path.join(root, 'cmake', 'fltlib-x86.def'), 'utf8');
+  const imported = new Set([...def.matchAll(/^\s+(Filter\w+)@\d+\s*$/gm)].map((m) => m[1] as string));
+  assert.ok(called.size >= 22, `found only ${called.size} fltlib calls in fltapi.cc: did its form change?`);
+  assert.deepEqual([...called].filter((c) => !imported.has(c)).sort(), [], 'missing from cmake/fltlib-x86.def');
+});
