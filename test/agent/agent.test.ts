@@ -59,6 +59,9 @@ test('late driver start: connecting/waiting until the port exists, then connecte
     ['connecting', 'waiting', 'connecting', 'waiting'],
   );
   assert.ok(agent.counters.retries >= 3);
+  // The sender has its reply; the agent learns that Filter Manager took it a little later (REPLY_RESULT). Closed
+  // before that, the message would rightly be reported 'unconfirmed'.
+  await until(() => agent.counters.replies === 1, { what: "the agent's reply acknowledged" });
   await agent.close();
   assert.deepEqual(agent.state, { state: 'closed', error: undefined, lost: [] });
   await agent.done;
