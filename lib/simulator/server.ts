@@ -672,7 +672,11 @@ export class FilterManagerSimulator extends EventEmitter<SimulatorEventMap> {
     socket.on('error', () => undefined);
     socket.resume();
     socket.write(encodeFrame(FrameType.CONNECT_RESULT, 0, encodeI32(HR_NO_SYSTEM_RESOURCES)));
-    socket.destroySoon();
+    // Half-close, and keep reading (and discarding) until the peer closes: a client whose CONNECT is still on its
+    // way can then write it and read this answer. Closed at once, its write could fail first (EPIPE), and the
+    // client would report that instead of ERROR_NO_SYSTEM_RESOURCES. The grace timer bounds a peer that never closes.
+    socket.end();
+    setTimeout(() => socket.destroy(), STREAM_END_GRACE_MS).unref();
     this.safeEmit('protocol-error', { reason });
   }
 

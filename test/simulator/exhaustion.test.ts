@@ -2,6 +2,7 @@
 // limit is checked through the counters the simulator exposes (streamStats()), never through RSS or a clock:
 // waits are for events and counters, with generous timeouts only as hang protection.
 import { test } from 'node:test';
+import * as net from 'node:net';
 import * as assert from 'node:assert/strict';
 import {
   DEFAULT_SIMULATOR_LIMITS,
@@ -203,6 +204,40 @@ test(
     const again = await h.open();
     assert.equal(await again.connect({ portName: PORT_NAME }), 0);
     assert.equal(h.protocolErrors.length, 1);
+  },
+);
+
+test(
+  'exhaustion: a stream over maxStreams can still deliver its CONNECT after the refusal was sent, and reads it',
+  GUARD,
+  async (t) => {
+    // The race a native client lost under load: the refusal is written at accept, before the client's CONNECT;
+    // the simulator used to close the stream at once, so the CONNECT written afterwards failed with EPIPE and
+    // the client reported ERROR_FILE_NOT_FOUND. Here the CONNECT is written only after the refusal (and the
+    // simulator's half-close) has arrived.
+    const h = await startSimulator({ options: { limits: { maxStreams: 1 } } });
+    t.after(() => h.close());
+    const holder = await h.connect();
+    t.after(() => holder.close());
+    const socket = net.connect(h.endpoint.replace(/^unix:/, ''));
+    t.after(() => socket.destroy());
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    socket.on('error', () => undefined);
+    // Node would end our side when the simulator's FIN arrives (allowHalfOpen is false): keep it open to write.
+    socket.allowHalfOpen = true;
+    await withTimeout(new Promise<void>((resolve) => socket.once('end', () => resolve())), {
+      what: "the simulator's refusal and half-close",
+    });
+    // Give a full close, had the simulator made one, time to happen (this only makes the old failure certain).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const frame = frameBytes(T.CONNECT, 0, connectPayload({ portName: PORT_NAME, secret: '' }));
+    const written = await new Promise<Error | null | undefined>((resolve) => socket.write(frame, resolve));
+    assert.equal(written ?? undefined, undefined, `the CONNECT could not be written: ${String(written)}`);
+    const answer = Buffer.concat(received);
+    assert.equal(answer.length, 16, 'one CONNECT_RESULT');
+    assert.equal(answer.readUInt8(5), T.CONNECT_RESULT);
+    assert.equal(answer.readUInt32LE(12), HR.ERROR_NO_SYSTEM_RESOURCES);
   },
 );
 
